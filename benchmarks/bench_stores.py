@@ -1,0 +1,372 @@
+"""Store throughput for fleets: Redis, PostgreSQL and SQLite, with 1 and 8 client processes.
+
+Run from the repository root (the Redis and PostgreSQL servers of the machine)::
+
+    .venv/bin/python benchmarks/bench_stores.py              # about a minute
+    .venv/bin/python benchmarks/bench_stores.py --seconds 0.3 --stores redis,sqlite
+
+Stores compared, side by side in one run:
+
+* ``redis``: :class:`~mfa_core.stores.redis.RedisStore` (one Lua script or command per call);
+* ``postgresql``: :class:`~mfa_core.stores.sql.SQLStore` on PostgreSQL through psycopg 3
+  (one autocommitted statement per call);
+* ``sql-sqlite``: the same :class:`~mfa_core.stores.sql.SQLStore` on a SQLite file (WAL);
+* ``sqlite``: the embedded default :class:`~mfa_core.stores.SQLiteStore` (WAL,
+  ``synchronous=FULL``), for reference.
+
+Workloads, each for ``--seconds`` per process after a common start barrier (every process
+has its own connection and its own user and credential, so the figures are throughput, not
+contention on one row):
+
+* ``claim``: ``claim(credential, n)`` with a growing ``n`` (a successful replay check);
+* ``fail+reset``: ``record_failure(user, now)`` then ``reset(user)`` (a failure counted, then
+  cleared; one cycle counts as one);
+* ``verify``: ``MFAService.verify(user, code)`` with a valid code for a fresh time step
+  (throttle read, credential list, unseal, window, claim, event): a whole verification.
+
+Round trips per call are counted on a single process: for Redis every command sent on the
+client's connections (a counting ``redis.Connection``), for PostgreSQL every ``Sync`` /
+``Query`` message in libpq's protocol trace; SQLite runs in-process (no round trips).
+
+Prints operations per second per store, workload and process count, the ratio to Redis, and
+the round trips. Keys live under a unique prefix and PostgreSQL tables in a unique schema,
+both removed at the end; the servers themselves are left alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.metadata
+import multiprocessing
+import os
+import platform
+import re
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import redis
+import sqlalchemy as sa
+
+from mfa_core import b32decode_key, totp
+from mfa_core.models import Credential, CredentialKind, CredentialState
+from mfa_core.sealing import AESGCMSealer
+from mfa_core.service import MFAService, ServiceConfig
+from mfa_core.stores import SQLiteStore
+from mfa_core.stores.redis import RedisStore
+from mfa_core.stores.sql import SQLStore, create_schema
+from mfa_core.testing import FakeClock
+from mfa_core.throttle import ThrottleConfig
+
+REDIS_URL = os.environ.get("MFA_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+POSTGRES_URL = os.environ.get(
+    "MFA_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+STORES = ("redis", "postgresql", "sql-sqlite", "sqlite")
+WORKLOADS = ("claim", "fail+reset", "verify")
+T0 = 1_700_000_015.0
+SEALING_KEY = bytes(range(32))
+
+Spec = tuple[str, str, str]
+"""(store, url or path, namespace): what a worker process needs to build its store."""
+
+
+# -- building stores -----------------------------------------------------------------------
+
+
+def build(spec: Spec, *, connection_class: type[Any] | None = None) -> Any:
+    """Make the store of ``spec`` with connections of this process."""
+    kind, where, namespace = spec
+    if kind == "redis":
+        options: dict[str, Any] = {"socket_timeout": 10}
+        if connection_class is not None:
+            options["connection_class"] = connection_class
+        return RedisStore(redis.Redis.from_url(where, **options), prefix=namespace)
+    if kind == "postgresql":
+        engine = sa.create_engine(where, pool_size=1)
+        return SQLStore(engine.execution_options(schema_translate_map={None: namespace}))
+    if kind == "sql-sqlite":
+        return SQLStore(sa.create_engine(where, connect_args={"timeout": 30}))
+    if kind == "sqlite":
+        return SQLiteStore(where, timeout=30)
+    raise ValueError(kind)
+
+
+@contextlib.contextmanager
+def provisioned(kind: str, directory: Path) -> Iterator[Spec]:
+    """Create a place for ``kind`` (prefix, schema or file) and remove it afterwards."""
+    tag = uuid.uuid4().hex[:10]
+    if kind == "redis":
+        prefix = f"mfa-bench:{tag}:"
+        yield ("redis", REDIS_URL, prefix)
+        client = redis.Redis.from_url(REDIS_URL)
+        keys = list(client.scan_iter(match=prefix + "*", count=1000))
+        for start in range(0, len(keys), 500):
+            client.delete(*keys[start : start + 500])
+        client.close()
+    elif kind == "postgresql":
+        schema = f"mfa_bench_{tag}"
+        admin = sa.create_engine(POSTGRES_URL, poolclass=sa.pool.NullPool)
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+        engine = sa.create_engine(POSTGRES_URL, poolclass=sa.pool.NullPool)
+        create_schema(engine.execution_options(schema_translate_map={None: schema}))
+        engine.dispose()
+        try:
+            yield ("postgresql", POSTGRES_URL, schema)
+        finally:
+            with admin.begin() as connection:
+                connection.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()
+    elif kind == "sql-sqlite":
+        path = directory / f"sql-{tag}.db"
+        engine = sa.create_engine(f"sqlite:///{path}")
+        with engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA journal_mode = WAL")
+        create_schema(engine)
+        engine.dispose()
+        yield ("sql-sqlite", f"sqlite:///{path}", "")
+    elif kind == "sqlite":
+        path = directory / f"embedded-{tag}.db"
+        SQLiteStore(path).close()  # creates the file and its schema
+        yield ("sqlite", str(path), "")
+    else:
+        raise ValueError(kind)
+
+
+# -- workloads -------------------------------------------------------------------------------
+
+
+def prepare(store: Any, workload: str, me: str) -> Callable[[], object]:
+    """Set up the rows process ``me`` works on; return one call of ``workload``."""
+    if workload == "claim":
+        credential = Credential(
+            id=f"cred-{me}",
+            user_id=me,
+            kind=CredentialKind.TOTP,
+            sealed_key=b"\x00" * 48,
+            created_at=T0,
+            status=CredentialState.ACTIVE,
+        )
+        store.add(credential)
+        counter = iter(range(1, 2**62))
+        return lambda: store.claim(credential.id, next(counter), drift=0)
+    if workload == "fail+reset":
+
+        def fail_and_reset() -> None:
+            store.record_failure(me, T0)
+            store.reset(me)
+
+        return fail_and_reset
+    if workload == "verify":
+        clock = FakeClock(T0)
+        sealer = AESGCMSealer({"k1": SEALING_KEY}, current_key_id="k1")
+        config = ServiceConfig(throttle=ThrottleConfig(max_failures=100))
+        service = MFAService(store, store, sealer, clock=clock, config=config)
+        enrolment = service.begin_enrolment(me)
+        key = b32decode_key(enrolment.secret)
+        confirmed = service.confirm_enrolment(me, enrolment.credential_id, totp(key, T0))
+        if not confirmed.accepted:
+            raise RuntimeError("enrolment failed")
+
+        def verify() -> None:
+            now = clock.advance(30)
+            if not service.verify(me, totp(key, now)).accepted:
+                raise RuntimeError("a valid code was refused")
+
+        return verify
+    raise ValueError(workload)
+
+
+def worker(spec: Spec, job: tuple[Sequence[str], float, str], barrier: Any, out: Any) -> None:
+    """One client process: for each workload, prepare, wait for the others, run for the
+    given seconds and report the count."""
+    workloads, seconds, me = job
+    try:
+        store = build(spec)
+        for workload in workloads:
+            call = prepare(store, workload, f"{me}-{workload}")
+            for _ in range(20):
+                call()  # warm up: connection, prepared statements, scripts
+            barrier.wait(120)
+            done = 0
+            start = time.perf_counter()
+            deadline = start + seconds
+            while time.perf_counter() < deadline:
+                for _ in range(10):
+                    call()
+                done += 10
+            out.put(("ok", workload, done / (time.perf_counter() - start)))
+        close = getattr(store, "close", None)
+        if close is not None:
+            close()
+    except BaseException as exc:
+        out.put(("error", repr(exc), 0.0))
+
+
+def throughput(
+    spec: Spec, workloads: Sequence[str], processes: int, seconds: float
+) -> dict[str, float]:
+    """Operations per second of ``processes`` client processes together, per workload
+    (the processes are started once and run the workloads one after the other)."""
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(processes)
+    out = context.Queue()
+    tag = uuid.uuid4().hex[:8]
+    crew = [
+        context.Process(
+            target=worker, args=(spec, (workloads, seconds, f"u{tag}-{i}"), barrier, out)
+        )
+        for i in range(processes)
+    ]
+    for process in crew:
+        process.start()
+    rates = dict.fromkeys(workloads, 0.0)
+    try:
+        for _ in range(processes * len(workloads)):
+            status, detail, rate = out.get(timeout=180)
+            if status != "ok":
+                raise RuntimeError(f"{spec[0]}: {detail}")
+            # every process ran for the same time after the same barrier: rates add up
+            rates[detail] += rate
+    finally:
+        for process in crew:
+            process.join(30)
+            if process.is_alive():
+                process.terminate()
+    return rates
+
+
+# -- round trips -----------------------------------------------------------------------------
+
+
+class CountingConnection(redis.Connection):
+    """Counts the commands (= round trips, nothing is pipelined) sent to Redis."""
+
+    sent = 0
+
+    def send_command(self, *args: Any, **kwargs: Any) -> None:
+        CountingConnection.sent += 1
+        super().send_command(*args, **kwargs)
+
+
+class LibpqTrace:
+    """Counts PostgreSQL round trips (``Sync``/``Query`` messages) in libpq's trace."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        self.file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
+        sa.event.listen(engine, "checkout", self._trace)
+
+    def _trace(self, dbapi_connection: Any, *_: Any) -> None:
+        import psycopg
+
+        dbapi_connection.pgconn.trace(self.file.fileno())
+        dbapi_connection.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+
+    def take(self) -> int:
+        self.file.seek(0)
+        text = self.file.read().decode("utf-8", "replace")
+        self.file.seek(0)
+        self.file.truncate()
+        return len(re.findall(r"^F\t\d+\t(?:Sync|Query)\b", text, re.M))
+
+    def close(self) -> None:
+        self.file.close()
+
+
+def round_trips(spec: Spec, workload: str, calls: int = 50) -> float | None:
+    """Average round trips per call of ``workload`` in this process (None: in-process)."""
+    kind = spec[0]
+    if kind == "redis":
+        store = build(spec, connection_class=CountingConnection)
+        call = prepare(store, workload, f"rt-{uuid.uuid4().hex[:8]}")
+        for _ in range(10):
+            call()
+        CountingConnection.sent = 0
+        for _ in range(calls):
+            call()
+        store.close()
+        return CountingConnection.sent / calls
+    if kind == "postgresql":
+        engine = sa.create_engine(spec[1], pool_size=1)
+        trace = LibpqTrace(engine)
+        store = SQLStore(engine.execution_options(schema_translate_map={None: spec[2]}))
+        call = prepare(store, workload, f"rt-{uuid.uuid4().hex[:8]}")
+        for _ in range(10):
+            call()  # psycopg prepares statements on their 5th run (a one-off round trip)
+        trace.take()
+        for _ in range(calls):
+            call()
+        count = trace.take()
+        engine.dispose()
+        trace.close()
+        return count / calls
+    return None
+
+
+# -- report ------------------------------------------------------------------------------------
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the benchmark and print the tables; returns the exit status."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=1.5, help="run time per measurement")
+    parser.add_argument("--processes", default="1,8", help="client process counts")
+    parser.add_argument("--stores", default=",".join(STORES), help="stores to run")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS), help="workloads to run")
+    args = parser.parse_args(argv)
+    if not 0 < args.seconds <= 30:
+        parser.error("--seconds must be in (0, 30]")
+    stores = [s for s in args.stores.split(",") if s]
+    workloads = [w for w in args.workloads.split(",") if w]
+    counts = [int(p) for p in args.processes.split(",") if p]
+    if not set(stores) <= set(STORES) or not set(workloads) <= set(WORKLOADS):
+        parser.error(f"stores: {', '.join(STORES)}; workloads: {', '.join(WORKLOADS)}")
+    if not counts or not all(1 <= p <= 64 for p in counts):
+        parser.error("--processes must be counts from 1 to 64")
+
+    versions = ", ".join(
+        f"{name} {importlib.metadata.version(name)}" for name in ("redis", "sqlalchemy", "psycopg")
+    )
+    print(f"Python {platform.python_version()}, {os.cpu_count()} CPUs, {versions}")
+    print(f"{args.seconds} s per measurement; every process has its own connection and rows\n")
+
+    rates: dict[tuple[str, str, int], float] = {}
+    trips: dict[tuple[str, str], float | None] = {}
+    with tempfile.TemporaryDirectory() as directory:
+        for kind in stores:
+            with provisioned(kind, Path(directory)) as spec:
+                for workload in workloads:
+                    trips[kind, workload] = round_trips(spec, workload)
+                for processes in counts:
+                    for workload, rate in throughput(
+                        spec, workloads, processes, args.seconds
+                    ).items():
+                        rates[kind, workload, processes] = rate
+
+    header = "| store | workload | " + " | ".join(f"{p} proc ops/s" for p in counts)
+    header += " | vs redis (" + ", ".join(f"{p}p" for p in counts) + ") | round trips/call |"
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    for kind in stores:
+        for workload in workloads:
+            cells = [f"{rates[kind, workload, p]:,.0f}" for p in counts]
+            if "redis" in stores:
+                ratio = ", ".join(
+                    f"{rates[kind, workload, p] / rates['redis', workload, p]:.2f}x" for p in counts
+                )
+            else:
+                ratio = "-"
+            rt = trips[kind, workload]
+            rt_cell = "in-process" if rt is None else f"{rt:.2f}"
+            print(f"| {kind} | {workload} | " + " | ".join(cells) + f" | {ratio} | {rt_cell} |")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,334 @@
+"""The out-of-band (email / SMS) code flows of the service front ends.
+
+* ``send_oob_code`` issues a numeric code for one purpose bound to a new
+  challenge id, stores only its keyed hash, and hands the code to the host's
+  :class:`~mfa_core.ports.CodeSender`. Email login codes are refused to a user with a
+  usable authenticator unless ``allow_email_login_with_totp`` is set.
+* ``resend_oob_code`` issues a new code for the same challenge after a
+  cooldown that grows by 30 s per resend; ONE compare-and-set on the record's generation
+  replaces the old code (dead at once), so of concurrent resends exactly one sends.
+* ``verify_oob_code`` checks an attempt: throttle check first (the per-user
+  counter shared with OTP and recovery codes), then the pure decision
+  (:func:`mfa_core.oob.check`: challenge, purpose, used, expiry, per-code attempt limit,
+  format, constant-time hash comparison), then ONE compare-and-set on the record's
+  ``(generation, attempts, used)``; a lost compare-and-set re-reads and decides again, so
+  a code is accepted at most once and wrong attempts are counted exactly. Every refusal
+  feeds the per-user counter; a resend never resets it.
+
+Store failures refuse an attempt (fail closed); sending and resending raise typed errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Final
+
+from ._effects import CodeSenderOps, Failures, Flow, OOBChallenges, Port
+from ._fallback_base import FallbackBase, OOBVerificationResult
+from ._service_base import VerificationResult, VerifyReason, check_id, checked
+from .errors import ErrorCode, InvalidParameter, OutOfBandError, StoreError, Throttled
+from .models import Event, EventType, FailureState
+from .oob import (
+    IssuedCode,
+    OOBChannel,
+    OOBPurpose,
+    OOBReason,
+    OOBRecord,
+    check,
+    issue,
+    mask_destination,
+    parse_purpose,
+    resend,
+)
+from .throttle import check as throttle_check
+
+__all__ = ["OOBFlows"]
+
+_logger = logging.getLogger("mfa_core.service")
+
+# Enough for every compare-and-set a challenge can see: each one that wins changes the
+# record, and a record takes at most max_attempts + 1 changes per generation.
+_CAS_ATTEMPTS: Final = 64
+_CHALLENGE_RE: Final = re.compile(r"[A-Za-z0-9_.:-]{1,128}", re.ASCII)
+
+_RESETS_FAILURES: Final = frozenset({OOBPurpose.LOGIN, OOBPurpose.STEP_UP, OOBPurpose.RESET})
+
+_REASONS: Final = {
+    OOBReason.EXPIRED: VerifyReason.EXPIRED,
+    OOBReason.USED: VerifyReason.REPLAYED,
+    OOBReason.WRONG_PURPOSE: VerifyReason.INVALID_CODE,
+    OOBReason.WRONG_CHALLENGE: VerifyReason.INVALID_CODE,
+    OOBReason.WRONG_CODE: VerifyReason.INVALID_CODE,
+    OOBReason.TOO_MANY_ATTEMPTS: VerifyReason.INVALID_CODE,
+    OOBReason.MALFORMED: VerifyReason.MALFORMED,
+}
+
+
+def _parse_channel(channel: object) -> OOBChannel:
+    if isinstance(channel, OOBChannel):
+        return channel
+    if type(channel) is str:
+        for member in OOBChannel:
+            if member.value == channel:
+                return member
+    raise InvalidParameter("channel must be one of " + ", ".join(c.value for c in OOBChannel))
+
+
+class OOBFlows(FallbackBase):
+    """Out-of-band codes as flows: send, resend (growing cooldown) and verify."""
+
+    __slots__ = ()
+
+    def _oob_code_key(self) -> bytes:
+        configured = Port.OOB in self._ports and Port.SENDER in self._ports
+        if not configured or self._oob_key is None:
+            raise InvalidParameter(
+                "out-of-band codes are not configured: pass oob=, sender= and secret="
+            )
+        return self._oob_key
+
+    def _refuse_locked_flow(self, user_id: str, now: float) -> Flow[None]:
+        state = yield from checked(Failures.get_failures(user_id))
+        decision = throttle_check(state, now, self._config.throttle)
+        if decision.locked:
+            raise Throttled(
+                "too many failed attempts; try again later",
+                retry_after=decision.retry_after,
+                code=ErrorCode.LOCKED,
+            )
+
+    def _send_oob_code_flow(
+        self,
+        user_id: str,
+        *,
+        channel: OOBChannel | str,
+        destination: str,
+        purpose: OOBPurpose | str,
+    ) -> Flow[str]:
+        check_id(user_id, "user_id")
+        via = _parse_channel(channel)
+        kind = parse_purpose(purpose)
+        key = self._oob_code_key()
+        now = self._now()
+        if (
+            kind is OOBPurpose.LOGIN
+            and via is OOBChannel.EMAIL
+            and not self._fallback.allow_email_login_with_totp
+            and (yield from self._has_usable_otp_flow(user_id, now))
+        ):
+            raise OutOfBandError(
+                "email login codes are not offered once an authenticator is enabled",
+                code=ErrorCode.OOB_CHANNEL_NOT_ALLOWED,
+            )
+        yield from self._refuse_locked_flow(user_id, now)
+        issued = issue(
+            user_id=user_id,
+            purpose=kind,
+            channel=via,
+            destination=destination,
+            now=now,
+            key=key,
+            config=self._fallback.oob,
+        )
+        record = issued.record
+        yield from checked(OOBChallenges.put_challenge(record))
+        try:
+            yield from _deliver_flow(issued, destination)
+        except OutOfBandError:
+            try:
+                yield from OOBChallenges.delete_challenge(record.challenge_id)
+            except Exception:
+                _logger.warning("undelivered challenge not removed", exc_info=True)
+            raise
+        self._emit_sent(record, now)
+        return record.challenge_id
+
+    def _resend_oob_code_flow(self, user_id: str, challenge_id: str, destination: str) -> Flow[str]:
+        check_id(user_id, "user_id")
+        key = self._oob_code_key()
+        if type(challenge_id) is not str or _CHALLENGE_RE.fullmatch(challenge_id) is None:
+            raise _not_found()
+        now = self._now()
+        yield from self._refuse_locked_flow(user_id, now)
+        for _ in range(_CAS_ATTEMPTS):
+            record = yield from checked(OOBChallenges.get_challenge(challenge_id))
+            if record is None or record.user_id != user_id:
+                raise _not_found()
+            if mask_destination(record.channel, destination) != record.destination_hint:
+                raise InvalidParameter("the destination does not match the challenge")
+            issued = resend(record, now=now, key=key, config=self._fallback.oob)
+            generation = record.generation
+            replace = OOBChallenges.replace_challenge(issued.record, expected_generation=generation)
+            if (yield from checked(replace)):
+                break
+        else:
+            raise StoreError("the challenge kept changing concurrently; no code was sent")
+        try:
+            yield from _deliver_flow(issued, destination)
+        except OutOfBandError:
+            try:
+                new_generation = issued.record.generation
+                yield from OOBChallenges.replace_challenge(
+                    record, expected_generation=new_generation
+                )
+            except Exception:
+                _logger.warning("previous out-of-band code not restored", exc_info=True)
+            raise
+        self._emit_sent(issued.record, now)
+        return challenge_id
+
+    def _verify_oob_code_flow(
+        self, user_id: str, challenge_id: str, code: object, purpose: OOBPurpose | str
+    ) -> Flow[OOBVerificationResult]:
+        check_id(user_id, "user_id")
+        kind = parse_purpose(purpose)
+        key = self._oob_code_key()
+        now = self._now()
+        failed = EventType.OOB_CODE_FAILED
+        gate = yield from self._gate_flow(user_id, now, event_type=failed)
+        if isinstance(gate, VerificationResult):
+            return _as_oob(gate, None, None)
+        before = gate
+        if type(challenge_id) is not str or _CHALLENGE_RE.fullmatch(challenge_id) is None:
+            wrong = OOBReason.WRONG_CHALLENGE
+            return (yield from self._oob_failed_flow(user_id, now, before, wrong, None))
+        for _ in range(_CAS_ATTEMPTS):
+            try:
+                record = yield from OOBChallenges.get_challenge(challenge_id)
+            except Exception as exc:
+                return self._oob_broken(user_id, now, exc, challenge_id)
+            if record is None or record.user_id != user_id:
+                wrong = OOBReason.WRONG_CHALLENGE
+                return (yield from self._oob_failed_flow(user_id, now, before, wrong, challenge_id))
+            decided = check(record, code, purpose=kind, challenge_id=challenge_id, now=now, key=key)
+            if decided.changed:
+                try:
+                    written = yield from OOBChallenges.update_challenge(
+                        decided.record, expected=record
+                    )
+                except Exception as exc:
+                    return self._oob_broken(user_id, now, exc, challenge_id)
+                if not written:
+                    continue  # changed concurrently: read again and decide again
+            if not decided.ok:
+                reason = decided.reason
+                return (
+                    yield from self._oob_failed_flow(user_id, now, before, reason, challenge_id)
+                )
+            return (yield from self._oob_succeeded_flow(user_id, now, before, record, challenge_id))
+        return self._oob_broken(
+            user_id, now, StoreError("the challenge kept changing concurrently"), challenge_id
+        )
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _emit_sent(self, record: OOBRecord, now: float) -> None:
+        self._emit(
+            Event(
+                type=EventType.OOB_CODE_SENT,
+                user_id=record.user_id,
+                at=now,
+                data={
+                    "challenge_id": record.challenge_id,
+                    "channel": record.channel.value,
+                    "purpose": record.purpose.value,
+                    "destination": record.destination_hint,
+                    "expires_at": record.expires_at,
+                    "resend_count": record.resend_count,
+                },
+            )
+        )
+
+    def _oob_broken(
+        self, user_id: str, now: float, exc: BaseException, challenge_id: str | None
+    ) -> OOBVerificationResult:
+        result = self._broken(
+            user_id, now, VerifyReason.STORE_ERROR, exc, event_type=EventType.OOB_CODE_FAILED
+        )
+        return _as_oob(result, None, challenge_id)
+
+    def _oob_failed_flow(
+        self,
+        user_id: str,
+        now: float,
+        before: FailureState,
+        reason: OOBReason,
+        challenge_id: str | None,
+    ) -> Flow[OOBVerificationResult]:
+        result = yield from self._fail_flow(
+            user_id,
+            now,
+            before,
+            _REASONS[reason],
+            event_type=EventType.OOB_CODE_FAILED,
+            detail=reason.value,
+        )
+        return _as_oob(result, reason, challenge_id)
+
+    def _oob_succeeded_flow(
+        self, user_id: str, now: float, before: FailureState, record: OOBRecord, challenge_id: str
+    ) -> Flow[OOBVerificationResult]:
+        # A phone confirmation proves control of the number just entered, not the user's
+        # identity: it must not clear failures an attacker piled up against the account.
+        if before.count and record.purpose in _RESETS_FAILURES:
+            try:
+                yield from Failures.reset(user_id)
+            except Exception:
+                # The code is used up; refusing now would not give it back.
+                _logger.warning("failure count not reset after an out-of-band code", exc_info=True)
+        self._emit(
+            Event(
+                type=EventType.OOB_CODE_VERIFIED,
+                user_id=user_id,
+                at=now,
+                reason=OOBReason.OK.value,
+                data={
+                    "challenge_id": challenge_id,
+                    "channel": record.channel.value,
+                    "purpose": record.purpose.value,
+                },
+            )
+        )
+        return OOBVerificationResult(
+            accepted=True,
+            reason=VerifyReason.OK,
+            oob_reason=OOBReason.OK,
+            challenge_id=challenge_id,
+        )
+
+
+def _deliver_flow(issued: IssuedCode, destination: str) -> Flow[None]:
+    record = issued.record
+    try:
+        yield from CodeSenderOps.send(
+            channel=record.channel,
+            destination=destination,
+            code=issued.code,
+            purpose=record.purpose,
+            challenge_id=record.challenge_id,
+            expires_at=record.expires_at,
+        )
+    except Exception as exc:
+        # Never chain the sender's exception text into ours: it may quote the code.
+        _logger.warning("code sender failed (%s)", type(exc).__name__)
+        raise OutOfBandError(
+            "the code could not be delivered", code=ErrorCode.OOB_DELIVERY_FAILED
+        ) from None
+
+
+def _not_found() -> OutOfBandError:
+    return OutOfBandError("no such challenge", code=ErrorCode.OOB_CHALLENGE_NOT_FOUND)
+
+
+def _as_oob(
+    result: VerificationResult, reason: OOBReason | None, challenge_id: str | None
+) -> OOBVerificationResult:
+    return OOBVerificationResult(
+        accepted=result.accepted,
+        reason=result.reason,
+        credential_id=result.credential_id,
+        retry_after=result.retry_after,
+        oob_reason=reason,
+        challenge_id=challenge_id,
+    )

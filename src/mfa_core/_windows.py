@@ -1,0 +1,143 @@
+"""Window arithmetic and constant-work code matching for :class:`~mfa_core.service.MFAService`.
+
+Pure functions, no I/O and no clock: the service passes the time step, the stored
+``last_accepted`` value and the learned drift in, and writes the outcome through its store.
+
+* TOTP (RFC 6238 §5.2, §6): the window is centred on ``current step + learned drift``, the
+  drift bounded by ``max_drift``; a match's distance from the current step becomes the new
+  drift (again bounded), so the window follows a clock that wanders slowly.
+* HOTP (RFC 4226 §7.2, §7.4): the window runs from the next expected counter over
+  ``look_ahead`` further values, plus the last accepted counter itself so that a replay of
+  the last code is recognised as one. Resynchronisation looks for two consecutive codes.
+
+Every value in a window is computed and compared with :func:`hmac.compare_digest`,
+whether or not, and wherever, a code matches.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+import attrs
+
+from .otp import MAX_COUNTER, HOTPState
+
+__all__ = [
+    "WindowScan",
+    "clamp_drift",
+    "find_consecutive",
+    "hotp_window",
+    "scan_window",
+    "scan_window_values",
+    "totp_window",
+]
+
+
+@attrs.frozen
+class WindowScan:
+    """What a window scan found: a usable match and/or a match that was already used."""
+
+    fresh: int | None
+    """Smallest matching value greater than ``last_accepted`` (``None``: no such match)."""
+    stale: bool
+    """Some value not greater than ``last_accepted`` matched: a replayed or older code."""
+
+
+def clamp_drift(offset: int, max_drift: int) -> int:
+    """Return ``offset`` limited to ``-max_drift .. max_drift``.
+
+    ``max(-max_drift, min(max_drift, offset))``, spelt with conditional expressions (the
+    same choice on ties), as the builtins' calls show on the verification path.
+    """
+    low = -max_drift
+    bounded = offset if offset < max_drift else max_drift
+    return bounded if bounded > low else low
+
+
+def totp_window(
+    step: int, drift: int, *, look_behind: int, look_ahead: int, max_drift: int
+) -> tuple[int, int, int]:
+    """Return ``(centre, first, last)`` of the TOTP window for the current ``step``.
+
+    The centre is ``step + drift`` with ``drift`` clamped to ``±max_drift``; the window runs
+    from ``look_behind`` steps before the centre to ``look_ahead`` after it, cut to the
+    valid counter range ``0 .. 2**64-1``.
+    """
+    # min()/max() spelt as conditional expressions (the same choice on ties).
+    low = -max_drift
+    bounded = drift if drift < max_drift else max_drift
+    centre = step + (bounded if bounded > low else low)
+    centre = centre if centre >= 0 else 0
+    centre = centre if centre <= MAX_COUNTER else MAX_COUNTER
+    first = centre - look_behind
+    first = first if first >= 0 else 0
+    last = centre + look_ahead
+    last = last if last <= MAX_COUNTER else MAX_COUNTER
+    return centre, first, last
+
+
+def hotp_window(last_accepted: int, look_ahead: int) -> tuple[int, int, int]:
+    """Return ``(expected, first, last)`` of the HOTP window.
+
+    ``expected`` is the next counter (``last_accepted + 1``); the window also holds the last
+    accepted counter (so its replay is reported as one) and ``look_ahead`` values after
+    ``expected``.
+    """
+    expected = min(last_accepted + 1, MAX_COUNTER)
+    first = max(last_accepted, 0)
+    last = min(expected + look_ahead, MAX_COUNTER)
+    return expected, first, last
+
+
+def scan_window(
+    state: HOTPState, candidate: bytes, first: int, last: int, last_accepted: int
+) -> WindowScan:
+    """:func:`scan_window_values` as a :class:`WindowScan`."""
+    fresh, stale = scan_window_values(state, candidate, first, last, last_accepted)
+    return WindowScan(fresh=fresh, stale=stale)
+
+
+def scan_window_values(
+    state: HOTPState, candidate: bytes, first: int, last: int, last_accepted: int
+) -> tuple[int | None, bool]:
+    """Compare ``candidate`` with the code of every value in ``first .. last``.
+
+    One :meth:`HOTPState.match` over the whole window computes and compares (in constant
+    time) every value, whatever matches, and gives the smallest match. Only when that one
+    is already used (a replay: the caller knows it submitted an old code) is the part
+    above ``last_accepted`` searched once more for a fresh match. Returns ``(fresh,
+    stale)``: the smallest matching value above ``last_accepted`` (or ``None``) and whether
+    any value at or below it matched (RFC 6238 §5.2: a step is accepted once, and never an
+    earlier one after it). A plain tuple: the service calls this on every verification.
+    """
+    found = state.match(candidate, first, last)
+    if found is None:
+        return None, False
+    if found > last_accepted:
+        return found, False
+    fresh = state.match(candidate, last_accepted + 1, last) if last_accepted < last else None
+    return fresh, True
+
+
+def find_consecutive(
+    state: HOTPState, first_code: bytes, second_code: bytes, first: int, last: int
+) -> int | None:
+    """Return the counter of ``second_code`` if the two codes are consecutive in the window.
+
+    Looks for the smallest ``c`` in ``first .. last`` whose code is ``first_code`` and whose
+    successor ``c + 1`` has ``second_code`` (RFC 4226 §7.4). The code of every value in
+    ``first .. last + 1`` is computed once and each is compared with both inputs in constant
+    time.
+    """
+    compare = hmac.compare_digest
+    top = min(last + 1, MAX_COUNTER)
+    codes = [state.code(value).encode() for value in range(first, top + 1)]
+    found: int | None = None
+    previous_matched = False
+    for index, code in enumerate(codes):
+        first_hit = compare(code, first_code)
+        second_hit = compare(code, second_code)
+        if previous_matched and second_hit and found is None:
+            found = first + index
+        previous_matched = first_hit and first + index <= last
+    return found

@@ -1,0 +1,233 @@
+"""The Protocols a host implements (or takes from :mod:`mfa_core.stores`).
+
+Each port has the fewest methods that keep the core correct under concurrency. Every state
+change that concurrent requests can race is ONE atomic operation of the store
+(compare-and-set or conditional update), never read-then-write in Python:
+
+* :meth:`CredentialStore.claim` - accept a TOTP step / HOTP counter only if it is greater
+  than the last accepted one (replay protection; exactly one of N concurrent winners);
+* :meth:`CredentialStore.update` - lifecycle changes, compare-and-set on ``version``;
+* :meth:`FailureCounter.record_failure` - increment-and-read;
+* :meth:`RecoveryCodeStore.replace_recovery_codes` - swap a user's whole set of recovery
+  codes (the old codes are dead at once);
+* :meth:`RecoveryCodeStore.consume_recovery_code` - mark one code used only if it is
+  unused (exactly one of N concurrent winners);
+* :meth:`OOBChallengeStore.replace_challenge` - a resend, compare-and-set on ``generation``;
+* :meth:`OOBChallengeStore.update_challenge` - an attempt, compare-and-set on
+  ``(generation, attempts, used)``.
+
+Every store method either completes or raises :class:`~mfa_core.errors.StoreError`
+(:class:`~mfa_core.errors.StoreUnavailable` when the back-end cannot be reached); it never
+half-writes. The service turns those errors into refused attempts (fail closed).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol, runtime_checkable
+
+from .models import Credential, Event, FailureState
+from .oob import OOBChannel, OOBPurpose, OOBRecord
+from .recovery import RecoveryRecord
+
+__all__ = [
+    "Clock",
+    "CodeSender",
+    "CredentialStore",
+    "EventSink",
+    "FailureCounter",
+    "OOBChallengeStore",
+    "RecoveryCodeStore",
+    "Sealer",
+]
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """Where the service reads the time. Pure modules never do; they take ``now``."""
+
+    def now(self) -> float:
+        """Return the current Unix time in seconds (UTC, never local time)."""
+        ...
+
+
+@runtime_checkable
+class EventSink(Protocol):
+    """Receives audit events (write them to a log, a queue, an audit table...)."""
+
+    def emit(self, event: Event) -> None:
+        """Record ``event``. Must not raise for ordinary sink trouble; the service ignores
+        and logs exceptions from ``emit`` so that auditing cannot change an outcome."""
+        ...
+
+
+@runtime_checkable
+class Sealer(Protocol):
+    """Encrypts OTP keys for storage (AES-256-GCM in :mod:`mfa_core.sealing`, or a KMS).
+
+    The credential id is bound as associated data: a sealed key copied to another
+    credential does not unseal.
+    """
+
+    def seal(self, plaintext: bytes, *, credential_id: str) -> bytes:
+        """Return an opaque blob (including the id of the sealing key) for ``plaintext``."""
+        ...
+
+    def unseal(self, sealed: bytes, *, credential_id: str) -> bytes:
+        """Return the plaintext, or raise :class:`~mfa_core.errors.SealingError`."""
+        ...
+
+    def needs_reseal(self, sealed: bytes) -> bool:
+        """True when ``sealed`` was made with a key other than the current one."""
+        ...
+
+
+@runtime_checkable
+class CredentialStore(Protocol):
+    """Persistent credentials, several per user."""
+
+    def add(self, credential: Credential) -> None:
+        """Insert a new credential; raise :class:`~mfa_core.errors.StoreError` if the id exists."""
+        ...
+
+    def get(self, credential_id: str) -> Credential | None:
+        """Return the credential with this id, or ``None``."""
+        ...
+
+    def list_for_user(self, user_id: str) -> Sequence[Credential]:
+        """Return all credentials of a user (any state), oldest first."""
+        ...
+
+    def update(self, credential: Credential, *, expected_version: int) -> bool:
+        """Atomically replace the stored credential if its version is ``expected_version``.
+
+        The stored version becomes ``expected_version + 1`` (whatever ``credential.version``
+        says); ``last_accepted`` and ``drift`` are left as stored (they belong to
+        :meth:`claim`). Returns ``False``, changing nothing, if the credential is missing
+        or its version differs.
+        """
+        ...
+
+    def claim(self, credential_id: str, value: int, *, drift: int) -> bool:
+        """Atomically accept a TOTP step / HOTP counter value.
+
+        If ``value`` is greater than the stored ``last_accepted``, store ``value`` and
+        ``drift`` and return ``True``; otherwise change nothing and return ``False``. Of
+        any number of concurrent calls with the same value exactly one returns ``True``.
+        """
+        ...
+
+    def delete(self, credential_id: str) -> bool:
+        """Remove a credential; return whether it existed."""
+        ...
+
+
+@runtime_checkable
+class FailureCounter(Protocol):
+    """Consecutive second-factor failures per user, across all the user's credentials."""
+
+    def record_failure(self, user_id: str, now: float) -> FailureState:
+        """Atomically add one failure at ``now`` and return the new state."""
+        ...
+
+    def get_failures(self, user_id: str) -> FailureState:
+        """Return the current state (``FailureState()`` if none).
+
+        Named apart from :meth:`CredentialStore.get` so that one object can implement both
+        ports (every store in :mod:`mfa_core.stores` does).
+        """
+        ...
+
+    def reset(self, user_id: str) -> None:
+        """Forget the user's failures (after a successful second factor, or an admin unlock)."""
+        ...
+
+
+@runtime_checkable
+class RecoveryCodeStore(Protocol):
+    """A user's recovery codes, stored as :class:`~mfa_core.recovery.RecoveryRecord` values
+    (record id, keyed lookup tag, Argon2id PHC hash, ``used_at``); never the codes."""
+
+    def replace_recovery_codes(self, user_id: str, records: Sequence[RecoveryRecord]) -> None:
+        """Atomically replace the user's whole set with ``records`` (an empty sequence
+        deletes it). Afterwards no code of the previous set is found or consumable."""
+        ...
+
+    def recovery_codes(self, user_id: str) -> Sequence[RecoveryRecord]:
+        """Return the user's records, used ones included (empty if the user has none)."""
+        ...
+
+    def consume_recovery_code(self, user_id: str, record_id: str, now: float) -> int | None:
+        """Atomically mark a code used at ``now`` if it exists and is unused.
+
+        Returns the number of unused codes left after consuming it, or ``None`` (changing
+        nothing) if the record is missing or was already used. Of any number of concurrent
+        calls for the same record exactly one returns a number.
+        """
+        ...
+
+    def update_recovery_hash(self, user_id: str, record_id: str, phc: str) -> bool:
+        """Replace the PHC hash of one record (an upgrade of the Argon2id parameters),
+        leaving ``used_at`` as stored. Returns whether the record exists."""
+        ...
+
+
+@runtime_checkable
+class OOBChallengeStore(Protocol):
+    """Out-of-band challenges (:class:`~mfa_core.oob.OOBRecord`), keyed by challenge id.
+
+    A record holds only the keyed hash of its code. ``generation`` grows with each resend;
+    ``attempts`` and ``used`` change with each attempt. Both changes are compare-and-sets,
+    so a code is accepted at most once and wrong attempts are counted exactly.
+    """
+
+    def put_challenge(self, record: OOBRecord) -> None:
+        """Insert a new challenge; raise :class:`~mfa_core.errors.StoreError` if the id exists."""
+        ...
+
+    def get_challenge(self, challenge_id: str) -> OOBRecord | None:
+        """Return the challenge with this id, or ``None``."""
+        ...
+
+    def replace_challenge(self, record: OOBRecord, *, expected_generation: int) -> bool:
+        """A resend: atomically replace the stored challenge ``record.challenge_id`` with
+        ``record`` if its stored ``generation`` is ``expected_generation`` and it is not
+        ``used``. Returns ``False``, changing nothing, otherwise (or if it is missing). Of
+        concurrent resends of the same generation exactly one wins.
+        """
+        ...
+
+    def update_challenge(self, record: OOBRecord, *, expected: OOBRecord) -> bool:
+        """An attempt: atomically store ``record`` if the stored challenge still has
+        ``expected``'s ``generation``, ``attempts`` and ``used``. Returns ``False``,
+        changing nothing, otherwise (or if it is missing); the caller re-reads and
+        decides again.
+        """
+        ...
+
+    def delete_challenge(self, challenge_id: str) -> bool:
+        """Remove a challenge; return whether it existed."""
+        ...
+
+
+@runtime_checkable
+class CodeSender(Protocol):
+    """Delivers an out-of-band code (the host's email or SMS gateway)."""
+
+    def send(
+        self,
+        *,
+        channel: OOBChannel,
+        destination: str,
+        code: str,
+        purpose: OOBPurpose,
+        challenge_id: str,
+        expires_at: float,
+    ) -> None:
+        """Deliver ``code`` to ``destination`` over ``channel``; it is valid until
+        ``expires_at`` (Unix seconds). Must not log the code. Raising refuses the send:
+        the service then removes the challenge it had just stored (or restores the previous
+        code on a resend) and raises :class:`~mfa_core.errors.OutOfBandError` with code
+        ``OOB_DELIVERY_FAILED``.
+        """
+        ...

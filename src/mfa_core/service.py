@@ -1,0 +1,467 @@
+"""The verification service: the one orchestrator a host calls.
+
+:class:`MFAService` composes the pure modules (:mod:`~mfa_core.otp`,
+:mod:`~mfa_core.lifecycle`, :mod:`~mfa_core.throttle`) with the ports a host provides
+(:mod:`~mfa_core.ports`: credential store, failure counter, sealer, clock, event sink). It
+is the only place that does I/O, and it reads the clock once per operation::
+
+    from mfa_core.sealing import AESGCMSealer
+    from mfa_core.service import MFAService, ServiceConfig
+    from mfa_core.stores import SQLiteStore
+
+    store = SQLiteStore("mfa.sqlite3")
+    service = MFAService(store, store, AESGCMSealer(keys, current_key_id="k1"),
+                         config=ServiceConfig(issuer="Example"))
+    enrolment = service.begin_enrolment("alice")          # show enrolment.uri as a QR code
+    service.confirm_enrolment("alice", enrolment.credential_id, typed_code)
+    result = service.verify("alice", typed_code)          # at every login
+    if not result.accepted:
+        show(result.user_message)                         # "invalid code", whatever the reason
+
+Operations that decide on a code (:meth:`~MFAService.verify`,
+:meth:`~MFAService.confirm_enrolment`, :meth:`~MFAService.resync_hotp`) return a
+:class:`VerificationResult` and fail closed: a store or sealer failure is a refusal with a
+reason, never an exception and never an acceptance. Lifecycle operations raise typed
+:class:`~mfa_core.errors.MFAError` subclasses and change nothing when they do.
+
+The flows live in private modules by topic (``_verification``, ``_enrolment``, ``_admin``,
+``_recovery_flow``, ``_oob_flow``), each written once as a generator over effects
+(:mod:`mfa_core._effects`); :class:`MFAService` runs them with the blocking driver and
+:class:`~mfa_core.aio.AsyncMFAService` with the async one. This module is the public home
+of every name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TypeVar
+
+from ._effects import Flow, Port, run_sync
+from ._enrolment import EnrolmentFlows
+from ._fallback_base import FallbackConfig, OOBVerificationResult, RecoveryVerificationResult
+from ._oob_flow import OOBFlows
+from ._policy_flow import PolicyFlows
+from ._recovery_flow import RecoveryFlows
+from ._service_base import (
+    ACCEPTED_MESSAGE,
+    EXPIRED_MESSAGE,
+    INVALID_CODE_MESSAGE,
+    MAX_RESYNC_WINDOW,
+    UNAVAILABLE_MESSAGE,
+    CredentialInfo,
+    Enrolment,
+    LoggingEventSink,
+    NullEventSink,
+    ServiceConfig,
+    SystemClock,
+    VerificationResult,
+    VerifyReason,
+    check_ports,
+)
+from .models import CredentialKind
+from .oob import OOBChannel, OOBPurpose
+from .policy import Decision, Policy, RequestContext
+from .ports import (
+    Clock,
+    CodeSender,
+    CredentialStore,
+    EventSink,
+    FailureCounter,
+    OOBChallengeStore,
+    RecoveryCodeStore,
+    Sealer,
+)
+from .recovery import RecoveryCodeSet, RecoveryConfig
+from .throttle import ThrottleDecision
+
+__all__ = [
+    "ACCEPTED_MESSAGE",
+    "EXPIRED_MESSAGE",
+    "INVALID_CODE_MESSAGE",
+    "MAX_RESYNC_WINDOW",
+    "UNAVAILABLE_MESSAGE",
+    "CredentialInfo",
+    "Enrolment",
+    "FallbackConfig",
+    "LoggingEventSink",
+    "MFAService",
+    "NullEventSink",
+    "OOBVerificationResult",
+    "RecoveryVerificationResult",
+    "ServiceConfig",
+    "SystemClock",
+    "VerificationResult",
+    "VerifyReason",
+]
+
+_R = TypeVar("_R")
+
+
+class MFAService(PolicyFlows, EnrolmentFlows, RecoveryFlows, OOBFlows):
+    """Two-factor authentication for a host application, through the host's ports.
+
+    ``credentials`` and ``failures`` are often one object (every store in
+    :mod:`mfa_core.stores` is both). ``sealer`` encrypts keys at rest
+    (:class:`~mfa_core.sealing.AESGCMSealer`). ``clock`` defaults to :class:`SystemClock`,
+    ``events`` to :class:`NullEventSink` (use :class:`LoggingEventSink` or your audit log),
+    ``config`` to ``ServiceConfig()``. Ports that do not implement their Protocol raise
+    :class:`~mfa_core.errors.InvalidParameter`.
+
+    Recovery codes and out-of-band (email/SMS) codes are optional: pass
+    ``recovery_codes=`` (a :class:`~mfa_core.ports.RecoveryCodeStore`), ``oob=`` (an
+    :class:`~mfa_core.ports.OOBChallengeStore`) with ``sender=`` (the host's
+    :class:`~mfa_core.ports.CodeSender`), a host ``secret=`` (16 to 256 random bytes, kept
+    stable; the recovery lookup-tag key and the out-of-band code key are derived from it
+    with HKDF-SHA256) and optionally ``fallback=FallbackConfig(...)``.
+
+    Thread-safe as far as the ports are: the service keeps no mutable state of its own.
+    """
+
+    __slots__ = ()
+
+    def __init__(
+        self,
+        credentials: CredentialStore,
+        failures: FailureCounter,
+        sealer: Sealer,
+        *,
+        clock: Clock | None = None,
+        events: EventSink | None = None,
+        config: ServiceConfig | None = None,
+        recovery_codes: RecoveryCodeStore | None = None,
+        oob: OOBChallengeStore | None = None,
+        sender: CodeSender | None = None,
+        secret: bytes | None = None,
+        fallback: FallbackConfig | None = None,
+    ) -> None:
+        ports = (
+            (Port.CREDENTIALS, credentials, CredentialStore),
+            (Port.FAILURES, failures, FailureCounter),
+            (Port.RECOVERY_CODES, recovery_codes, RecoveryCodeStore),
+            (Port.OOB, oob, OOBChallengeStore),
+            (Port.SENDER, sender, CodeSender),
+        )
+        self._configure(
+            ports,
+            check_ports,
+            sealer,
+            clock=clock,
+            events=events,
+            config=config,
+            secret=secret,
+            fallback=fallback,
+        )
+
+    def _run(self, flow: Flow[_R]) -> _R:
+        return run_sync(flow, self._port)
+
+    def begin_enrolment(
+        self,
+        user_id: str,
+        *,
+        kind: CredentialKind | str = CredentialKind.TOTP,
+        label: str = "",
+        account: str | None = None,
+    ) -> Enrolment:
+        """Start enrolling a new authenticator for ``user_id``.
+
+        Generates a key, stores it sealed in a PENDING credential (confirm it within
+        ``lifecycle.pending_ttl`` seconds) and returns an :class:`Enrolment` with the
+        provisioning URI (``account`` is the name apps show, ``user_id`` by default; it must
+        not contain a colon) and the base32 secret. Emits ENROLMENT_STARTED. Raises
+        :class:`~mfa_core.errors.InvalidParameter`/:class:`~mfa_core.errors.InvalidURI` for
+        bad arguments and :class:`~mfa_core.errors.StoreError` or
+        :class:`~mfa_core.errors.SealingError` if a port fails (nothing is stored then).
+
+        A host should require a fresh second factor before adding a device to a user who
+        already has one, as for :meth:`begin_renewal`.
+        """
+        return self._run(
+            self._begin_enrolment_flow(user_id, kind=kind, label=label, account=account)
+        )
+
+    def begin_renewal(
+        self,
+        user_id: str,
+        credential_id: str,
+        *,
+        label: str | None = None,
+        account: str | None = None,
+    ) -> Enrolment:
+        """Start rotating the key of an ACTIVE or EXPIRED credential.
+
+        Creates a PENDING credential of the same kind that ``replaces`` the old one; the old
+        one keeps working until the new one is confirmed with
+        :meth:`confirm_enrolment`, and is then superseded. Starting again drops an earlier
+        unconfirmed renewal of the same credential. Emits CREDENTIAL_RENEWAL_STARTED.
+        Raises :class:`~mfa_core.errors.CredentialNotFound`,
+        :class:`~mfa_core.errors.IllegalTransition` (pending, disabled or already replaced:
+        nothing changes) or :class:`~mfa_core.errors.StoreError`.
+        """
+        return self._run(
+            self._begin_renewal_flow(user_id, credential_id, label=label, account=account)
+        )
+
+    def cancel_enrolment(self, user_id: str, credential_id: str) -> None:
+        """Drop an unconfirmed (pending or abandoned) enrolment or renewal.
+
+        Emits CREDENTIAL_REMOVED. Raises :class:`~mfa_core.errors.CredentialNotFound`,
+        :class:`~mfa_core.errors.IllegalTransition` for a confirmed credential (use
+        ``disable``) or :class:`~mfa_core.errors.StoreError`.
+        """
+        return self._run(self._cancel_enrolment_flow(user_id, credential_id))
+
+    def confirm_enrolment(self, user_id: str, credential_id: str, code: str) -> VerificationResult:
+        """Confirm a pending enrolment or renewal with a code from the new authenticator.
+
+        Throttled and counted like ``verify`` (a wrong code is a failure for the user). On
+        success the code's step/counter is claimed, so it cannot be used again, the
+        credential becomes ACTIVE and learns the authenticator's drift, and the events
+        ENROLMENT_CONFIRMED, then for a renewal CREDENTIAL_RENEWED (the old credential is
+        superseded), and MFA_ENABLED if the user had no usable credential before, are
+        emitted. Confirming does not reset the failure count: only ``verify`` with an
+        established credential does.
+
+        Raises :class:`~mfa_core.errors.CredentialNotFound` for an unknown credential and
+        :class:`~mfa_core.errors.IllegalTransition` if it is not PENDING (already confirmed,
+        disabled, or past its deadline: start again). Store and sealer failures are
+        refusals with a reason, as in ``verify``.
+        """
+        return self._run(self._confirm_enrolment_flow(user_id, credential_id, code))
+
+    def verify(self, user_id: str, code: str) -> VerificationResult:
+        """Check a code typed by ``user_id`` against all of the user's usable credentials.
+
+        Returns a :class:`VerificationResult`; never raises for a wrong, malformed or
+        replayed code, a throttled or locked user, or a failing store (those are refusals
+        with a :class:`VerifyReason`). Raises :class:`~mfa_core.errors.InvalidParameter` only
+        for a ``user_id`` that is not a non-empty string.
+        """
+        return self._run(self._verify_flow(user_id, code))
+
+    def resync_hotp(
+        self, user_id: str, credential_id: str, first_code: str, second_code: str
+    ) -> VerificationResult:
+        """Resynchronise an HOTP token from two consecutive codes (RFC 4226 §7.4).
+
+        Searches ``hotp_resync_window`` counter values after the expected one for the two
+        codes in a row; on success the counter moves past the second code (so neither can
+        be used again) and the failure count is reset. Throttled, counted and refused like
+        :meth:`verify`. Raises :class:`~mfa_core.errors.CredentialNotFound` for an unknown
+        credential, :class:`~mfa_core.errors.InvalidParameter` for a TOTP credential and
+        :class:`~mfa_core.errors.IllegalTransition` for one that cannot authenticate
+        (pending or disabled).
+        """
+        return self._run(self._resync_hotp_flow(user_id, credential_id, first_code, second_code))
+
+    def throttle_status(self, user_id: str) -> ThrottleDecision:
+        """Return whether ``user_id`` may attempt a code now, and how long to wait if not.
+
+        For the host's own use (e.g. an HTTP ``Retry-After``); users are shown the uniform
+        message either way. Raises :class:`~mfa_core.errors.StoreError` if the store fails.
+        """
+        return self._run(self._throttle_status_flow(user_id))
+
+    def disable(
+        self,
+        user_id: str,
+        credential_id: str,
+        *,
+        step_up_code: str | None = None,
+        by_admin: str | None = None,
+    ) -> None:
+        """Disable a confirmed credential (it stays listed as DISABLED, never authenticates).
+
+        The user must prove a second factor right now: ``step_up_code`` is verified (with
+        throttling, counting and replay protection, against any usable credential of the
+        user) before anything changes. An administrator passes ``by_admin=<admin id>``
+        instead. Emits CREDENTIAL_DISABLED.
+
+        Raises :class:`~mfa_core.errors.StepUpRequired` (no or a wrong code),
+        :class:`~mfa_core.errors.Throttled` (throttled; ``code`` LOCKED when locked),
+        :class:`~mfa_core.errors.CredentialNotFound`,
+        :class:`~mfa_core.errors.IllegalTransition` (pending or already disabled),
+        :class:`~mfa_core.errors.StoreError` or :class:`~mfa_core.errors.SealingError`;
+        nothing changes when it raises.
+        """
+        return self._run(
+            self._disable_flow(user_id, credential_id, step_up_code=step_up_code, by_admin=by_admin)
+        )
+
+    def admin_reset(self, user_id: str, *, admin_id: str, credential_id: str | None = None) -> int:
+        """Remove one credential of a user (``credential_id``) or all of them (lost device).
+
+        The user can then enrol again. Emits CREDENTIAL_RESET per credential, naming the
+        administrator. Returns how many credentials were removed. The failure count is left
+        alone (see :meth:`admin_unlock`). Raises
+        :class:`~mfa_core.errors.CredentialNotFound` or
+        :class:`~mfa_core.errors.StoreError` (credentials removed before a failure stay
+        removed; each removal is atomic).
+        """
+        return self._run(
+            self._admin_reset_flow(user_id, admin_id=admin_id, credential_id=credential_id)
+        )
+
+    def admin_unlock(self, user_id: str, *, admin_id: str) -> None:
+        """Clear a user's failure count (lifting a delay or a lock). Emits USER_UNLOCKED.
+
+        Raises :class:`~mfa_core.errors.StoreError` if the store fails.
+        """
+        return self._run(self._admin_unlock_flow(user_id, admin_id=admin_id))
+
+    def list_credentials(self, user_id: str) -> list[CredentialInfo]:
+        """Return the user's credentials, oldest first, with their effective state now.
+
+        A credential already replaced by a confirmed renewal is shown in the state its
+        superseding leads to (or left out when superseding removes it). No key material.
+        Raises :class:`~mfa_core.errors.StoreError` if the store fails.
+        """
+        return self._run(self._list_credentials_flow(user_id))
+
+    def decide(self, policy: Policy, context: RequestContext) -> Decision:
+        """Evaluate ``policy`` for a request (:func:`mfa_core.policy.evaluate`) at the
+        service clock's time, with the factors this service knows.
+
+        The user's TOTP/HOTP credentials (with their effective states) and, when a
+        recovery-code store is configured, their recovery codes replace any entries of
+        those kinds in ``context.factors``; factors the service does not manage (SMS,
+        email, security keys) are taken from ``context`` as given. Returns the explained
+        :class:`~mfa_core.policy.Decision`. Raises
+        :class:`~mfa_core.errors.InvalidParameter` for arguments of the wrong type and
+        :class:`~mfa_core.errors.StoreError` if a store fails.
+        """
+        return self._run(self._decide_flow(policy, context))
+
+    def reseal(
+        self, user_id: str | None = None, *, credential_ids: Iterable[str] | None = None
+    ) -> int:
+        """Re-seal keys made with an old sealing key under the sealer's current key.
+
+        Give a ``user_id`` (all of the user's credentials) or ``credential_ids``. Keys
+        already under the current key are left alone. Each re-seal is a compare-and-set, so
+        it never overwrites a concurrent change. Emits KEY_RESEALED per credential and
+        returns how many were re-sealed. Raises :class:`~mfa_core.errors.SealingError` or
+        :class:`~mfa_core.errors.StoreError` (those done before stay done).
+        """
+        return self._run(self._reseal_flow(user_id, credential_ids=credential_ids))
+
+    def generate_recovery_codes(
+        self, user_id: str, *, config: RecoveryConfig | None = None
+    ) -> RecoveryCodeSet:
+        """Make a new set of recovery codes for ``user_id`` and replace the old set.
+
+        Returns a :class:`~mfa_core.recovery.RecoveryCodeSet`: show its ``codes`` to the
+        user exactly once (they cannot be retrieved later; ``repr`` hides them); only
+        the records (lookup tag and Argon2id hash) are stored. The old set, used or not,
+        stops working in the same atomic store operation. ``config`` overrides the
+        service's ``fallback.recovery`` settings for this set (e.g.
+        ``RecoveryConfig.recovery_key()`` for one long recovery key). Emits
+        RECOVERY_CODES_GENERATED.
+
+        Computing ``count`` Argon2id hashes takes a while (about 50 ms each with the
+        default parameters). A host should require a fresh second factor before
+        replacing a user's codes. Raises :class:`~mfa_core.errors.InvalidParameter` for
+        bad arguments or when recovery codes are not configured, and
+        :class:`~mfa_core.errors.StoreError` if the store fails (the old set then stays).
+        """
+        return self._run(self._generate_recovery_codes_flow(user_id, config=config))
+
+    def recovery_codes_left(self, user_id: str) -> int:
+        """Return how many unused recovery codes ``user_id`` has (0 if none were made).
+
+        Raises :class:`~mfa_core.errors.StoreError` if the store fails.
+        """
+        return self._run(self._recovery_codes_left_flow(user_id))
+
+    def verify_recovery_code(self, user_id: str, code: str) -> RecoveryVerificationResult:
+        """Check and consume one recovery code of ``user_id``.
+
+        Returns a :class:`~mfa_core.service.RecoveryVerificationResult` (a
+        :class:`~mfa_core.service.VerificationResult`): accepted, or refused with a reason
+        (users see one "invalid recovery code" text). Attempts share the per-user failure
+        counter with OTP verification: a throttled or locked user is refused before any
+        hash is computed, every refusal about the code is counted, and a success resets
+        the count. A code is accepted once, even when submitted concurrently.
+
+        On success RECOVERY_CODE_USED is emitted with the number of codes left, and
+        RECOVERY_CODES_LOW when that is at or below ``low_threshold``. When the matched
+        code was hashed with outdated Argon2id parameters, its hash is replaced with a
+        current one and ``regenerate_recommended`` is set: the other codes cannot be
+        re-hashed without their plain text, so offer (or require) a new set.
+
+        Never raises for a wrong code or a failing store; raises
+        :class:`~mfa_core.errors.InvalidParameter` for a ``user_id`` that is not a
+        non-empty string or when recovery codes are not configured.
+        """
+        return self._run(self._verify_recovery_code_flow(user_id, code))
+
+    def send_oob_code(
+        self,
+        user_id: str,
+        *,
+        channel: OOBChannel | str,
+        destination: str,
+        purpose: OOBPurpose | str,
+    ) -> str:
+        """Issue a code for ``purpose``, deliver it to ``destination`` and return the
+        challenge id to pass to :meth:`verify_oob_code` and :meth:`resend_oob_code`.
+
+        The store keeps only a keyed hash of the code and a masked destination hint. The
+        code is valid for ``fallback.oob.ttl`` seconds (default 180). Emits OOB_CODE_SENT.
+
+        Raises :class:`~mfa_core.errors.OutOfBandError` with code
+        ``OOB_CHANNEL_NOT_ALLOWED`` for an email login code to a user who has a usable
+        authenticator (unless ``allow_email_login_with_totp``), or ``OOB_DELIVERY_FAILED``
+        when the sender raised (the challenge is removed again);
+        :class:`~mfa_core.errors.Throttled` (code LOCKED) for a locked user;
+        :class:`~mfa_core.errors.InvalidParameter` for bad arguments (a destination that is
+        not an address or number) or when out-of-band codes are not configured;
+        :class:`~mfa_core.errors.StoreError` if a store fails.
+        """
+        return self._run(
+            self._send_oob_code_flow(
+                user_id, channel=channel, destination=destination, purpose=purpose
+            )
+        )
+
+    def resend_oob_code(self, user_id: str, challenge_id: str, destination: str) -> str:
+        """Send a new code for an existing challenge; the previous code stops working.
+
+        ``destination`` is the address or number the challenge was started for (the
+        store keeps only a masked hint, which must match). The ``n``-th resend is allowed
+        ``resend_cooldown + (n - 1) * resend_cooldown_step`` seconds after the previous
+        send (30 s, 60 s, 90 s, ... by default). The new code gets a fresh TTL and fresh
+        per-code attempts; the user's failure count is NOT reset. Emits OOB_CODE_SENT.
+        Returns the challenge id.
+
+        Raises :class:`~mfa_core.errors.CooldownActive` (``retry_after`` in seconds) when
+        too early; :class:`~mfa_core.errors.IllegalTransition` when the code was already
+        used; :class:`~mfa_core.errors.OutOfBandError` with ``OOB_CHALLENGE_NOT_FOUND``
+        for an unknown challenge or one of another user, or ``OOB_DELIVERY_FAILED`` when
+        the sender raised (the previous code is restored);
+        :class:`~mfa_core.errors.InvalidParameter` for a destination that does not match
+        the challenge; :class:`~mfa_core.errors.Throttled` (code LOCKED) for a locked user;
+        :class:`~mfa_core.errors.StoreError` if a store fails.
+        """
+        return self._run(self._resend_oob_code_flow(user_id, challenge_id, destination))
+
+    def verify_oob_code(
+        self, user_id: str, challenge_id: str, code: str, purpose: OOBPurpose | str
+    ) -> OOBVerificationResult:
+        """Check a code the user typed for challenge ``challenge_id`` and ``purpose``.
+
+        Returns an :class:`~mfa_core.service.OOBVerificationResult` (a
+        :class:`~mfa_core.service.VerificationResult`): accepted, or refused with a
+        :class:`~mfa_core.service.VerifyReason` and the finer ``oob_reason`` (expired,
+        used, wrong_purpose, wrong_challenge, wrong_code, too_many_attempts, malformed)
+        for audit; users see one "invalid or expired code" text. A throttled or locked
+        user is refused before anything is read; every other refusal is counted in the
+        per-user failure counter (shared with OTP and recovery codes) and emits
+        OOB_CODE_FAILED; a success marks the code used (it is accepted at most once,
+        even under concurrency), resets the count and emits OOB_CODE_VERIFIED.
+
+        Never raises for a wrong code or a failing store; raises
+        :class:`~mfa_core.errors.InvalidParameter` for a bad ``user_id`` or ``purpose`` or
+        when out-of-band codes are not configured.
+        """
+        return self._run(self._verify_oob_code_flow(user_id, challenge_id, code, purpose))

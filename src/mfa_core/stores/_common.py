@@ -1,0 +1,296 @@
+"""Argument checks and row decoding shared by the reference stores.
+
+Every store method checks its arguments before touching any state, so bad input raises a
+typed :class:`~mfa_core.errors.InvalidParameter` (never a ``TypeError`` from a driver) and
+the in-memory and SQLite stores accept and refuse exactly the same values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any, Final
+
+from ..errors import ErrorCode, InvalidParameter, MFAError, StoreError
+from ..models import STORED_STATES, Credential, CredentialKind, CredentialState
+from ..oob import OOBChannel, OOBPurpose, OOBRecord
+from ..otp import Algorithm
+from ..recovery import RecoveryRecord
+
+__all__ = [
+    "INT64_MAX",
+    "INT64_MIN",
+    "MAX_ID_LENGTH",
+    "challenge_from_row",
+    "check_claim_value",
+    "check_credential",
+    "check_drift",
+    "check_generation",
+    "check_id",
+    "check_oob_record",
+    "check_phc",
+    "check_recovery_records",
+    "check_time",
+    "check_version",
+    "credential_from_row",
+    "opt_float",
+    "recovery_from_row",
+]
+
+INT64_MAX: Final = 2**63 - 1
+"""Largest value a store holds in an integer column (SQL ``BIGINT``, SQLite ``INTEGER``)."""
+INT64_MIN: Final = -(2**63)
+"""Smallest value a store holds in an integer column."""
+MAX_ID_LENGTH: Final = 1024
+"""Longest user or credential id (characters) a reference store accepts."""
+_MAX_RECOVERY_RECORDS: Final = 1000
+_MAX_PHC: Final = 512
+
+
+def _is_int(value: object) -> bool:
+    return type(value) is int
+
+
+def _is_number(value: object) -> bool:
+    return type(value) is int or type(value) is float
+
+
+def check_id(value: object, name: str) -> str:
+    """Return ``value`` if it is a non-empty string of at most :data:`MAX_ID_LENGTH`
+    characters that can be encoded as UTF-8 (no lone surrogates)."""
+    if type(value) is str and 1 <= len(value) <= MAX_ID_LENGTH and value.isascii():
+        return value  # the common case, checked without another call
+    if type(value) is not str or not 1 <= len(value) <= MAX_ID_LENGTH:
+        raise InvalidParameter(f"{name} must be a non-empty string of at most {MAX_ID_LENGTH}")
+    _check_utf8(value, name)
+    return value
+
+
+def _check_utf8(value: str, name: str) -> None:
+    if value.isascii():  # the common case, checked without encoding
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidParameter(f"{name} must be valid Unicode text") from None
+
+
+def check_time(value: object, name: str = "now") -> float:
+    """Return ``value`` as a float if it is a finite, non-negative Unix time."""
+    if not _is_number(value) or not math.isfinite(value) or value < 0:  # type: ignore[arg-type,operator]
+        raise InvalidParameter(
+            f"{name} must be a finite, non-negative Unix time", code=ErrorCode.INVALID_TIME
+        )
+    return float(value)  # type: ignore[arg-type]
+
+
+def _check_optional_time(value: object, name: str) -> None:
+    if value is not None:
+        check_time(value, name)
+
+
+def check_claim_value(value: object) -> int:
+    """Return ``value`` if it is a TOTP step / HOTP counter a store can hold (0..2**63-1).
+
+    HOTP allows counters up to 2**64-1, but stores keep ``last_accepted`` in a signed 64-bit
+    column; a larger value is refused here rather than wrapped or rounded.
+    """
+    if type(value) is not int or not 0 <= value <= INT64_MAX:
+        raise InvalidParameter(
+            "value must be an integer from 0 to 2**63-1", code=ErrorCode.INVALID_COUNTER
+        )
+    return value
+
+
+def check_drift(value: object) -> int:
+    """Return ``value`` if it is an integer in the signed 64-bit range."""
+    if type(value) is not int or not INT64_MIN <= value <= INT64_MAX:
+        raise InvalidParameter("drift must be a 64-bit integer")
+    return value
+
+
+def check_version(value: object) -> int:
+    """Return ``value`` if it is a version a store can increment (0..2**63-2)."""
+    if not _is_int(value) or not 0 <= value < INT64_MAX:  # type: ignore[operator]
+        raise InvalidParameter("expected_version must be a non-negative 64-bit integer")
+    return value  # type: ignore[return-value]
+
+
+def _check_int(value: object, name: str, low: int, high: int = INT64_MAX) -> None:
+    if not _is_int(value) or not low <= value <= high:  # type: ignore[operator]
+        raise InvalidParameter(f"{name} must be an integer from {low} to {high}")
+
+
+def check_credential(credential: object) -> Credential:
+    """Return ``credential`` if every field has a type and range a store can hold.
+
+    Only stored states (:data:`~mfa_core.models.STORED_STATES`) may be stored: EXPIRED and
+    PENDING_EXPIRED are derived at read time and never written.
+    """
+    if not isinstance(credential, Credential):
+        raise InvalidParameter("credential must be a mfa_core.models.Credential")
+    check_id(credential.id, "credential id")
+    check_id(credential.user_id, "user_id")
+    if not isinstance(credential.kind, CredentialKind):
+        raise InvalidParameter("kind must be a CredentialKind")
+    if not isinstance(credential.status, CredentialState) or credential.status not in STORED_STATES:
+        raise InvalidParameter("status must be PENDING, ACTIVE or DISABLED (a stored state)")
+    if not isinstance(credential.algorithm, Algorithm):
+        raise InvalidParameter("algorithm must be an Algorithm")
+    if type(credential.sealed_key) is not bytes or not credential.sealed_key:
+        raise InvalidParameter("sealed_key must be non-empty bytes")
+    check_time(credential.created_at, "created_at")
+    _check_optional_time(credential.pending_until, "pending_until")
+    _check_optional_time(credential.confirmed_at, "confirmed_at")
+    _check_optional_time(credential.renewed_at, "renewed_at")
+    _check_optional_time(credential.disabled_at, "disabled_at")
+    _check_int(credential.digits, "digits", 1, 16)
+    _check_int(credential.period, "period", 1, 2**31 - 1)
+    _check_int(credential.last_accepted, "last_accepted", -1)
+    check_drift(credential.drift)
+    _check_int(credential.version, "version", 0)
+    if type(credential.label) is not str or len(credential.label) > MAX_ID_LENGTH:
+        raise InvalidParameter(f"label must be a string of at most {MAX_ID_LENGTH} characters")
+    _check_utf8(credential.label, "label")
+    if credential.replaces is not None:
+        check_id(credential.replaces, "replaces")
+    return credential
+
+
+def check_recovery_records(records: object) -> tuple[RecoveryRecord, ...]:
+    """Return ``records`` as a tuple if it is a sequence of
+    :class:`~mfa_core.recovery.RecoveryRecord` with distinct ids (at most 1000)."""
+    if isinstance(records, str | bytes) or not isinstance(records, Sequence):
+        raise InvalidParameter("records must be a sequence of RecoveryRecord")
+    result = tuple(records)
+    if len(result) > _MAX_RECOVERY_RECORDS:
+        raise InvalidParameter(f"a set holds at most {_MAX_RECOVERY_RECORDS} recovery codes")
+    if not all(isinstance(record, RecoveryRecord) for record in result):
+        raise InvalidParameter("records must be a sequence of RecoveryRecord")
+    if len({record.id for record in result}) != len(result):
+        raise InvalidParameter("recovery record ids must be distinct")
+    for record in result:
+        check_id(record.id, "record id")
+        check_phc(record.phc)
+        if record.used_at is not None:
+            check_time(record.used_at, "used_at")
+    return result
+
+
+def check_oob_record(record: object) -> OOBRecord:
+    """Return ``record`` if it is an :class:`~mfa_core.oob.OOBRecord` a store can hold
+    (the record's own constructor checked every field's range)."""
+    if not isinstance(record, OOBRecord):
+        raise InvalidParameter("record must be a mfa_core.oob.OOBRecord")
+    check_id(record.challenge_id, "challenge_id")
+    check_id(record.user_id, "user_id")
+    return record
+
+
+def check_generation(value: object) -> int:
+    """Return ``value`` if it is a challenge generation (a non-negative 64-bit integer)."""
+    if not _is_int(value) or not 0 <= value <= INT64_MAX:  # type: ignore[operator]
+        raise InvalidParameter("expected_generation must be a non-negative 64-bit integer")
+    return value  # type: ignore[return-value]
+
+
+def check_phc(phc: object) -> str:
+    """Return ``phc`` if it looks like an Argon2id PHC string (``$argon2id$...``, at most
+    512 ASCII characters); the recovery module checks the rest when it verifies."""
+    if (
+        type(phc) is not str
+        or not phc.startswith("$argon2id$")
+        or len(phc) > _MAX_PHC
+        or not phc.isascii()
+    ):
+        raise InvalidParameter("phc must be an Argon2id PHC string")
+    return phc
+
+
+# -- decoding rows of the SQL-family stores ---------------------------------------------
+# SQLiteStore and SQLStore lay their tables out in the same column order; a row that does
+# not decode (a tampered or corrupt database) is a StoreError naming the store, never a
+# ValueError or TypeError.
+
+
+def _as_int(value: object) -> int:
+    """An integer column's value: an int, or a float holding a whole number; anything else
+    (a fraction, text, a bool) is a row that does not decode."""
+    if type(value) is int:
+        return value
+    if type(value) is float and value.is_integer():
+        return int(value)
+    raise ValueError("not an integer")
+
+
+def _as_bytes(value: object) -> bytes:
+    """A BLOB/BYTEA column's value (``bytes(5)`` would quietly make five zero bytes)."""
+    if isinstance(value, bytes | bytearray | memoryview):
+        return bytes(value)
+    raise TypeError("not a byte string")
+
+
+def opt_float(value: float | None) -> float | None:
+    """``None`` or the value as a float (SQLite may return whole REAL values as int)."""
+    return None if value is None else float(value)
+
+
+def credential_from_row(row: Sequence[Any], store: str) -> Credential:
+    """Decode a credentials row (columns in :class:`~mfa_core.models.Credential` order)."""
+    try:
+        return Credential(
+            id=row[0],
+            user_id=row[1],
+            kind=CredentialKind(row[2]),
+            sealed_key=_as_bytes(row[3]),
+            created_at=float(row[4]),
+            status=CredentialState(row[5]),
+            algorithm=Algorithm(row[6]),
+            digits=_as_int(row[7]),
+            period=_as_int(row[8]),
+            label=row[9],
+            pending_until=opt_float(row[10]),
+            confirmed_at=opt_float(row[11]),
+            renewed_at=opt_float(row[12]),
+            replaces=row[13],
+            disabled_at=opt_float(row[14]),
+            last_accepted=_as_int(row[15]),
+            drift=_as_int(row[16]),
+            version=_as_int(row[17]),
+        )
+    except (ValueError, TypeError) as exc:
+        raise StoreError(f"the {store} store holds a credential row it cannot read") from exc
+
+
+def recovery_from_row(row: Sequence[Any], store: str) -> RecoveryRecord:
+    """Decode a recovery-code row: id, tag, PHC string, used_at."""
+    try:
+        return RecoveryRecord(id=row[0], tag=row[1], phc=row[2], used_at=opt_float(row[3]))
+    except (MFAError, ValueError, TypeError) as exc:
+        raise StoreError(f"the {store} store holds a recovery code row it cannot read") from exc
+
+
+def challenge_from_row(row: Sequence[Any], store: str) -> OOBRecord:
+    """Decode an out-of-band challenge row (columns in :class:`~mfa_core.oob.OOBRecord`
+    order; ``used`` a boolean or 0/1)."""
+    try:
+        if type(row[13]) is not bool and row[13] not in (0, 1):
+            raise ValueError("used must be a boolean")
+        return OOBRecord(
+            challenge_id=row[0],
+            user_id=row[1],
+            purpose=OOBPurpose(row[2]),
+            channel=OOBChannel(row[3]),
+            destination_hint=row[4],
+            code_hash=_as_bytes(row[5]),
+            digits=_as_int(row[6]),
+            issued_at=float(row[7]),
+            expires_at=float(row[8]),
+            max_attempts=_as_int(row[9]),
+            attempts=_as_int(row[10]),
+            resend_count=_as_int(row[11]),
+            generation=_as_int(row[12]),
+            used=bool(row[13]),
+        )
+    except (MFAError, ValueError, TypeError) as exc:
+        raise StoreError(f"the {store} store holds a challenge row it cannot read") from exc

@@ -1,0 +1,813 @@
+"""A store on a SQL database through SQLAlchemy 2 Core: :class:`SQLStore` (the ``sql`` extra).
+
+Needs SQLAlchemy 2 (``pip install 'mfa_core[sql]'``, which also brings psycopg 3 for
+PostgreSQL); importing this module without SQLAlchemy raises
+:class:`~mfa_core.errors.MissingDependency`. Supported databases: PostgreSQL and SQLite
+(3.35 or later, for ``RETURNING``).
+
+The schema is SQLAlchemy Core :data:`metadata` (tables named ``mfa_*``, one table per
+concern, so further ports add tables without touching these); :func:`create_schema`
+creates what is missing, and :func:`schema_ddl` prints it as plain DDL for hosts that run
+their own migrations. There is no ORM session: every operation is ONE SQL statement in a
+transaction of its own, on a connection borrowed from the host's engine (on PostgreSQL in
+autocommit mode, so one round trip), and every race-prone change is atomic in that
+statement:
+
+* ``claim``: ``UPDATE ... SET last_accepted = :v, drift = :d WHERE id = :id AND
+  last_accepted < :v`` (``rowcount`` says who won);
+* ``update``: ``UPDATE ... WHERE id = :id AND version = :expected``;
+* ``record_failure``: ``INSERT ... ON CONFLICT (user_id) DO UPDATE SET count = count + 1
+  ... RETURNING count, last_failure_at``;
+* ``consume_recovery_code``: ``UPDATE ... SET used_at = :now WHERE ... AND used_at IS NULL``
+  and the count of unused codes left. On PostgreSQL one statement: a ``WITH`` clause first
+  locks the user's codes (``SELECT ... ORDER BY id FOR UPDATE``, so consumptions of one
+  user's codes queue on the same first row and each sees the others' results), then the
+  conditional ``UPDATE``; on SQLite the two statements in one transaction (SQLite
+  serialises writers);
+* ``replace_recovery_codes``: one transaction that deletes the old set and inserts the new;
+* ``replace_challenge`` / ``update_challenge``: ``UPDATE ... WHERE challenge_id = :id AND
+  generation = :g AND ...`` (compare-and-set, ``rowcount`` says who won).
+
+A few operations need more than one statement (``replace_recovery_codes`` everywhere,
+``consume_recovery_code`` on SQLite): they run in one transaction on a connection in the
+engine's own (transactional) mode, and either commit whole or roll back.
+
+Driver errors become :class:`~mfa_core.errors.StoreUnavailable` (the database cannot be
+reached: operational and interface errors of the driver, dropped connections, pool
+timeouts; on SQLite a busy/locked file or an I/O error) or
+:class:`~mfa_core.errors.StoreError` (anything else, e.g. a missing table); nothing is
+retried, so the caller refuses the attempt (fail closed). SQLAlchemy invalidates a
+connection that dropped, so the next call gets a fresh one; ``pool_pre_ping=True`` on the
+engine also catches connections that died while idle in the pool.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Sequence
+from typing import Any, Final, TypeVar
+
+from ..errors import InvalidParameter, MFAError, MissingDependency, StoreError, StoreUnavailable
+from ..models import Credential, FailureState
+from ..oob import OOBRecord
+from ..recovery import RecoveryRecord
+from ._common import (
+    challenge_from_row,
+    check_claim_value,
+    check_credential,
+    check_drift,
+    check_generation,
+    check_id,
+    check_oob_record,
+    check_phc,
+    check_recovery_records,
+    check_time,
+    check_version,
+    credential_from_row,
+    opt_float,
+    recovery_from_row,
+)
+
+try:
+    import sqlalchemy as sa
+    from sqlalchemy import exc as sa_exc
+    from sqlalchemy.dialects import postgresql, sqlite
+    from sqlalchemy.schema import CreateIndex, CreateTable
+except ImportError:  # pragma: no cover - exercised in a subprocess by the tests
+    raise MissingDependency(
+        "the SQL store needs SQLAlchemy 2: pip install 'mfa_core[sql]'"
+    ) from None
+
+__all__ = [
+    "SUPPORTED_DIALECTS",
+    "SQLStore",
+    "create_schema",
+    "credentials_table",
+    "failures_table",
+    "metadata",
+    "oob_challenges_table",
+    "recovery_codes_table",
+    "schema_ddl",
+]
+
+_T = TypeVar("_T")
+
+SUPPORTED_DIALECTS: Final = frozenset({"postgresql", "sqlite"})
+"""Database dialects :class:`SQLStore` is tested on (``ON CONFLICT ... RETURNING``)."""
+
+metadata: Final = sa.MetaData(
+    naming_convention={
+        "ix": "%(table_name)s_%(column_0_name)s_idx",
+        "uq": "%(table_name)s_%(column_0_name)s_key",
+        "ck": "%(table_name)s_%(constraint_name)s_check",
+        "pk": "%(table_name)s_pkey",
+    }
+)
+"""Every table of the SQL store (further ports add their own ``mfa_*`` tables here)."""
+
+credentials_table: Final = sa.Table(
+    "mfa_credentials",
+    metadata,
+    # Insertion order: breaks created_at ties in list_for_user (an INTEGER PRIMARY KEY is
+    # SQLite's rowid; PostgreSQL gets an identity column).
+    sa.Column(
+        "seq",
+        sa.BigInteger().with_variant(sa.Integer(), "sqlite"),
+        sa.Identity(),
+        primary_key=True,
+    ),
+    sa.Column("id", sa.Text(), nullable=False, unique=True),
+    sa.Column("user_id", sa.Text(), nullable=False),
+    sa.Column("kind", sa.String(8), nullable=False),
+    sa.Column("sealed_key", sa.LargeBinary(), nullable=False),
+    sa.Column("created_at", sa.Double(), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("algorithm", sa.String(16), nullable=False),
+    sa.Column("digits", sa.Integer(), nullable=False),
+    sa.Column("period", sa.Integer(), nullable=False),
+    sa.Column("label", sa.Text(), nullable=False, server_default=""),
+    sa.Column("pending_until", sa.Double()),
+    sa.Column("confirmed_at", sa.Double()),
+    sa.Column("renewed_at", sa.Double()),
+    sa.Column("replaces", sa.Text()),
+    sa.Column("disabled_at", sa.Double()),
+    sa.Column("last_accepted", sa.BigInteger(), nullable=False, server_default=sa.text("-1")),
+    sa.Column("drift", sa.BigInteger(), nullable=False, server_default=sa.text("0")),
+    sa.Column("version", sa.BigInteger(), nullable=False, server_default=sa.text("0")),
+    sa.CheckConstraint("kind IN ('totp', 'hotp')", name="kind"),
+    sa.CheckConstraint("status IN ('pending', 'active', 'disabled')", name="status"),
+    sa.Index(None, "user_id", "created_at"),
+)
+"""``mfa_credentials``: one row per credential."""
+
+failures_table: Final = sa.Table(
+    "mfa_failures",
+    metadata,
+    sa.Column("user_id", sa.Text(), primary_key=True),
+    sa.Column("count", sa.BigInteger(), nullable=False),
+    sa.Column("last_failure_at", sa.Double()),
+)
+"""``mfa_failures``: consecutive failures per user (a row exists only while count > 0)."""
+
+recovery_codes_table: Final = sa.Table(
+    "mfa_recovery_codes",
+    metadata,
+    sa.Column("user_id", sa.Text(), primary_key=True),
+    sa.Column("id", sa.Text(), primary_key=True),
+    sa.Column("position", sa.Integer(), nullable=False),
+    sa.Column("tag", sa.Text(), nullable=False),
+    sa.Column("phc", sa.Text(), nullable=False),
+    sa.Column("used_at", sa.Double()),
+)
+"""``mfa_recovery_codes``: one row per recovery code (lookup tag and Argon2id PHC hash,
+never the code); ``position`` keeps the order of the set, ``used_at`` is NULL while the
+code is usable."""
+
+oob_challenges_table: Final = sa.Table(
+    "mfa_oob_challenges",
+    metadata,
+    sa.Column("challenge_id", sa.Text(), primary_key=True),
+    sa.Column("user_id", sa.Text(), nullable=False),
+    sa.Column("purpose", sa.String(32), nullable=False),
+    sa.Column("channel", sa.String(8), nullable=False),
+    sa.Column("destination_hint", sa.Text(), nullable=False),
+    sa.Column("code_hash", sa.LargeBinary(), nullable=False),
+    sa.Column("digits", sa.Integer(), nullable=False),
+    sa.Column("issued_at", sa.Double(), nullable=False),
+    sa.Column("expires_at", sa.Double(), nullable=False),
+    sa.Column("max_attempts", sa.Integer(), nullable=False),
+    sa.Column("attempts", sa.Integer(), nullable=False),
+    sa.Column("resend_count", sa.BigInteger(), nullable=False),
+    sa.Column("generation", sa.BigInteger(), nullable=False),
+    sa.Column("used", sa.Boolean(), nullable=False),
+    sa.Index(None, "expires_at"),
+)
+"""``mfa_oob_challenges``: one row per out-of-band challenge (the keyed hash of its code and
+a masked destination, never the code or the address)."""
+
+_C = credentials_table.c
+_F = failures_table.c
+_R = recovery_codes_table.c
+_O = oob_challenges_table.c
+_RECOVERY_SELECT: Final = sa.select(_R.id, _R.tag, _R.phc, _R.used_at)
+_OOB_COLUMNS: Final = (
+    _O.challenge_id,
+    _O.user_id,
+    _O.purpose,
+    _O.channel,
+    _O.destination_hint,
+    _O.code_hash,
+    _O.digits,
+    _O.issued_at,
+    _O.expires_at,
+    _O.max_attempts,
+    _O.attempts,
+    _O.resend_count,
+    _O.generation,
+    _O.used,
+)
+_OOB_SELECT: Final = sa.select(*_OOB_COLUMNS)
+_COLUMNS: Final = (
+    _C.id,
+    _C.user_id,
+    _C.kind,
+    _C.sealed_key,
+    _C.created_at,
+    _C.status,
+    _C.algorithm,
+    _C.digits,
+    _C.period,
+    _C.label,
+    _C.pending_until,
+    _C.confirmed_at,
+    _C.renewed_at,
+    _C.replaces,
+    _C.disabled_at,
+    _C.last_accepted,
+    _C.drift,
+    _C.version,
+)
+_SELECT: Final = sa.select(*_COLUMNS)
+_DIALECTS: Final = {"postgresql": postgresql.dialect, "sqlite": sqlite.dialect}
+# SQLite primary result codes meaning "cannot reach the data now": BUSY, LOCKED, NOMEM,
+# IOERR, FULL, CANTOPEN, PROTOCOL.
+_SQLITE_UNAVAILABLE: Final = frozenset({5, 6, 7, 10, 13, 14, 15})
+
+
+def create_schema(engine: sa.Engine) -> None:
+    """Create the store's tables and indexes that do not exist yet (idempotent).
+
+    Honours the engine's ``schema_translate_map`` execution option, so a host can put the
+    tables in a schema of its choice. Raises :class:`~mfa_core.errors.StoreError` (or
+    :class:`~mfa_core.errors.StoreUnavailable`) if the database refuses.
+    """
+    _check_engine(engine)
+    _guard("create_schema", lambda: metadata.create_all(engine))
+
+
+def schema_ddl(dialect: str = "postgresql") -> str:
+    """The schema as plain DDL statements for ``dialect`` (``"postgresql"`` or
+    ``"sqlite"``), for hosts that manage migrations themselves."""
+    if dialect not in _DIALECTS:
+        raise InvalidParameter("dialect must be 'postgresql' or 'sqlite'")
+    compiled = _DIALECTS[dialect]()
+    statements: list[str] = []
+    for table in metadata.sorted_tables:
+        statements.append(_tidy(CreateTable(table).compile(dialect=compiled)))
+        for index in sorted(table.indexes, key=lambda ix: str(ix.name)):
+            statements.append(_tidy(CreateIndex(index).compile(dialect=compiled)))
+    return "\n\n".join(statements) + "\n"
+
+
+def _tidy(compiled: object) -> str:
+    """One statement as SQLAlchemy compiles it, without tabs and trailing blanks, with a
+    closing semicolon."""
+    lines = str(compiled).strip().expandtabs(4).splitlines()
+    return "\n".join(line.rstrip() for line in lines) + ";"
+
+
+def _check_engine(engine: object) -> None:
+    if not isinstance(engine, sa.Engine):
+        raise InvalidParameter("engine must be a sqlalchemy.Engine")
+    if engine.dialect.name not in SUPPORTED_DIALECTS:
+        raise InvalidParameter(
+            f"SQLStore supports PostgreSQL and SQLite, not {engine.dialect.name!r}"
+        )
+
+
+def _guard(operation: str, body: Callable[[], _T], *, conflict: str | None = None) -> _T:
+    """Run ``body``; SQLAlchemy and driver errors become typed store errors whose message
+    names the operation and the error class, never a parameter.
+
+    The store error is chained to the driver's exception (``exc.orig``), not to
+    SQLAlchemy's wrapper, whose text lists the statement's parameters (a sealed key among
+    them) and would put them in any logged traceback. ``conflict`` is the message for an
+    integrity error (a duplicate key).
+    """
+    try:
+        return body()
+    except MFAError:
+        raise
+    except sa_exc.DBAPIError as exc:
+        cause = exc.orig if isinstance(exc.orig, BaseException) else None
+        if _unreachable(exc):
+            raise StoreUnavailable(
+                f"the SQL store is unavailable: {operation} failed ({_name(exc)})"
+            ) from cause
+        if conflict is not None and isinstance(exc, sa_exc.IntegrityError):
+            raise StoreError(conflict) from cause
+        raise StoreError(f"the SQL store failed: {operation} failed ({_name(exc)})") from cause
+    except (sa_exc.TimeoutError, sa_exc.DisconnectionError, OSError) as exc:
+        raise StoreUnavailable(
+            f"the SQL store is unavailable: {operation} failed ({type(exc).__name__})"
+        ) from exc
+    except sa_exc.SQLAlchemyError as exc:
+        # a StatementError's text holds the parameters: keep only the class name
+        raise StoreError(
+            f"the SQL store failed: {operation} failed ({type(exc).__name__})"
+        ) from None
+
+
+def _unreachable(exc: sa_exc.DBAPIError) -> bool:
+    """Whether a driver error means "the database cannot be reached right now"."""
+    if exc.connection_invalidated:
+        return True
+    code = getattr(exc.orig, "sqlite_errorcode", None)
+    if isinstance(code, int):
+        # sqlite3 raises OperationalError for nearly everything (a missing table too):
+        # decide by SQLite's primary result code instead.
+        return code & 0xFF in _SQLITE_UNAVAILABLE
+    return isinstance(exc, sa_exc.OperationalError | sa_exc.InterfaceError)
+
+
+def _name(exc: sa_exc.DBAPIError) -> str:
+    return type(exc.orig).__name__ if exc.orig is not None else type(exc).__name__
+
+
+def _values(credential: Credential) -> dict[str, Any]:
+    """The columns ``update`` writes (not last_accepted, drift, version, seq, id)."""
+    return {
+        "user_id": credential.user_id,
+        "kind": credential.kind.value,
+        "sealed_key": credential.sealed_key,
+        "created_at": float(credential.created_at),
+        "status": credential.status.value,
+        "algorithm": credential.algorithm.value,
+        "digits": credential.digits,
+        "period": credential.period,
+        "label": credential.label,
+        "pending_until": opt_float(credential.pending_until),
+        "confirmed_at": opt_float(credential.confirmed_at),
+        "renewed_at": opt_float(credential.renewed_at),
+        "replaces": credential.replaces,
+        "disabled_at": opt_float(credential.disabled_at),
+    }
+
+
+def _all(result: sa.CursorResult[Any]) -> Sequence[Sequence[Any]]:
+    return result.all()
+
+
+def _one_row_changed(result: sa.CursorResult[Any]) -> bool:
+    return result.rowcount == 1
+
+
+def _challenge_values(record: OOBRecord) -> dict[str, Any]:
+    """Every column of a challenge but its id."""
+    return {
+        "user_id": record.user_id,
+        "purpose": record.purpose.value,
+        "channel": record.channel.value,
+        "destination_hint": record.destination_hint,
+        "code_hash": record.code_hash,
+        "digits": record.digits,
+        "issued_at": float(record.issued_at),
+        "expires_at": float(record.expires_at),
+        "max_attempts": record.max_attempts,
+        "attempts": record.attempts,
+        "resend_count": record.resend_count,
+        "generation": record.generation,
+        "used": record.used,
+    }
+
+
+def _lock_key(user_id: str) -> int:
+    """A signed 64-bit advisory-lock key for one user's recovery-code set (PostgreSQL)."""
+    digest = hashlib.sha256(b"mfa_core:recovery:" + user_id.encode("utf-8")).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _failure_state(row: Sequence[Any]) -> FailureState:
+    try:
+        return FailureState(count=int(row[0]), last_failure_at=opt_float(row[1]))
+    except (ValueError, TypeError) as exc:
+        raise StoreError("the SQL store holds a failure row it cannot read") from exc
+
+
+class SQLStore:
+    """A :class:`~mfa_core.ports.CredentialStore` and :class:`~mfa_core.ports.FailureCounter`
+    on PostgreSQL or SQLite through a SQLAlchemy 2 ``Engine`` the host owns.
+
+    The engine's pool is used as configured (size, timeouts, ``pool_pre_ping``); each
+    operation borrows one connection for one statement, committed on its own. The tables must
+    exist (:func:`create_schema`, or the DDL from :func:`schema_ddl`). Safe to share
+    between threads, and any number of processes may use the same database.
+    """
+
+    __slots__ = ("_engine", "_insert", "_postgres", "_refuse_nul", "_tx_engine")
+
+    def __init__(self, engine: sa.Engine) -> None:
+        _check_engine(engine)
+        postgres = engine.dialect.name == "postgresql"
+        # PostgreSQL: autocommit, so a statement is its own transaction without BEGIN and
+        # COMMIT round trips. SQLite (in-process): switching the isolation level on every
+        # checkout costs more than the implicit BEGIN ... COMMIT around one statement.
+        self._engine = (
+            engine.execution_options(isolation_level="AUTOCOMMIT") if postgres else engine
+        )
+        # Multi-statement operations run in real transactions: on PostgreSQL explicitly
+        # READ COMMITTED (the host's engine could be in autocommit mode), on SQLite as is.
+        self._tx_engine = (
+            engine.execution_options(isolation_level="READ COMMITTED") if postgres else engine
+        )
+        self._postgres = postgres
+        self._insert: Any = postgresql.insert if postgres else sqlite.insert
+        # PostgreSQL text cannot hold U+0000: refuse it up front as bad input.
+        self._refuse_nul = postgres
+
+    def __repr__(self) -> str:
+        return f"SQLStore(dialect={self._engine.dialect.name!r})"
+
+    @property
+    def engine(self) -> sa.Engine:
+        """The engine this store runs on (on PostgreSQL with autocommit execution options)."""
+        return self._engine
+
+    def _id(self, value: object, name: str) -> str:
+        checked = check_id(value, name)
+        if self._refuse_nul and "\x00" in checked:
+            raise InvalidParameter(f"{name} must not contain NUL characters on PostgreSQL")
+        return checked
+
+    def _no_nul(self, value: str, name: str) -> None:
+        if self._refuse_nul and "\x00" in value:
+            raise InvalidParameter(f"{name} must not contain NUL characters on PostgreSQL")
+
+    def _challenge_checked(self, record: object) -> OOBRecord:
+        checked = check_oob_record(record)
+        for name in ("challenge_id", "user_id", "destination_hint"):
+            self._no_nul(getattr(checked, name), name)
+        return checked
+
+    def _checked(self, credential: object) -> Credential:
+        checked = check_credential(credential)
+        if self._refuse_nul:
+            for name in ("id", "user_id", "label", "replaces"):
+                value = getattr(checked, name)
+                if value is not None and "\x00" in value:
+                    raise InvalidParameter(f"{name} must not contain NUL characters on PostgreSQL")
+        return checked
+
+    def _execute(
+        self,
+        operation: str,
+        statement: sa.Executable,
+        read: Callable[[sa.CursorResult[Any]], _T],
+        *,
+        conflict: str | None = None,
+    ) -> _T:
+        """Execute one statement as one transaction and ``read`` its result (rows or
+        rowcount) before the commit; the connection then goes back to the pool."""
+
+        def run() -> _T:
+            with self._engine.connect() as connection:
+                result = read(connection.execute(statement))
+                # Nothing to commit in autocommit mode (PostgreSQL: no round trip); on
+                # SQLite this ends the implicit transaction of a write.
+                connection.commit()
+                return result
+
+        return _guard(operation, run, conflict=conflict)
+
+    def _transaction(self, operation: str, body: Callable[[sa.Connection], _T]) -> _T:
+        """Run ``body``'s statements in one transaction: committed if it returns, rolled
+        back if anything raises."""
+
+        def run() -> _T:
+            with self._tx_engine.begin() as connection:
+                return body(connection)
+
+        return _guard(operation, run)
+
+    # -- CredentialStore -----------------------------------------------------------------
+
+    def add(self, credential: Credential) -> None:
+        """Insert a new credential (one ``INSERT``); raise
+        :class:`~mfa_core.errors.StoreError` if its id is already stored."""
+        self._checked(credential)
+        statement = credentials_table.insert().values(
+            id=credential.id,
+            last_accepted=credential.last_accepted,
+            drift=credential.drift,
+            version=credential.version,
+            **_values(credential),
+        )
+        self._execute(
+            "add", statement, _one_row_changed, conflict="a credential with this id already exists"
+        )
+
+    def get(self, credential_id: str) -> Credential | None:
+        """Return the credential with this id, or ``None``."""
+        self._id(credential_id, "credential_id")
+        rows = self._execute("get", _SELECT.where(_C.id == credential_id), _all)
+        return credential_from_row(rows[0], "SQL") if rows else None
+
+    def list_for_user(self, user_id: str) -> Sequence[Credential]:
+        """Return all credentials of a user (any state), oldest first (by ``created_at``,
+        then by insertion order)."""
+        self._id(user_id, "user_id")
+        statement = _SELECT.where(_C.user_id == user_id).order_by(_C.created_at, _C.seq)
+        return [
+            credential_from_row(row, "SQL")
+            for row in self._execute("list_for_user", statement, _all)
+        ]
+
+    def update(self, credential: Credential, *, expected_version: int) -> bool:
+        """Replace the stored credential if its version is ``expected_version`` (one
+        conditional ``UPDATE``). The stored version becomes ``expected_version + 1``;
+        ``last_accepted`` and ``drift`` keep their stored values. Returns ``False``
+        (changing nothing) if the credential is missing or its version differs.
+        """
+        self._checked(credential)
+        check_version(expected_version)
+        statement = (
+            credentials_table.update()
+            .where(_C.id == credential.id, _C.version == expected_version)
+            .values(version=expected_version + 1, **_values(credential))
+        )
+        return self._execute("update", statement, _one_row_changed)
+
+    def claim(self, credential_id: str, value: int, *, drift: int) -> bool:
+        """Store ``value`` and ``drift`` if ``value`` is greater than ``last_accepted`` (one
+        conditional ``UPDATE``); return whether it was stored. Of concurrent calls with one
+        value, from any process, exactly one wins. ``value``: 0..2**63-1.
+        """
+        self._id(credential_id, "credential_id")
+        check_claim_value(value)
+        check_drift(drift)
+        statement = (
+            credentials_table.update()
+            .where(_C.id == credential_id, _C.last_accepted < value)
+            .values(last_accepted=value, drift=drift)
+        )
+        return self._execute("claim", statement, _one_row_changed)
+
+    def delete(self, credential_id: str) -> bool:
+        """Remove a credential; return whether it existed."""
+        self._id(credential_id, "credential_id")
+        statement = credentials_table.delete().where(_C.id == credential_id)
+        return self._execute("delete", statement, _one_row_changed)
+
+    # -- FailureCounter ------------------------------------------------------------------
+
+    def record_failure(self, user_id: str, now: float) -> FailureState:
+        """Add one failure and return the new state (one upsert ``... RETURNING``).
+
+        ``last_failure_at`` becomes the later of ``now`` and the stored time, so a caller
+        with a lagging clock never shortens a delay or a lock.
+        """
+        self._id(user_id, "user_id")
+        at = check_time(now)
+        insert = self._insert(failures_table).values(user_id=user_id, count=1, last_failure_at=at)
+        excluded = insert.excluded.last_failure_at
+        statement = insert.on_conflict_do_update(
+            index_elements=[_F.user_id],
+            set_={
+                "count": _F.count + 1,
+                "last_failure_at": sa.case(
+                    (_F.last_failure_at > excluded, _F.last_failure_at), else_=excluded
+                ),
+            },
+        ).returning(_F.count, _F.last_failure_at)
+        rows = self._execute("record_failure", statement, _all)
+        if len(rows) != 1:
+            raise StoreError("the SQL store returned no failure row")
+        return _failure_state(rows[0])
+
+    def get_failures(self, user_id: str) -> FailureState:
+        """Return the user's failure state (``FailureState()`` if none)."""
+        self._id(user_id, "user_id")
+        statement = sa.select(_F.count, _F.last_failure_at).where(_F.user_id == user_id)
+        rows = self._execute("get_failures", statement, _all)
+        return _failure_state(rows[0]) if rows else FailureState()
+
+    def reset(self, user_id: str) -> None:
+        """Forget the user's failures (one ``DELETE``)."""
+        self._id(user_id, "user_id")
+        self._execute(
+            "reset", failures_table.delete().where(_F.user_id == user_id), _one_row_changed
+        )
+
+    # -- RecoveryCodeStore ---------------------------------------------------------------
+
+    def replace_recovery_codes(self, user_id: str, records: Sequence[RecoveryRecord]) -> None:
+        """Replace the user's whole set with ``records`` (empty: delete it) in one
+        transaction: no reader sees old and new codes mixed, and no old code is consumable
+        afterwards.
+
+        On PostgreSQL the transaction first takes a per-user advisory lock (two concurrent
+        replacements of a new user's set cannot both insert) and locks the old codes in
+        the order ``consume_recovery_code`` does (so the two never deadlock).
+        """
+        self._id(user_id, "user_id")
+        checked = check_recovery_records(records)
+        for record in checked:
+            self._no_nul(record.id, "record id")
+            self._no_nul(record.phc, "phc")
+        rows = [
+            {
+                "user_id": user_id,
+                "id": record.id,
+                "position": position,
+                "tag": record.tag,
+                "phc": record.phc,
+                "used_at": opt_float(record.used_at),
+            }
+            for position, record in enumerate(checked)
+        ]
+
+        def swap(connection: sa.Connection) -> None:
+            if self._postgres:
+                connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_key(user_id))))
+                connection.execute(
+                    sa.select(_R.id).where(_R.user_id == user_id).order_by(_R.id).with_for_update()
+                )
+            connection.execute(recovery_codes_table.delete().where(_R.user_id == user_id))
+            if rows:
+                connection.execute(recovery_codes_table.insert(), rows)
+
+        self._transaction("replace_recovery_codes", swap)
+
+    def recovery_codes(self, user_id: str) -> Sequence[RecoveryRecord]:
+        """Return the user's records, used ones included, in the order they were given."""
+        self._id(user_id, "user_id")
+        statement = _RECOVERY_SELECT.where(_R.user_id == user_id).order_by(_R.position)
+        return [
+            recovery_from_row(row, "SQL")
+            for row in self._execute("recovery_codes", statement, _all)
+        ]
+
+    def consume_recovery_code(self, user_id: str, record_id: str, now: float) -> int | None:
+        """Mark the code used at ``now`` if it exists and is unused, and return the unused
+        codes left; ``None`` (changing nothing) otherwise. Of concurrent calls from any
+        process exactly one returns a number, and concurrent consumptions of different
+        codes of one user return different counts.
+
+        PostgreSQL: one statement (lock the user's codes in ``id`` order, conditional
+        ``UPDATE``, count). SQLite: the conditional ``UPDATE`` and the count in one
+        transaction.
+        """
+        self._id(user_id, "user_id")
+        self._id(record_id, "record_id")
+        at = check_time(now)
+        if self._postgres:
+            rows = self._execute(
+                "consume_recovery_code", _consume_statement(user_id, record_id, at), _all
+            )
+            if len(rows) != 1:
+                raise StoreError("the SQL store returned no result for consume_recovery_code")
+            won, unused = rows[0]
+            return int(unused) - 1 if won == 1 else None
+
+        def consume(connection: sa.Connection) -> int | None:
+            marked = connection.execute(
+                recovery_codes_table.update()
+                .where(_R.user_id == user_id, _R.id == record_id, _R.used_at.is_(None))
+                .values(used_at=at)
+            )
+            if marked.rowcount != 1:
+                return None
+            left = connection.execute(
+                sa.select(sa.func.count())
+                .select_from(recovery_codes_table)
+                .where(_R.user_id == user_id, _R.used_at.is_(None))
+            ).scalar_one()
+            return int(left)
+
+        return self._transaction("consume_recovery_code", consume)
+
+    def update_recovery_hash(self, user_id: str, record_id: str, phc: str) -> bool:
+        """Replace one record's PHC hash (``used_at`` is kept); return whether it exists."""
+        self._id(user_id, "user_id")
+        self._id(record_id, "record_id")
+        self._no_nul(check_phc(phc), "phc")
+        statement = (
+            recovery_codes_table.update()
+            .where(_R.user_id == user_id, _R.id == record_id)
+            .values(phc=phc)
+        )
+        return self._execute("update_recovery_hash", statement, _one_row_changed)
+
+    # -- OOBChallengeStore ---------------------------------------------------------------
+
+    def put_challenge(self, record: OOBRecord) -> None:
+        """Insert a new challenge (one ``INSERT``); raise
+        :class:`~mfa_core.errors.StoreError` if its id is already stored."""
+        self._challenge_checked(record)
+        statement = oob_challenges_table.insert().values(
+            challenge_id=record.challenge_id, **_challenge_values(record)
+        )
+        self._execute(
+            "put_challenge",
+            statement,
+            _one_row_changed,
+            conflict="a challenge with this id already exists",
+        )
+
+    def get_challenge(self, challenge_id: str) -> OOBRecord | None:
+        """Return the challenge with this id, or ``None``."""
+        self._id(challenge_id, "challenge_id")
+        statement = _OOB_SELECT.where(_O.challenge_id == challenge_id)
+        rows = self._execute("get_challenge", statement, _all)
+        return challenge_from_row(rows[0], "SQL") if rows else None
+
+    def replace_challenge(self, record: OOBRecord, *, expected_generation: int) -> bool:
+        """Store ``record`` if the stored challenge has ``expected_generation`` and is not
+        used (one conditional ``UPDATE``); return whether it was stored."""
+        self._challenge_checked(record)
+        check_generation(expected_generation)
+        statement = (
+            oob_challenges_table.update()
+            .where(
+                _O.challenge_id == record.challenge_id,
+                _O.generation == expected_generation,
+                _O.used.is_(False),
+            )
+            .values(**_challenge_values(record))
+        )
+        return self._execute("replace_challenge", statement, _one_row_changed)
+
+    def update_challenge(self, record: OOBRecord, *, expected: OOBRecord) -> bool:
+        """Store ``record`` if the stored challenge still has ``expected``'s generation,
+        attempts and used flag (one conditional ``UPDATE``); return whether it was stored."""
+        self._challenge_checked(record)
+        self._challenge_checked(expected)
+        if record.challenge_id != expected.challenge_id:
+            raise InvalidParameter("record and expected must be the same challenge")
+        statement = (
+            oob_challenges_table.update()
+            .where(
+                _O.challenge_id == record.challenge_id,
+                _O.generation == expected.generation,
+                _O.attempts == expected.attempts,
+                _O.used.is_(expected.used),
+            )
+            .values(**_challenge_values(record))
+        )
+        return self._execute("update_challenge", statement, _one_row_changed)
+
+    def delete_challenge(self, challenge_id: str) -> bool:
+        """Remove a challenge; return whether it existed."""
+        self._id(challenge_id, "challenge_id")
+        statement = oob_challenges_table.delete().where(_O.challenge_id == challenge_id)
+        return self._execute("delete_challenge", statement, _one_row_changed)
+
+    def purge_challenges(self, before: float) -> int:
+        """Remove every challenge whose code expired before ``before`` (Unix seconds);
+        return how many. Housekeeping for hosts (not part of the port): call it now and
+        then with, e.g., ``now - 86400`` to keep used and expired challenges a day."""
+        limit = check_time(before, "before")
+        statement = oob_challenges_table.delete().where(_O.expires_at < limit)
+        return self._execute("purge_challenges", statement, _rowcount)
+
+
+def _rowcount(result: sa.CursorResult[Any]) -> int:
+    return int(result.rowcount)
+
+
+def _consume_statement(user_id: str, record_id: str, at: float) -> sa.Select[Any]:
+    """PostgreSQL's one-statement ``consume_recovery_code``::
+
+        WITH locked AS MATERIALIZED (SELECT id, used_at FROM mfa_recovery_codes
+                                     WHERE user_id = :user ORDER BY id FOR UPDATE),
+             marked AS (UPDATE mfa_recovery_codes SET used_at = :now
+                        WHERE user_id = :user AND id = :id AND used_at IS NULL
+                          AND EXISTS (SELECT 1 FROM locked
+                                      WHERE id = :id AND used_at IS NULL)
+                        RETURNING id)
+        SELECT (SELECT count(*) FROM marked),
+               (SELECT count(*) FROM locked WHERE used_at IS NULL)
+
+    Every consumption of one user's codes locks the user's rows in ``id`` order, so they
+    queue on the first row; a waiting one then reads the rows as the one before it left
+    them (``FOR UPDATE`` returns the latest committed version). ``locked`` holds the
+    values before this statement's own update: the codes left are its unused count minus
+    one.
+    """
+    locked = (
+        sa.select(_R.id, _R.used_at)
+        .where(_R.user_id == user_id)
+        .order_by(_R.id)
+        .with_for_update()
+        .cte("locked")
+        .prefix_with("MATERIALIZED")
+    )
+    marked = (
+        recovery_codes_table.update()
+        .where(
+            _R.user_id == user_id,
+            _R.id == record_id,
+            _R.used_at.is_(None),
+            sa.exists().where(locked.c.id == record_id, locked.c.used_at.is_(None)),
+        )
+        .values(used_at=at)
+        .returning(_R.id)
+        .cte("marked")
+    )
+    return sa.select(
+        sa.select(sa.func.count()).select_from(marked).scalar_subquery(),
+        sa.select(sa.func.count())
+        .select_from(locked)
+        .where(locked.c.used_at.is_(None))
+        .scalar_subquery(),
+    )

@@ -1,0 +1,1163 @@
+"""Test kit for hosts and for mfa_core itself: fakes and the store contract suite.
+
+Shipped in the package (no test-runner dependency: nothing here imports pytest), so a host
+application can check its own store against the same rules the reference stores follow.
+
+Fakes:
+
+* :class:`FakeClock` - a :class:`~mfa_core.ports.Clock` whose time moves only when told;
+* :class:`RecordingEventSink` - an :class:`~mfa_core.ports.EventSink` that keeps events;
+* :class:`FaultyStore` - wraps a store and raises
+  :class:`~mfa_core.errors.StoreUnavailable` on the N-th call of chosen methods, optionally
+  after the wrapped call went through (a connection that dropped after the write);
+* :class:`FakeCodeSender` - a :class:`~mfa_core.ports.CodeSender` that records the codes
+  it would deliver (:class:`SentCode`, codes hidden from ``repr``).
+
+Contract suite: :class:`CredentialStoreContract` and :class:`FailureCounterContract` are
+mixins whose ``test_*`` methods a pytest test class inherits; the class provides
+``make_store()`` returning a fresh store (ids are random per test, so a shared database
+works too)::
+
+    from mfa_core.testing import CredentialStoreContract, FailureCounterContract
+
+    class TestMyStore(CredentialStoreContract, FailureCounterContract):
+        def make_store(self):
+            return MyStore(dsn=...)
+
+Stores with a ``close()`` method are closed after each test (override
+:meth:`StoreContract.close_store` to clean up differently). The races (32 threads by
+default, :attr:`StoreContract.race_threads`) check every compare-and-set: of N concurrent
+``claim`` calls with one value exactly one wins, of N concurrent ``update`` calls with one
+expected version exactly one wins, and N concurrent ``record_failure`` calls return the
+counts 1..N, each exactly once.
+
+:class:`RecoveryCodeStoreContract` and :class:`OOBChallengeStoreContract` do the same for
+the recovery-code and out-of-band ports (16 threads by default,
+``code_race_threads``): of 16 concurrent consumptions of one recovery code exactly one
+wins, 16 concurrent consumptions of distinct codes return the counts left 15..0, of 16
+concurrent "mark used" compare-and-sets on a challenge exactly one wins, 16 concurrent
+attempt increments (with re-reads on a lost compare-and-set) add exactly 16, and of 16
+concurrent resends of one generation exactly one replaces the code.
+"""
+
+from __future__ import annotations
+
+import hmac
+import math
+import os
+import secrets
+import threading
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Final, Protocol, TypeVar
+
+import attrs
+
+from .errors import ErrorCode, InvalidParameter, StoreError, StoreUnavailable
+from .models import Credential, CredentialKind, CredentialState, Event, EventType, FailureState
+from .oob import MAX_ATTEMPTS_LIMIT, OOBChannel, OOBConfig, OOBPurpose, OOBRecord
+from .oob import issue as oob_issue
+from .otp import Algorithm
+from .ports import CredentialStore, FailureCounter, OOBChallengeStore, RecoveryCodeStore
+from .recovery import ALPHABET as RECOVERY_ALPHABET
+from .recovery import TAG_BYTES, Argon2Params, RecoveryRecord, hash_recovery_code
+
+__all__ = [
+    "CombinedStore",
+    "CredentialStoreContract",
+    "FailureCounterContract",
+    "FakeClock",
+    "FakeCodeSender",
+    "FaultyStore",
+    "OOBChallengeStoreContract",
+    "RecordingEventSink",
+    "RecoveryCodeStoreContract",
+    "SentCode",
+    "StoreContract",
+]
+
+_R = TypeVar("_R")
+
+
+# -- fakes -------------------------------------------------------------------------------
+
+
+def _check_time(value: object, name: str) -> float:
+    if type(value) not in (int, float) or not math.isfinite(value) or value < 0:  # type: ignore[arg-type,operator]
+        raise InvalidParameter(
+            f"{name} must be a finite, non-negative number of seconds",
+            code=ErrorCode.INVALID_TIME,
+        )
+    return float(value)  # type: ignore[arg-type]
+
+
+class FakeClock:
+    """A :class:`~mfa_core.ports.Clock` for tests: the time changes only through
+    :meth:`advance` and :meth:`set`. Thread-safe."""
+
+    __slots__ = ("_lock", "_now")
+
+    def __init__(self, start: float) -> None:
+        self._lock = threading.Lock()
+        self._now = _check_time(start, "start")
+
+    def __repr__(self) -> str:
+        return f"FakeClock({self._now!r})"
+
+    def now(self) -> float:
+        """Return the fake current Unix time."""
+        with self._lock:
+            return self._now
+
+    def advance(self, seconds: float) -> float:
+        """Move the time forward by ``seconds`` (not negative) and return the new time."""
+        step = _check_time(seconds, "seconds")
+        with self._lock:
+            self._now += step
+            return self._now
+
+    def set(self, now: float) -> None:
+        """Jump to ``now`` (backwards too, to simulate a clock that was corrected)."""
+        value = _check_time(now, "now")
+        with self._lock:
+            self._now = value
+
+
+class RecordingEventSink:
+    """An :class:`~mfa_core.ports.EventSink` that keeps every event, in order, in
+    :attr:`events`. Thread-safe."""
+
+    __slots__ = ("_lock", "events")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.events: list[Event] = []
+        """Every event emitted so far, oldest first."""
+
+    def __repr__(self) -> str:
+        return f"RecordingEventSink(events={len(self.events)})"
+
+    def emit(self, event: Event) -> None:
+        """Record ``event``."""
+        with self._lock:
+            self.events.append(event)
+
+    def of_type(self, event_type: EventType) -> list[Event]:
+        """Return the recorded events of one type, oldest first."""
+        with self._lock:
+            return [event for event in self.events if event.type == event_type]
+
+    def clear(self) -> None:
+        """Forget every recorded event."""
+        with self._lock:
+            self.events.clear()
+
+
+class CombinedStore(CredentialStore, FailureCounter, Protocol):
+    """A store that implements both :class:`~mfa_core.ports.CredentialStore` and
+    :class:`~mfa_core.ports.FailureCounter` (as every reference store does)."""
+
+
+_STORE_METHODS: Final = frozenset(
+    {
+        "add",
+        "get",
+        "list_for_user",
+        "update",
+        "claim",
+        "delete",
+        "record_failure",
+        "get_failures",
+        "reset",
+    }
+)
+
+
+class FaultyStore:
+    """Wraps a store and injects :class:`~mfa_core.errors.StoreUnavailable` faults.
+
+    ``fail_on`` maps method names to the call number (1 = the first call) that fails, e.g.
+    ``{"claim": 1, "record_failure": 2}``. With ``after_write=True`` the failing call is
+    first passed to the wrapped store and the fault is raised afterwards: the write took
+    place but the caller never heard (a connection dropped mid-operation). With
+    ``persistent=True`` every call from the N-th on fails (an outage) until :meth:`heal`.
+
+    :attr:`calls` counts calls per method and :attr:`faults` lists the methods that
+    failed, in order. Implements both ports, so it stands in wherever the store did.
+    """
+
+    __slots__ = (
+        "_after_write",
+        "_fail_on",
+        "_healed",
+        "_lock",
+        "_persistent",
+        "_store",
+        "calls",
+        "faults",
+    )
+
+    def __init__(
+        self,
+        store: CombinedStore,
+        *,
+        fail_on: Mapping[str, int],
+        after_write: bool = False,
+        persistent: bool = False,
+    ) -> None:
+        plan = dict(fail_on)
+        for name, nth in plan.items():
+            if name not in _STORE_METHODS:
+                raise InvalidParameter(f"unknown store method {name!r} in fail_on")
+            if type(nth) is not int or nth < 1:
+                raise InvalidParameter("fail_on call numbers must be integers from 1")
+        self._store = store
+        self._fail_on = plan
+        self._after_write = bool(after_write)
+        self._persistent = bool(persistent)
+        self._healed = False
+        self._lock = threading.Lock()
+        self.calls: dict[str, int] = {}
+        """Calls per method so far (failed ones included)."""
+        self.faults: list[str] = []
+        """Methods whose call failed by injection, in order."""
+
+    def __repr__(self) -> str:
+        return f"FaultyStore({self._store!r}, fail_on={self._fail_on!r})"
+
+    def heal(self) -> None:
+        """Stop injecting faults: every later call goes through."""
+        with self._lock:
+            self._healed = True
+
+    def _should_fail(self, name: str) -> bool:
+        with self._lock:
+            count = self.calls.get(name, 0) + 1
+            self.calls[name] = count
+            nth = self._fail_on.get(name)
+            fail = (
+                not self._healed
+                and nth is not None
+                and (count == nth or (self._persistent and count > nth))
+            )
+            if fail:
+                self.faults.append(name)
+            return fail
+
+    def _call(self, name: str, call: Callable[[], _R]) -> _R:
+        if not self._should_fail(name):
+            return call()
+        if self._after_write:
+            call()
+        raise StoreUnavailable(f"injected fault: the store connection dropped during {name}")
+
+    def add(self, credential: Credential) -> None:
+        """Delegate :meth:`~mfa_core.ports.CredentialStore.add` (or fail)."""
+        self._call("add", lambda: self._store.add(credential))
+
+    def get(self, credential_id: str) -> Credential | None:
+        """Delegate :meth:`~mfa_core.ports.CredentialStore.get` (or fail)."""
+        return self._call("get", lambda: self._store.get(credential_id))
+
+    def list_for_user(self, user_id: str) -> Sequence[Credential]:
+        """Delegate :meth:`~mfa_core.ports.CredentialStore.list_for_user` (or fail)."""
+        return self._call("list_for_user", lambda: self._store.list_for_user(user_id))
+
+    def update(self, credential: Credential, *, expected_version: int) -> bool:
+        """Delegate :meth:`~mfa_core.ports.CredentialStore.update` (or fail)."""
+        return self._call(
+            "update", lambda: self._store.update(credential, expected_version=expected_version)
+        )
+
+    def claim(self, credential_id: str, value: int, *, drift: int) -> bool:
+        """Delegate :meth:`~mfa_core.ports.CredentialStore.claim` (or fail)."""
+        return self._call("claim", lambda: self._store.claim(credential_id, value, drift=drift))
+
+    def delete(self, credential_id: str) -> bool:
+        """Delegate :meth:`~mfa_core.ports.CredentialStore.delete` (or fail)."""
+        return self._call("delete", lambda: self._store.delete(credential_id))
+
+    def record_failure(self, user_id: str, now: float) -> FailureState:
+        """Delegate :meth:`~mfa_core.ports.FailureCounter.record_failure` (or fail)."""
+        return self._call("record_failure", lambda: self._store.record_failure(user_id, now))
+
+    def get_failures(self, user_id: str) -> FailureState:
+        """Delegate :meth:`~mfa_core.ports.FailureCounter.get_failures` (or fail)."""
+        return self._call("get_failures", lambda: self._store.get_failures(user_id))
+
+    def reset(self, user_id: str) -> None:
+        """Delegate :meth:`~mfa_core.ports.FailureCounter.reset` (or fail)."""
+        self._call("reset", lambda: self._store.reset(user_id))
+
+
+# -- contract suite helpers ---------------------------------------------------------------
+
+
+def _check(condition: bool, message: str) -> None:
+    # Not ``assert``: this module is not rewritten by pytest and may run under ``-O``.
+    if not condition:
+        raise AssertionError(message)
+
+
+def _equal(actual: object, expected: object, what: str) -> None:
+    if actual != expected:
+        raise AssertionError(f"{what}: expected {expected!r}, got {actual!r}")
+
+
+def _raises(error: type[BaseException], call: Callable[[], object], what: str) -> BaseException:
+    try:
+        call()
+    except error as exc:
+        return exc
+    raise AssertionError(f"{what}: expected {error.__name__} to be raised")
+
+
+def _stored(store: CredentialStore, credential_id: str, what: str) -> Credential:
+    credential = store.get(credential_id)
+    if credential is None:
+        raise AssertionError(f"{what}: get() returned None for a stored credential")
+    return credential
+
+
+def _uid(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex}"
+
+
+def _race(
+    threads: int,
+    rounds: int,
+    action: Callable[[int, int], _R],
+    *,
+    after_round: Callable[[int], None] | None = None,
+    timeout: float = 60.0,
+) -> list[list[_R]]:
+    """Run ``action(round, thread)`` on ``threads`` threads for ``rounds`` rounds.
+
+    Within a round every thread is released at once by a barrier; the next round starts
+    only when all calls of the previous one have returned (and ``after_round(round)``, a
+    check between rounds, has run). Returns the results by round, then by thread. Any
+    exception in a thread fails the race (re-raised as AssertionError).
+    """
+    finished = [0]
+
+    def between_rounds() -> None:
+        if after_round is not None:
+            after_round(finished[0])
+        finished[0] += 1
+
+    start = threading.Barrier(threads)
+    end = threading.Barrier(threads, action=between_rounds)
+    results: list[list[Any]] = [[None] * threads for _ in range(rounds)]
+    errors: list[BaseException] = []
+
+    def work(index: int) -> None:
+        try:
+            for round_ in range(rounds):
+                start.wait(timeout)
+                results[round_][index] = action(round_, index)
+                end.wait(timeout)
+        except BaseException as exc:
+            errors.append(exc)
+            start.abort()
+            end.abort()
+
+    workers = [
+        threading.Thread(target=work, args=(i,), name=f"contract-race-{i}", daemon=True)
+        for i in range(threads)
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout * (2 * rounds + 1))
+    if any(worker.is_alive() for worker in workers):
+        start.abort()
+        end.abort()
+        raise AssertionError("a racing store call did not return in time")
+    if errors:
+        first = next(
+            (e for e in errors if not isinstance(e, threading.BrokenBarrierError)), errors[0]
+        )
+        raise AssertionError(f"a racing store call failed: {first!r}") from first
+    return results
+
+
+def _credential(user_id: str, *, created_at: float = 1_700_000_000.0, **changes: Any) -> Credential:
+    return attrs.evolve(
+        Credential(
+            id=_uid("cred"),
+            user_id=user_id,
+            kind=CredentialKind.TOTP,
+            sealed_key=os.urandom(48),
+            created_at=created_at,
+        ),
+        **changes,
+    )
+
+
+# -- contract suite -----------------------------------------------------------------------
+
+
+class StoreContract:
+    """Base of the contract mixins: store creation, cleanup and the race sizes."""
+
+    race_threads: int = 32
+    """Threads released at once in each race."""
+    race_rounds: int = 10
+    """Rounds per race (each round is checked on its own)."""
+    burst_per_thread: int = 4
+    """``record_failure`` calls per thread in the failure-count burst."""
+
+    def make_store(self) -> Any:
+        """Return a fresh store implementing the port(s) under test. Override this."""
+        raise NotImplementedError("a contract test class must define make_store()")
+
+    def close_store(self, store: Any) -> None:
+        """Release a store made by :meth:`make_store` (default: call its ``close()``)."""
+        close = getattr(store, "close", None)
+        if callable(close):
+            close()
+
+    def _new_store(self) -> Any:
+        store = self.make_store()
+        made: list[Any] = self.__dict__.setdefault("_contract_stores", [])
+        made.append(store)
+        return store
+
+    def teardown_method(self, method: object) -> None:
+        """Close every store this test made (pytest calls this after each test)."""
+        for store in self.__dict__.pop("_contract_stores", []):
+            self.close_store(store)
+
+
+class CredentialStoreContract(StoreContract):
+    """The rules every :class:`~mfa_core.ports.CredentialStore` follows, as tests."""
+
+    def _store(self) -> CredentialStore:
+        store: CredentialStore = self._new_store()
+        return store
+
+    def test_credentials_round_trip_every_field(self) -> None:
+        store = self._store()
+        user = _uid("user")
+        full = _credential(
+            user,
+            created_at=1_700_000_000.25,
+            kind=CredentialKind.HOTP,
+            status=CredentialState.ACTIVE,
+            algorithm=Algorithm.SHA512,
+            digits=8,
+            period=60,
+            label="Work phone \u2713",
+            pending_until=1_700_000_600.5,
+            confirmed_at=1_700_000_100.75,
+            renewed_at=1_700_000_100.125,
+            replaces=_uid("cred"),
+            disabled_at=1_700_000_200.0625,
+            last_accepted=41,
+            drift=-2,
+            version=7,
+        )
+        minimal = _credential(user, created_at=1_700_000_001.0)
+        disabled = _credential(user, status=CredentialState.DISABLED, algorithm=Algorithm.SHA256)
+        for credential in (full, minimal, disabled):
+            store.add(credential)
+        for credential in (full, minimal, disabled):
+            got = _stored(store, credential.id, "get() of an added credential")
+            _equal(got, credential, "stored credential")
+            _equal(got.sealed_key, credential.sealed_key, "stored sealed_key")
+            _check(isinstance(got.kind, CredentialKind), "kind must come back as CredentialKind")
+            _check(isinstance(got.status, CredentialState), "status must be a CredentialState")
+            _check(isinstance(got.algorithm, Algorithm), "algorithm must be an Algorithm")
+            _check(type(got.sealed_key) is bytes, "sealed_key must come back as bytes")
+            for name in ("created_at", "pending_until", "confirmed_at", "renewed_at"):
+                value = getattr(got, name)
+                _check(value is None or type(value) is float, f"{name} must be a float")
+
+    def test_credentials_get_missing_returns_none(self) -> None:
+        store = self._store()
+        _equal(store.get(_uid("missing")), None, "get() of an unknown id")
+
+    def test_credentials_add_existing_id_raises_and_keeps_the_original(self) -> None:
+        store = self._store()
+        original = _credential(_uid("user"), label="original")
+        store.add(original)
+        clash = attrs.evolve(original, user_id=_uid("user"), label="clash")
+        _raises(StoreError, lambda: store.add(clash), "add() with an existing id")
+        _equal(store.get(original.id), original, "credential after a refused add()")
+        _equal(list(store.list_for_user(clash.user_id)), [], "the clashing user's list")
+
+    def test_credentials_list_for_user_oldest_first_only_that_user(self) -> None:
+        store = self._store()
+        user, other = _uid("user"), _uid("user")
+        newest = _credential(user, created_at=1_700_000_300.0, status=CredentialState.DISABLED)
+        oldest = _credential(user, created_at=1_700_000_100.0)
+        middle = _credential(user, created_at=1_700_000_200.0, status=CredentialState.ACTIVE)
+        foreign = _credential(other, created_at=1_700_000_150.0)
+        for credential in (newest, oldest, foreign, middle):
+            store.add(credential)
+        listed = list(store.list_for_user(user))
+        _equal([c.id for c in listed], [oldest.id, middle.id, newest.id], "list_for_user order")
+        _equal(listed, [oldest, middle, newest], "listed credentials")
+        _equal([c.id for c in store.list_for_user(other)], [foreign.id], "other user's list")
+        _equal(list(store.list_for_user(_uid("nobody"))), [], "list of an unknown user")
+
+    def test_credentials_update_is_a_compare_and_set_on_version(self) -> None:
+        store = self._store()
+        credential = _credential(_uid("user"))
+        store.add(credential)
+        _check(store.claim(credential.id, 12, drift=1), "claim() of a fresh credential")
+        # The caller's copy is stale on last_accepted/drift and says version=99: the store
+        # keeps the claimed values and writes expected_version + 1.
+        changed = attrs.evolve(
+            credential,
+            status=CredentialState.ACTIVE,
+            label="renamed",
+            confirmed_at=1_700_000_050.0,
+            renewed_at=1_700_000_050.0,
+            pending_until=None,
+            sealed_key=os.urandom(48),
+            version=99,
+        )
+        _check(store.update(changed, expected_version=0), "update() with the current version")
+        got = _stored(store, credential.id, "get() after update()")
+        _equal(got, attrs.evolve(changed, last_accepted=12, drift=1, version=1), "updated")
+        _equal(got.sealed_key, changed.sealed_key, "updated sealed_key")
+        again = attrs.evolve(changed, label="second")
+        _check(store.update(again, expected_version=1), "update() with the new version")
+        _equal(
+            store.get(credential.id),
+            attrs.evolve(again, last_accepted=12, drift=1, version=2),
+            "second update",
+        )
+
+    def test_credentials_update_with_stale_version_changes_nothing(self) -> None:
+        store = self._store()
+        credential = _credential(_uid("user"))
+        store.add(credential)
+        stale = attrs.evolve(credential, label="stale", status=CredentialState.DISABLED)
+        for version in (1, 5, 2**31):
+            _check(
+                not store.update(stale, expected_version=version),
+                f"update() with expected_version={version} must fail when the version is 0",
+            )
+        _equal(store.get(credential.id), credential, "credential after refused updates")
+
+    def test_credentials_update_of_missing_credential_returns_false(self) -> None:
+        store = self._store()
+        ghost = _credential(_uid("user"))
+        _check(not store.update(ghost, expected_version=0), "update() of an unknown id")
+        _equal(store.get(ghost.id), None, "update() must not create a credential")
+        _equal(list(store.list_for_user(ghost.user_id)), [], "list after update() of unknown id")
+
+    def test_credentials_claim_accepts_only_greater_values(self) -> None:
+        store = self._store()
+        credential = _credential(_uid("user"), status=CredentialState.ACTIVE)
+        store.add(credential)
+        steps = [
+            (0, 0, True),  # the first value (HOTP counter 0) beats the initial -1
+            (0, 3, False),  # replay of the same value
+            (5, 2, True),
+            (3, -1, False),  # an earlier value after a later one
+            (5, 1, False),
+            (2**40 + 1, -3, True),  # beyond 32 bits
+            (2**40, 0, False),
+        ]
+        expected_value, expected_drift = -1, 0
+        for value, drift, accepted in steps:
+            _equal(
+                store.claim(credential.id, value, drift=drift),
+                accepted,
+                f"claim({value}) after {expected_value}",
+            )
+            if accepted:
+                expected_value, expected_drift = value, drift
+            _equal(
+                store.get(credential.id),
+                attrs.evolve(credential, last_accepted=expected_value, drift=expected_drift),
+                f"credential after claim({value})",
+            )
+
+    def test_credentials_claim_of_missing_credential_returns_false(self) -> None:
+        store = self._store()
+        missing = _uid("missing")
+        _check(not store.claim(missing, 1, drift=0), "claim() of an unknown id")
+        _equal(store.get(missing), None, "claim() must not create a credential")
+
+    def test_credentials_delete(self) -> None:
+        store = self._store()
+        user = _uid("user")
+        gone, kept = _credential(user), _credential(user, created_at=1_700_000_001.0)
+        store.add(gone)
+        store.add(kept)
+        _check(store.delete(gone.id), "delete() of an existing credential")
+        _equal(store.get(gone.id), None, "get() after delete()")
+        _equal(list(store.list_for_user(user)), [kept], "list after delete()")
+        _check(not store.delete(gone.id), "second delete() of the same id")
+        _check(not store.claim(gone.id, 1, drift=0), "claim() after delete()")
+        _check(not store.update(gone, expected_version=0), "update() after delete()")
+        store.add(gone)  # the id is free again
+        _equal(store.get(gone.id), gone, "re-added credential")
+
+    def test_credentials_claim_race_has_exactly_one_winner(self) -> None:
+        store = self._store()
+        credential = _credential(_uid("user"), status=CredentialState.ACTIVE)
+        store.add(credential)
+        results = _race(
+            self.race_threads,
+            self.race_rounds,
+            lambda round_, thread: store.claim(credential.id, round_, drift=thread),
+        )
+        for round_, outcomes in enumerate(results):
+            _equal(outcomes.count(True), 1, f"winners of concurrent claim({round_})")
+        got = _stored(store, credential.id, "get() after the races")
+        _equal(got.last_accepted, self.race_rounds - 1, "last_accepted after the races")
+        winner = results[-1].index(True)
+        _equal(got.drift, winner, "drift is the winning claim's drift")
+        _equal(got.version, 0, "claim() must not change the version")
+
+    def test_credentials_claim_race_with_distinct_values_keeps_the_greatest(self) -> None:
+        store = self._store()
+        credential = _credential(_uid("user"), status=CredentialState.ACTIVE)
+        store.add(credential)
+        threads = self.race_threads
+        results = _race(
+            threads,
+            self.race_rounds,
+            lambda round_, thread: store.claim(credential.id, round_ * threads + thread, drift=0),
+        )
+        for round_, outcomes in enumerate(results):
+            _check(outcomes[-1], f"the greatest value of round {round_} must be accepted")
+        got = _stored(store, credential.id, "get() after the races")
+        _equal(got.last_accepted, self.race_rounds * threads - 1, "last_accepted after races")
+
+    def test_credentials_update_race_has_exactly_one_winner(self) -> None:
+        store = self._store()
+        credential = _credential(_uid("user"))
+        store.add(credential)
+
+        def update(round_: int, thread: int) -> bool:
+            mine = attrs.evolve(credential, label=f"r{round_}-t{thread}")
+            return store.update(mine, expected_version=round_)
+
+        results = _race(self.race_threads, self.race_rounds, update)
+        winner = 0
+        for round_, outcomes in enumerate(results):
+            _equal(outcomes.count(True), 1, f"winners of concurrent update() in round {round_}")
+            winner = outcomes.index(True)
+        got = _stored(store, credential.id, "get() after the races")
+        _equal(got.version, self.race_rounds, "version after the update races")
+        _equal(got.label, f"r{self.race_rounds - 1}-t{winner}", "label of the last winner")
+
+    def test_credentials_concurrent_claims_and_updates_do_not_undo_each_other(self) -> None:
+        store = self._store()
+        credential = _credential(_uid("user"), status=CredentialState.ACTIVE)
+        store.add(credential)
+        threads = max(2, self.race_threads)
+        updated = [0] * threads
+
+        def act(round_: int, thread: int) -> bool:
+            if thread % 2 == 0:
+                return store.claim(credential.id, round_ * threads + thread, drift=thread)
+            # compare-and-set retry loop, as the service does for lifecycle changes
+            while True:
+                current = _stored(store, credential.id, "get() during the race")
+                if store.update(
+                    attrs.evolve(current, label=f"t{thread}"), expected_version=current.version
+                ):
+                    updated[thread] += 1
+                    return True
+
+        last_claimer = max(t for t in range(threads) if t % 2 == 0)
+
+        def check(round_: int) -> None:
+            got = _stored(store, credential.id, f"get() after round {round_}")
+            _equal(
+                got.last_accepted,
+                round_ * threads + last_claimer,
+                f"last_accepted after round {round_} (an update() must not undo a claim())",
+            )
+            _equal(got.drift, last_claimer, "drift of the greatest claim")
+            _equal(got.version, sum(updated), "version = number of successful updates")
+
+        _race(threads, self.race_rounds, act, after_round=check)
+
+
+class FailureCounterContract(StoreContract):
+    """The rules every :class:`~mfa_core.ports.FailureCounter` follows, as tests."""
+
+    def _counter(self) -> FailureCounter:
+        counter: FailureCounter = self._new_store()
+        return counter
+
+    def test_failures_unknown_user_has_none(self) -> None:
+        counter = self._counter()
+        _equal(counter.get_failures(_uid("user")), FailureState(), "failures of a new user")
+
+    def test_failures_record_increments_and_returns_the_new_state(self) -> None:
+        counter = self._counter()
+        user = _uid("user")
+        for count, now in enumerate((1_700_000_000.5, 1_700_000_001.25, 1_700_000_009.0), 1):
+            state = counter.record_failure(user, now)
+            _equal(state, FailureState(count=count, last_failure_at=now), "record_failure()")
+            _equal(counter.get_failures(user), state, "get_failures() after record_failure()")
+
+    def test_failures_reset_forgets_and_counting_restarts(self) -> None:
+        counter = self._counter()
+        user = _uid("user")
+        counter.record_failure(user, 1_700_000_000.0)
+        counter.record_failure(user, 1_700_000_001.0)
+        counter.reset(user)
+        _equal(counter.get_failures(user), FailureState(), "failures after reset()")
+        _equal(
+            counter.record_failure(user, 1_700_000_002.0),
+            FailureState(count=1, last_failure_at=1_700_000_002.0),
+            "first failure after reset()",
+        )
+        counter.reset(_uid("nobody"))  # resetting an unknown user is not an error
+
+    def test_failures_are_counted_per_user(self) -> None:
+        counter = self._counter()
+        alice, bob = _uid("alice"), _uid("bob")
+        for _ in range(3):
+            counter.record_failure(alice, 1_700_000_000.0)
+        counter.record_failure(bob, 1_700_000_005.0)
+        _equal(counter.get_failures(alice).count, 3, "alice's failures")
+        _equal(counter.get_failures(bob).count, 1, "bob's failures")
+        counter.reset(alice)
+        _equal(counter.get_failures(bob).count, 1, "bob's failures after alice's reset")
+
+    def test_failures_burst_from_threads_is_counted_exactly(self) -> None:
+        counter = self._counter()
+        user = _uid("user")
+        per_thread = self.burst_per_thread
+        results = _race(
+            self.race_threads,
+            per_thread,
+            lambda round_, thread: counter.record_failure(user, 1_700_000_000.0 + round_),
+        )
+        total = self.race_threads * per_thread
+        counts = sorted(state.count for outcomes in results for state in outcomes)
+        _equal(counts, list(range(1, total + 1)), "counts returned by concurrent failures")
+        _equal(
+            counter.get_failures(user),
+            FailureState(count=total, last_failure_at=1_700_000_000.0 + per_thread - 1),
+            "failure state after the burst",
+        )
+
+
+# -- recovery codes and out-of-band challenges (issue 4) -----------------------------------
+
+_TEST_ARGON2: Final = Argon2Params.fast_for_testing()
+
+
+def _recovery_records(count: int) -> tuple[RecoveryRecord, ...]:
+    """``count`` records with distinct ids and tags and real (cheap) Argon2id hashes."""
+    return tuple(
+        RecoveryRecord(
+            id=_uid("rc"),
+            tag=secrets.token_hex(TAG_BYTES),
+            phc=hash_recovery_code(_random_recovery_code(), _TEST_ARGON2),
+        )
+        for _ in range(count)
+    )
+
+
+def _random_recovery_code() -> str:
+    return "".join(secrets.choice(RECOVERY_ALPHABET) for _ in range(16))
+
+
+def _by_id(records: Sequence[RecoveryRecord]) -> dict[str, RecoveryRecord]:
+    return {record.id: record for record in records}
+
+
+def _oob_record(challenge_id: str | None = None, *, user_id: str | None = None) -> OOBRecord:
+    """A fresh challenge (the code itself is thrown away) that tolerates 20 attempts."""
+    return oob_issue(
+        user_id=user_id if user_id is not None else _uid("user"),
+        purpose=OOBPurpose.LOGIN,
+        channel=OOBChannel.SMS,
+        destination="+15550100167",
+        now=1_700_000_000.0,
+        key=secrets.token_bytes(32),
+        config=OOBConfig(max_attempts=MAX_ATTEMPTS_LIMIT),
+        challenge_id=challenge_id if challenge_id is not None else _uid("ch"),
+    ).record
+
+
+def _present(record: OOBRecord | None, what: str) -> OOBRecord:
+    if record is None:
+        raise AssertionError(f"{what}: get_challenge() returned None for a stored challenge")
+    return record
+
+
+def _same_challenge(actual: OOBRecord | None, expected: OOBRecord, what: str) -> OOBRecord:
+    # ``code_hash`` is left out of the record's ``==`` (a secret): compare it on its own.
+    found = _present(actual, what)
+    _equal(found, expected, what)
+    _check(hmac.compare_digest(found.code_hash, expected.code_hash), f"{what}: code_hash")
+    return found
+
+
+class RecoveryCodeStoreContract(StoreContract):
+    """The rules every :class:`~mfa_core.ports.RecoveryCodeStore` follows, as tests.
+
+    Races use :attr:`code_race_threads` threads (16 by default) for
+    :attr:`StoreContract.race_rounds` rounds.
+    """
+
+    code_race_threads: int = 16
+    """Threads released at once in the recovery-code and challenge races."""
+
+    def _codes(self) -> RecoveryCodeStore:
+        store: RecoveryCodeStore = self._new_store()
+        return store
+
+    def test_recovery_codes_of_an_unknown_user_are_empty(self) -> None:
+        store = self._codes()
+        _equal(list(store.recovery_codes(_uid("user"))), [], "recovery_codes() of a new user")
+
+    def test_recovery_codes_round_trip_every_field(self) -> None:
+        store = self._codes()
+        user = _uid("user")
+        records = (*_recovery_records(4), attrs.evolve(_recovery_records(1)[0], used_at=12.5))
+        store.replace_recovery_codes(user, records)
+        stored = list(store.recovery_codes(user))
+        _check(all(type(r) is RecoveryRecord for r in stored), "records are RecoveryRecord")
+        _equal(_by_id(stored), _by_id(records), "records after replace_recovery_codes()")
+        used_at = _by_id(stored)[records[-1].id].used_at
+        _check(type(used_at) is float, "used_at comes back as a float")
+
+    def test_recovery_codes_replace_kills_the_old_set(self) -> None:
+        store = self._codes()
+        user = _uid("user")
+        old = _recovery_records(3)
+        store.replace_recovery_codes(user, old)
+        store.consume_recovery_code(user, old[0].id, 1_700_000_000.0)
+        new = _recovery_records(4)
+        store.replace_recovery_codes(user, new)
+        _equal(_by_id(store.recovery_codes(user)), _by_id(new), "set after a replacement")
+        for record in old:
+            _equal(
+                store.consume_recovery_code(user, record.id, 1_700_000_001.0),
+                None,
+                "consuming a code of a replaced set",
+            )
+        store.replace_recovery_codes(user, ())
+        _equal(list(store.recovery_codes(user)), [], "set after replacing with nothing")
+
+    def test_recovery_codes_consume_counts_down_once_per_code(self) -> None:
+        store = self._codes()
+        user = _uid("user")
+        records = _recovery_records(3)
+        store.replace_recovery_codes(user, records)
+        _equal(store.consume_recovery_code(user, records[1].id, 1_700_000_000.5), 2, "left")
+        _equal(store.consume_recovery_code(user, records[1].id, 1_700_000_009.0), None, "reuse")
+        _equal(store.consume_recovery_code(user, _uid("rc"), 1_700_000_009.0), None, "unknown")
+        stored = _by_id(store.recovery_codes(user))
+        _equal(stored[records[1].id].used_at, 1_700_000_000.5, "used_at of the consumed code")
+        _equal(stored[records[0].id].used_at, None, "used_at of an unconsumed code")
+        _equal(store.consume_recovery_code(user, records[0].id, 1_700_000_010.0), 1, "left")
+        _equal(store.consume_recovery_code(user, records[2].id, 1_700_000_011.0), 0, "left")
+
+    def test_recovery_codes_are_kept_per_user(self) -> None:
+        store = self._codes()
+        alice, bob = _uid("alice"), _uid("bob")
+        alice_codes, bob_codes = _recovery_records(2), _recovery_records(2)
+        store.replace_recovery_codes(alice, alice_codes)
+        store.replace_recovery_codes(bob, bob_codes)
+        _equal(
+            store.consume_recovery_code(bob, alice_codes[0].id, 1_700_000_000.0),
+            None,
+            "consuming another user's code",
+        )
+        _equal(
+            store.update_recovery_hash(bob, alice_codes[0].id, bob_codes[0].phc),
+            False,
+            "re-hashing another user's code",
+        )
+        store.replace_recovery_codes(bob, ())
+        _equal(_by_id(store.recovery_codes(alice)), _by_id(alice_codes), "alice's set")
+
+    def test_recovery_codes_update_hash_keeps_everything_else(self) -> None:
+        store = self._codes()
+        user = _uid("user")
+        records = _recovery_records(2)
+        store.replace_recovery_codes(user, records)
+        store.consume_recovery_code(user, records[0].id, 1_700_000_099.0)
+        new_phc = _recovery_records(1)[0].phc
+        _equal(store.update_recovery_hash(user, records[0].id, new_phc), True, "re-hash")
+        stored = _by_id(store.recovery_codes(user))
+        _equal(
+            stored[records[0].id],
+            attrs.evolve(records[0], phc=new_phc, used_at=1_700_000_099.0),
+            "re-hashed record",
+        )
+        _equal(stored[records[1].id], records[1], "the other record")
+        _equal(store.update_recovery_hash(user, _uid("rc"), new_phc), False, "unknown id")
+
+    def test_recovery_codes_race_for_one_code_has_exactly_one_winner(self) -> None:
+        store = self._codes()
+        user = _uid("user")
+        records = _recovery_records(self.race_rounds + 1)
+        store.replace_recovery_codes(user, records)
+        results = _race(
+            self.code_race_threads,
+            self.race_rounds,
+            lambda round_, thread: store.consume_recovery_code(
+                user, records[round_].id, 1_700_000_000.0 + round_
+            ),
+        )
+        for round_, outcomes in enumerate(results):
+            winners = [left for left in outcomes if left is not None]
+            _equal(winners, [self.race_rounds - round_], f"winners of round {round_}")
+
+    def test_recovery_codes_race_for_distinct_codes_counts_exactly(self) -> None:
+        store = self._codes()
+        user = _uid("user")
+        threads = self.code_race_threads
+        records = _recovery_records(threads)
+        store.replace_recovery_codes(user, records)
+        [outcomes] = _race(
+            threads,
+            1,
+            lambda round_, thread: store.consume_recovery_code(user, records[thread].id, 5.0),
+        )
+        _equal(sorted(o for o in outcomes if o is not None), list(range(threads)), "codes left")
+
+
+class OOBChallengeStoreContract(StoreContract):
+    """The rules every :class:`~mfa_core.ports.OOBChallengeStore` follows, as tests.
+
+    Races use :attr:`code_race_threads` threads (16 by default).
+    """
+
+    code_race_threads: int = 16
+    """Threads released at once in the challenge races."""
+
+    def _challenges(self) -> OOBChallengeStore:
+        store: OOBChallengeStore = self._new_store()
+        return store
+
+    def test_challenges_round_trip_every_field(self) -> None:
+        store = self._challenges()
+        record = attrs.evolve(
+            _oob_record(),
+            channel=OOBChannel.EMAIL,
+            purpose=OOBPurpose.PHONE_CONFIRMATION,
+            destination_hint="a***@example.com",
+            digits=8,
+            attempts=3,
+            resend_count=2,
+            generation=2,
+            issued_at=1_700_000_000.25,
+            expires_at=1_700_000_180.25,
+        )
+        store.put_challenge(record)
+        stored = _same_challenge(
+            store.get_challenge(record.challenge_id), record, "challenge after put_challenge()"
+        )
+        _check(type(stored.used) is bool, "used comes back as a bool")
+        _check(type(stored.purpose) is OOBPurpose, "purpose comes back as an OOBPurpose")
+        _check(type(stored.channel) is OOBChannel, "channel comes back as an OOBChannel")
+        _check(type(stored.issued_at) is float, "issued_at comes back as a float")
+        _equal(store.get_challenge(_uid("ch")), None, "get_challenge() of an unknown id")
+
+    def test_challenges_put_refuses_an_existing_id(self) -> None:
+        store = self._challenges()
+        record = _oob_record()
+        store.put_challenge(record)
+        _raises(StoreError, lambda: store.put_challenge(_oob_record(record.challenge_id)), "dup")
+        _same_challenge(store.get_challenge(record.challenge_id), record, "after a refused put")
+
+    def test_challenges_replace_is_a_compare_and_set_on_generation(self) -> None:
+        store = self._challenges()
+        record = _oob_record()
+        store.put_challenge(record)
+        newer = attrs.evolve(
+            _oob_record(record.challenge_id, user_id=record.user_id), generation=1, resend_count=1
+        )
+        _equal(store.replace_challenge(newer, expected_generation=1), False, "stale generation")
+        _same_challenge(store.get_challenge(record.challenge_id), record, "after a lost CAS")
+        _equal(store.replace_challenge(newer, expected_generation=0), True, "replace")
+        _same_challenge(store.get_challenge(record.challenge_id), newer, "after a resend")
+        _equal(
+            store.replace_challenge(_oob_record(), expected_generation=0),
+            False,
+            "replacing an unknown challenge",
+        )
+        used = attrs.evolve(newer, used=True)
+        _equal(store.update_challenge(used, expected=newer), True, "marking it used")
+        again = attrs.evolve(newer, generation=2)
+        _equal(store.replace_challenge(again, expected_generation=1), False, "resending a used")
+        _same_challenge(store.get_challenge(record.challenge_id), used, "a used challenge stays")
+
+    def test_challenges_update_is_a_compare_and_set(self) -> None:
+        store = self._challenges()
+        record = _oob_record()
+        store.put_challenge(record)
+        one = attrs.evolve(record, attempts=1)
+        _equal(store.update_challenge(one, expected=record), True, "first attempt")
+        _equal(store.update_challenge(one, expected=record), False, "stale attempts")
+        two = attrs.evolve(one, attempts=2)
+        _equal(
+            store.update_challenge(two, expected=attrs.evolve(one, generation=5)),
+            False,
+            "stale generation",
+        )
+        _equal(
+            store.update_challenge(two, expected=attrs.evolve(one, used=True)),
+            False,
+            "stale used flag",
+        )
+        _same_challenge(store.get_challenge(record.challenge_id), one, "after lost CASes")
+        used = attrs.evolve(one, used=True)
+        _equal(store.update_challenge(used, expected=one), True, "marking it used")
+        _same_challenge(store.get_challenge(record.challenge_id), used, "after marking used")
+        missing = _oob_record()
+        _equal(store.update_challenge(missing, expected=missing), False, "unknown challenge")
+
+    def test_challenges_delete(self) -> None:
+        store = self._challenges()
+        record = _oob_record()
+        store.put_challenge(record)
+        _equal(store.delete_challenge(record.challenge_id), True, "delete_challenge()")
+        _equal(store.get_challenge(record.challenge_id), None, "get after delete")
+        _equal(store.delete_challenge(record.challenge_id), False, "second delete_challenge()")
+
+    def test_challenges_race_to_use_a_code_has_exactly_one_winner(self) -> None:
+        store = self._challenges()
+        records = [_oob_record() for _ in range(self.race_rounds)]
+        for record in records:
+            store.put_challenge(record)
+        results = _race(
+            self.code_race_threads,
+            self.race_rounds,
+            lambda round_, thread: store.update_challenge(
+                attrs.evolve(records[round_], used=True), expected=records[round_]
+            ),
+        )
+        for round_, outcomes in enumerate(results):
+            _equal(outcomes.count(True), 1, f"winners of round {round_}")
+
+    def test_challenges_concurrent_attempts_are_counted_exactly(self) -> None:
+        store = self._challenges()
+        record = _oob_record()
+        store.put_challenge(record)
+        threads = min(self.code_race_threads, MAX_ATTEMPTS_LIMIT)
+
+        def add_attempt(round_: int, thread: int) -> int:
+            # read, decide, compare-and-set; on a lost CAS read again (as the service does)
+            for tries in range(1, 100 * threads):
+                current = _present(store.get_challenge(record.challenge_id), "during the race")
+                bumped = attrs.evolve(current, attempts=current.attempts + 1)
+                if store.update_challenge(bumped, expected=current):
+                    return tries
+            raise AssertionError("an attempt was never written")
+
+        _race(threads, 1, add_attempt)
+        stored = store.get_challenge(record.challenge_id)
+        _equal(None if stored is None else stored.attempts, threads, "attempts after the race")
+
+    def test_challenges_race_to_resend_has_exactly_one_winner(self) -> None:
+        store = self._challenges()
+        record = _oob_record()
+        store.put_challenge(record)
+        threads = self.code_race_threads
+        resends = [
+            [
+                attrs.evolve(
+                    _oob_record(record.challenge_id, user_id=record.user_id),
+                    generation=round_ + 1,
+                    resend_count=round_ + 1,
+                )
+                for _ in range(threads)
+            ]
+            for round_ in range(self.race_rounds)
+        ]
+        results = _race(
+            threads,
+            self.race_rounds,
+            lambda round_, thread: store.replace_challenge(
+                resends[round_][thread], expected_generation=round_
+            ),
+        )
+        for round_, outcomes in enumerate(results):
+            _equal(outcomes.count(True), 1, f"winners of resend round {round_}")
+        winner = resends[-1][results[-1].index(True)]
+        _same_challenge(store.get_challenge(record.challenge_id), winner, "the last winner")
+
+
+# -- the code sender fake ------------------------------------------------------------------
+
+
+@attrs.frozen
+class SentCode:
+    """One delivery recorded by :class:`FakeCodeSender`; ``repr`` hides the code."""
+
+    channel: OOBChannel
+    """Email or SMS."""
+    destination: str
+    """Where the code would have gone."""
+    code: str = attrs.field(repr=False, eq=False)
+    """The plain code (for the test to type in)."""
+    purpose: OOBPurpose
+    """What the code is for."""
+    challenge_id: str
+    """The challenge it belongs to."""
+    expires_at: float
+    """When it stops working."""
+
+
+class FakeCodeSender:
+    """A :class:`~mfa_core.ports.CodeSender` that records what it would deliver.
+
+    :attr:`sent` lists every :class:`SentCode`, oldest first; :meth:`last_code` returns the
+    latest code (of one challenge). Set :attr:`failing` to make :meth:`send` raise
+    ``ConnectionError`` (an unreachable gateway). ``repr`` never shows a code. Thread-safe.
+    """
+
+    __slots__ = ("_lock", "failing", "sent")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.sent: list[SentCode] = []
+        """Every delivery so far, oldest first."""
+        self.failing = False
+        """When true, :meth:`send` raises ``ConnectionError`` and records nothing."""
+
+    def __repr__(self) -> str:
+        return f"FakeCodeSender(sent={len(self.sent)}, codes hidden)"
+
+    def send(
+        self,
+        *,
+        channel: OOBChannel,
+        destination: str,
+        code: str,
+        purpose: OOBPurpose,
+        challenge_id: str,
+        expires_at: float,
+    ) -> None:
+        """Record the delivery (or raise ``ConnectionError`` when :attr:`failing`)."""
+        if self.failing:
+            raise ConnectionError("fake gateway unreachable")
+        with self._lock:
+            self.sent.append(
+                SentCode(
+                    channel=channel,
+                    destination=destination,
+                    code=code,
+                    purpose=purpose,
+                    challenge_id=challenge_id,
+                    expires_at=expires_at,
+                )
+            )
+
+    def last_code(self, challenge_id: str | None = None) -> str:
+        """Return the latest code sent (for ``challenge_id`` if given); raise
+        ``LookupError`` when there is none."""
+        with self._lock:
+            for sent in reversed(self.sent):
+                if challenge_id is None or sent.challenge_id == challenge_id:
+                    return sent.code
+        raise LookupError("no code was sent")

@@ -1,0 +1,174 @@
+"""Helpers for the tests that run against the Redis and PostgreSQL servers.
+
+The fixtures built on them are in ``servers.py`` (a pytest plugin). The servers are the
+machine's (``127.0.0.1:6379`` and ``postgresql+psycopg://postgres@127.0.0.1:5432/test``
+unless ``MFA_TEST_REDIS_URL`` / ``MFA_TEST_POSTGRES_URL`` say otherwise). When one is not
+reachable the tests that need it are skipped with the reason - unless the ``CI``
+environment variable is set: then they fail, so that CI can never pass by skipping them.
+
+Isolation from other tests using the same servers at the same time: every Redis store gets
+a unique key prefix (only keys under it are deleted afterwards), every PostgreSQL test a
+unique schema (dropped afterwards). The shared servers are never stopped or reconfigured;
+tests that need a server to die use a private ``redis-server`` (:class:`PrivateRedis`).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import time
+import uuid
+from pathlib import Path
+from typing import Any, NoReturn
+
+import pytest
+
+REDIS_URL = os.environ.get("MFA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+POSTGRES_URL = os.environ.get(
+    "MFA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
+
+
+def unavailable(reason: str) -> NoReturn:
+    """Skip the test for ``reason`` - or fail it when the ``CI`` variable is set."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set: a missing server is a failure, not a skip)")
+    pytest.skip(f"{reason} (set CI=1 to make this a failure)")
+
+
+def unique(stem: str) -> str:
+    """A name no other test run uses: ``stem`` plus 12 random hex digits."""
+    return f"{stem}{uuid.uuid4().hex[:12]}"
+
+
+# -- Redis ---------------------------------------------------------------------------------
+
+
+def redis_client(url: str = REDIS_URL, **options: Any) -> Any:
+    """A redis-py client for ``url`` with short timeouts."""
+    import redis
+
+    options.setdefault("socket_timeout", 5.0)
+    options.setdefault("socket_connect_timeout", 5.0)
+    return redis.Redis.from_url(url, **options)
+
+
+def delete_prefix(client: Any, prefix: str) -> None:
+    """Delete every key under ``prefix`` (and nothing else)."""
+    pattern = prefix.replace("\\", "\\\\").replace("*", "\\*").replace("?", "\\?")
+    pattern = pattern.replace("[", "\\[") + "*"
+    batch = list(client.scan_iter(match=pattern, count=500))
+    while batch:
+        client.delete(*batch[:500])
+        batch = batch[500:]
+
+
+class PrivateRedis:
+    """A ``redis-server`` of this test alone, on a free port, that a test may kill and
+    restart (append-only file with ``appendfsync always``, so acknowledged writes survive
+    a kill)."""
+
+    def __init__(self, directory: Path) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            unavailable("redis-server is not installed, so no private server can be started")
+        self.binary: str = binary
+        self.directory = directory
+        self.port = _free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start the server and wait until it answers PING."""
+        self.process = subprocess.Popen(
+            [
+                self.binary,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.directory),
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        client = redis_client(self.url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        try:
+            deadline = time.monotonic() + 10
+            while True:
+                try:
+                    client.ping()
+                    return
+                except Exception:
+                    if time.monotonic() > deadline or self.process.poll() is not None:
+                        raise
+                    time.sleep(0.05)
+        finally:
+            client.close()
+
+    def kill(self) -> None:
+        """SIGKILL the server (a crash, no shutdown handshake) and wait for it to exit."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        self.process = None
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+# -- PostgreSQL ----------------------------------------------------------------------------
+
+
+def postgres_engine(url: str, schema: str, **options: Any) -> Any:
+    """An engine whose tables live in ``schema`` (SQLAlchemy's schema_translate_map)."""
+    import sqlalchemy as sa
+
+    connect_args = dict(options.pop("connect_args", {}))
+    connect_args.setdefault("connect_timeout", 5)
+    engine = sa.create_engine(url, connect_args=connect_args, **options)
+    return engine.execution_options(schema_translate_map={None: schema})
+
+
+def create_postgres_schema(url: str, schema: str) -> None:
+    """Create the empty schema ``schema`` and the store's tables in it."""
+    import sqlalchemy as sa
+
+    from mfa_core.stores.sql import create_schema
+
+    admin = sa.create_engine(url, connect_args={"connect_timeout": 5})
+    try:
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
+    finally:
+        admin.dispose()
+    engine = postgres_engine(url, schema, poolclass=sa.pool.NullPool)
+    try:
+        create_schema(engine)
+    finally:
+        engine.dispose()
+
+
+def drop_postgres_schema(url: str, schema: str) -> None:
+    """Drop ``schema`` and everything in it."""
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(url, connect_args={"connect_timeout": 5})
+    try:
+        with admin.begin() as connection:
+            connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
+    finally:
+        admin.dispose()

@@ -1,0 +1,51 @@
+"""``benchmarks/bench_stores.py`` still runs, on every store, and counts its round trips.
+
+Run for a few hundredths of a second per measurement: this checks that the script works
+and prints the full table, and that the round trips it counts are the ones the stores are
+built for (exact counts, not timings; timings belong to ``benchmarks/``).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytest_plugins = ("servers",)
+
+
+def test_benchmark_script_smoke(redis_url: str, postgres_url: str) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bench_stores.py"),
+            "--seconds",
+            "0.02",
+            "--processes",
+            "2",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+        env=os.environ | {"MFA_BENCH_REDIS_URL": redis_url, "MFA_BENCH_POSTGRES_URL": postgres_url},
+    )
+    assert done.returncode == 0, done.stderr
+    rows = {
+        (cells[0], cells[1]): cells
+        for line in done.stdout.splitlines()
+        if line.startswith("| ") and not line.startswith("| store")
+        for cells in [[cell.strip() for cell in line.strip("|").split("|")]]
+    }
+    stores = ("redis", "postgresql", "sql-sqlite", "sqlite")
+    workloads = ("claim", "fail+reset", "verify")
+    assert set(rows) == {(s, w) for s in stores for w in workloads}
+    # round trips per call: one per store call (verify = failure state, list, claim)
+    for store in ("redis", "postgresql"):
+        assert rows[store, "claim"][-1] == "1.00"
+        assert rows[store, "fail+reset"][-1] == "2.00"
+        assert rows[store, "verify"][-1] == "3.00"
+    assert rows["sqlite", "claim"][-1] == "in-process"
