@@ -212,6 +212,67 @@ def test_the_file_is_in_wal_mode(path: Path, raw: Any) -> None:
         assert path.with_name(path.name + "-wal").exists()
 
 
+def _busy_wal_switch(monkeypatch: pytest.MonkeyPatch, failures: int) -> list[str]:
+    """Make ``PRAGMA journal_mode = WAL`` fail with an immediate ``SQLITE_BUSY`` (as it does
+    while another process is switching a new file) for the first ``failures`` attempts."""
+    attempts: list[str] = []
+    execute = sqlite_module._Connection.execute
+
+    def flaky(self: sqlite3.Connection, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql == "PRAGMA journal_mode = WAL":
+            attempts.append(sql)
+            if len(attempts) <= failures:
+                error = sqlite3.OperationalError("database is locked")
+                error.sqlite_errorcode = 5  # type: ignore[attr-defined]
+                error.sqlite_errorname = "SQLITE_BUSY"  # type: ignore[attr-defined]
+                raise error
+        return execute(self, sql, *args)
+
+    monkeypatch.setattr(sqlite_module._Connection, "execute", flaky)
+    return attempts
+
+
+def test_opening_retries_a_busy_switch_to_wal(
+    path: Path, raw: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attempts = _busy_wal_switch(monkeypatch, failures=3)
+    with SQLiteStore(path) as store:
+        store.add(_credential())
+    assert len(attempts) == 4
+    assert raw().execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_opening_gives_up_on_a_busy_switch_to_wal_after_the_timeout(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    attempts = _busy_wal_switch(monkeypatch, failures=10**6)
+    with pytest.raises(StoreUnavailable) as raised:
+        SQLiteStore(path, timeout=0.1)
+    assert "open failed (SQLITE_BUSY)" in str(raised.value)
+    assert 2 <= len(attempts) < 1000  # retried, with pauses, then stopped
+
+
+def test_opening_does_not_retry_other_errors_of_the_switch(
+    path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    execute = sqlite_module._Connection.execute
+    attempts: list[str] = []
+
+    def broken(self: sqlite3.Connection, sql: str, *args: Any) -> sqlite3.Cursor:
+        if sql == "PRAGMA journal_mode = WAL":
+            attempts.append(sql)
+            error = sqlite3.OperationalError("disk I/O error")
+            error.sqlite_errorcode = 10  # type: ignore[attr-defined]
+            error.sqlite_errorname = "SQLITE_IOERR"  # type: ignore[attr-defined]
+            raise error
+        return execute(self, sql, *args)
+
+    monkeypatch.setattr(sqlite_module._Connection, "execute", broken)
+    with pytest.raises(StoreUnavailable, match="SQLITE_IOERR"):
+        SQLiteStore(path)
+    assert len(attempts) == 1
+
+
 def test_readers_are_not_blocked_by_a_writer_and_writers_time_out_typed(
     path: Path, raw: Any
 ) -> None:

@@ -218,6 +218,7 @@ use a ``BEGIN IMMEDIATE`` transaction instead (same result, two statements)."""
 # operation is wrong": busy/locked (timeout expired), out of memory, I/O error, disk full,
 # cannot open, lock protocol error.
 _UNAVAILABLE_CODES: Final = frozenset({5, 6, 7, 10, 13, 14, 15})
+_BUSY_CODES: Final = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED
 _SYNCHRONOUS: Final = ("FULL", "NORMAL")
 
 
@@ -505,13 +506,37 @@ class SQLiteStore:
 
     def _initialise(self, connection: sqlite3.Connection) -> None:
         if not self._memory:
-            mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
-            if str(mode).lower() != "wal":
-                mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-                if str(mode).lower() != "wal":
-                    raise StoreError("the SQLite store could not switch the file to WAL mode")
+            self._switch_to_wal(connection)
         if _read_version(connection) != SCHEMA_VERSION:
             _transaction(connection, _migrate)
+
+    def _switch_to_wal(self, connection: sqlite3.Connection) -> None:
+        """Put the file in WAL mode, retrying while other openers hold it (until ``timeout``).
+
+        When several processes open a new file at the same moment, ``PRAGMA journal_mode =
+        WAL`` can fail with ``SQLITE_BUSY`` at once, without SQLite's busy handler waiting,
+        while another connection is switching the file itself. The switch is retried with a
+        short growing pause until the mode is WAL (possibly set by the other opener) or
+        ``timeout`` has passed; then the busy error propagates as ``StoreUnavailable``.
+        """
+        deadline = time.monotonic() + self._timeout
+        pause = 0.001
+        while True:
+            try:
+                mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    mode = connection.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            except sqlite3.OperationalError as exc:
+                code = getattr(exc, "sqlite_errorcode", None)
+                busy = isinstance(code, int) and code & 0xFF in _BUSY_CODES
+                if not busy or time.monotonic() + pause > deadline:
+                    raise
+                time.sleep(pause)
+                pause = min(pause * 2, 0.05)
+                continue
+            if str(mode).lower() != "wal":
+                raise StoreError("the SQLite store could not switch the file to WAL mode")
+            return
 
     # -- CredentialStore ---------------------------------------------------------------
 
