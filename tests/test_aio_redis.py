@@ -66,8 +66,10 @@ def test_bad_arguments_and_an_unreachable_server_are_typed_errors() -> None:
         AsyncRedisStore(object())  # type: ignore[arg-type]
     with pytest.raises(InvalidParameter):
         AsyncRedisStore.from_url("http://example.com")
-    with pytest.raises(InvalidParameter):
-        AsyncRedisStore.from_url("redis://127.0.0.1:1/0", socket_timeout=-1)
+    for timeout in (-1, 0, 3600.5, float("nan"), float("inf"), "5", True):
+        with pytest.raises(InvalidParameter, match="socket_timeout"):
+            AsyncRedisStore.from_url("redis://127.0.0.1:1/0", socket_timeout=timeout)  # type: ignore[arg-type]
+    asyncio.run(AsyncRedisStore.from_url("redis://127.0.0.1:1/0", socket_timeout=3600).close())
     with pytest.raises(InvalidParameter):
         AsyncRedisStore.from_url("redis://127.0.0.1:1/0", max_connections=0)
 

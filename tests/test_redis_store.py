@@ -516,8 +516,10 @@ def test_bad_arguments_raise_typed_errors(client: Any, redis_prefix: str) -> Non
         RedisStore.from_url("http://example.com")
     with pytest.raises(InvalidParameter):
         RedisStore.from_url(b"redis://x")  # type: ignore[arg-type]
-    with pytest.raises(InvalidParameter):
-        RedisStore.from_url("redis://127.0.0.1:1/0", socket_timeout=-1)
+    for timeout in (-1, 0, 3600.5, float("nan"), float("inf"), "5", True):
+        with pytest.raises(InvalidParameter, match="socket_timeout"):
+            RedisStore.from_url("redis://127.0.0.1:1/0", socket_timeout=timeout)  # type: ignore[arg-type]
+    RedisStore.from_url("redis://127.0.0.1:1/0", socket_timeout=3600).close()
     store = RedisStore(client, prefix=redis_prefix)
     with pytest.raises(InvalidParameter):
         store.claim("x", 2**63, drift=0)

@@ -44,6 +44,7 @@ from ..stores.redis import (
     DEFAULT_PENDING_GRACE,
     DEFAULT_PREFIX,
     RedisStore,
+    _socket_timeout,
 )
 from .stores import AsyncStoreAdapter
 
@@ -143,10 +144,7 @@ class AsyncRedisStore(AsyncStoreAdapter):
         tasks queues up instead of failing."""
         if type(url) is not str:
             raise InvalidParameter("url must be a string")
-        if socket_timeout is not None and (
-            type(socket_timeout) not in (int, float) or not 0 < socket_timeout <= 3600
-        ):
-            raise InvalidParameter("socket_timeout must be a number of seconds up to an hour")
+        socket_timeout = _socket_timeout(socket_timeout)
         if type(max_connections) is not int or not 1 <= max_connections <= 10_000:
             raise InvalidParameter("max_connections must be an integer from 1 to 10000")
         try:

@@ -318,6 +318,24 @@ def _seconds(value: object, name: str) -> float:
     return float(value)  # type: ignore[arg-type]
 
 
+MAX_SOCKET_TIMEOUT: Final = 3600.0
+"""The largest ``socket_timeout`` ``from_url`` accepts (an hour), for the blocking and the
+async store alike: a store call must fail closed in bounded time."""
+
+
+def _socket_timeout(value: object) -> float | None:
+    """Check a ``socket_timeout`` argument: ``None`` (no timeout) or 0 < seconds <= an hour."""
+    if value is None:
+        return None
+    if (
+        type(value) not in (int, float)
+        or not math.isfinite(value)  # type: ignore[arg-type]
+        or not 0 < value <= MAX_SOCKET_TIMEOUT  # type: ignore[operator]
+    ):
+        raise InvalidParameter("socket_timeout must be a number of seconds from 0 to 3600")
+    return float(value)  # type: ignore[arg-type]
+
+
 def _credential_fields(credential: Credential) -> tuple[list[bytes], list[bytes]]:
     """The hash fields ``update`` writes (flat field/value list) and the optional fields it
     deletes because they are ``None``. ``last_accepted``, ``drift``, ``version`` and
@@ -590,8 +608,7 @@ class RedisStore:
         """
         if type(url) is not str:
             raise InvalidParameter("url must be a string")
-        if socket_timeout is not None:
-            socket_timeout = _seconds(socket_timeout, "socket_timeout")
+        socket_timeout = _socket_timeout(socket_timeout)
         try:
             client = redis.Redis.from_url(
                 url,
