@@ -797,6 +797,50 @@ def test_backend_terminated_between_operations(
         made.dispose()
 
 
+def test_backend_terminated_while_consuming_a_recovery_code_or_using_a_challenge(
+    postgres_url: str, postgres_schema: str, admin: sa.Engine
+) -> None:
+    application = unique("mfa-inflight-fallback-")
+    made = postgres_engine(
+        postgres_url, postgres_schema, pool_size=1, connect_args={"application_name": application}
+    )
+    try:
+        store = SQLStore(made)
+        records = _records(3)
+        store.replace_recovery_codes("alice", records)
+        challenge = _challenge()
+        store.put_challenge(challenge)
+        schema = postgres_schema
+
+        outcome = _terminated_while_waiting(
+            admin,
+            application,
+            f'SELECT 1 FROM "{schema}".mfa_recovery_codes WHERE user_id = :u FOR UPDATE',  # noqa: S608
+            {"u": "alice"},
+            lambda: store.consume_recovery_code("alice", records[0].id, T0),
+        )
+        assert isinstance(outcome, StoreUnavailable), outcome
+        # Not consumed: every code is still unused, and the next call consumes it once.
+        assert [r.used_at for r in store.recovery_codes("alice")] == [None, None, None]
+        assert store.consume_recovery_code("alice", records[0].id, T0 + 1) == 2
+        assert store.consume_recovery_code("alice", records[0].id, T0 + 2) is None
+
+        used = attrs.evolve(challenge, attempts=1, used=True)
+        outcome = _terminated_while_waiting(
+            admin,
+            application,
+            f'SELECT 1 FROM "{schema}".mfa_oob_challenges WHERE challenge_id = :c FOR UPDATE',  # noqa: S608
+            {"c": challenge.challenge_id},
+            lambda: store.update_challenge(used, expected=challenge),
+        )
+        assert isinstance(outcome, StoreUnavailable), outcome
+        assert store.get_challenge(challenge.challenge_id) == challenge  # unchanged
+        assert store.update_challenge(used, expected=challenge)
+        assert not store.update_challenge(used, expected=challenge)  # used exactly once
+    finally:
+        made.dispose()
+
+
 def test_pre_ping_replaces_a_terminated_connection_silently(
     postgres_url: str, postgres_schema: str, admin: sa.Engine
 ) -> None:
