@@ -22,7 +22,14 @@ contention on one row):
 * ``fail+reset``: ``record_failure(user, now)`` then ``reset(user)`` (a failure counted, then
   cleared; one cycle counts as one);
 * ``verify``: ``MFAService.verify(user, code)`` with a valid code for a fresh time step
-  (throttle read, credential list, unseal, window, claim, event): a whole verification.
+  (throttle read, credential list, unseal, window, claim, event): a whole verification;
+* ``recovery``: ``consume_recovery_code(user, id, now)`` on the next unused code of a set of
+  ten; every tenth call first replaces the used-up set (``replace_recovery_codes``), so one
+  call in ten costs two store calls (the store side of a recovery-code login; the Argon2id
+  check happens in the service, not in the store);
+* ``oob``: ``put_challenge`` of a new out-of-band challenge, then ``update_challenge``
+  marking it used (the store side of sending a code and accepting it; one cycle counts as
+  one).
 
 Round trips per call are counted on a single process: for Redis every command sent on the
 client's connections (a counting ``redis.Connection``), for PostgreSQL every ``Sync`` /
@@ -50,11 +57,14 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+import attrs
 import redis
 import sqlalchemy as sa
 
 from mfa_core import b32decode_key, totp
 from mfa_core.models import Credential, CredentialKind, CredentialState
+from mfa_core.oob import OOBChannel, OOBPurpose, OOBRecord
+from mfa_core.recovery import TAG_BYTES, Argon2Params, RecoveryRecord, hash_recovery_code
 from mfa_core.sealing import AESGCMSealer
 from mfa_core.service import MFAService, ServiceConfig
 from mfa_core.stores import SQLiteStore
@@ -68,7 +78,8 @@ POSTGRES_URL = os.environ.get(
     "MFA_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 STORES = ("redis", "postgresql", "sql-sqlite", "sqlite")
-WORKLOADS = ("claim", "fail+reset", "verify")
+WORKLOADS = ("claim", "fail+reset", "verify", "recovery", "oob")
+RECOVERY_SET = 10
 T0 = 1_700_000_015.0
 SEALING_KEY = bytes(range(32))
 
@@ -180,7 +191,53 @@ def prepare(store: Any, workload: str, me: str) -> Callable[[], object]:
                 raise RuntimeError("a valid code was refused")
 
         return verify
+    if workload == "recovery":
+        return _recovery_workload(store, me)
+    if workload == "oob":
+        serial = iter(range(2**62))
+
+        def issue_and_use() -> None:
+            issued = OOBRecord(
+                challenge_id=f"{me}-ch-{next(serial)}",
+                user_id=me,
+                purpose=OOBPurpose.LOGIN,
+                channel=OOBChannel.EMAIL,
+                destination_hint="a***@example.com",
+                code_hash=bytes(32),
+                digits=6,
+                issued_at=T0,
+                expires_at=T0 + 180,
+            )
+            store.put_challenge(issued)
+            used = attrs.evolve(issued, attempts=1, used=True)
+            if not store.update_challenge(used, expected=issued):
+                raise RuntimeError("a fresh challenge could not be marked used")
+
+        return issue_and_use
     raise ValueError(workload)
+
+
+# One cheap Argon2id PHC string for every record: the store only keeps it (the benchmark
+# measures the store, not the hashing).
+_PHC = hash_recovery_code("abcd-efgh-jkmn-pqrs", Argon2Params.fast_for_testing())
+
+
+def _recovery_workload(store: Any, me: str) -> Callable[[], object]:
+    serial = iter(range(2**62))
+    left: list[RecoveryRecord] = []
+
+    def consume() -> None:
+        if not left:
+            left.extend(
+                RecoveryRecord(id=f"{me}-rc-{next(serial)}", tag=f"{i:0{2 * TAG_BYTES}x}", phc=_PHC)
+                for i in range(RECOVERY_SET)
+            )
+            store.replace_recovery_codes(me, left)
+        record = left.pop(0)
+        if store.consume_recovery_code(me, record.id, T0) != len(left):
+            raise RuntimeError("a recovery code was not consumed exactly once")
+
+    return consume
 
 
 def worker(spec: Spec, job: tuple[Sequence[str], float, str], barrier: Any, out: Any) -> None:
