@@ -7,10 +7,20 @@
 * :class:`AsyncStoreAdapter` - any blocking store behind the async ports (each call in a
   worker thread, e.g. :class:`~mfa_core.stores.SQLiteStore`);
 * :class:`AsyncRedisStore` (``mfa_core.aio.redis``, the ``redis`` extra) - ``redis.asyncio``
-  with the key layout and Lua scripts of :class:`~mfa_core.stores.RedisStore`.
+  with the key layout and Lua scripts of :class:`~mfa_core.stores.RedisStore`;
+* :class:`AsyncSQLStore` (``mfa_core.aio.sql``, the ``sql`` extra) - SQLAlchemy's async
+  engine (PostgreSQL via psycopg, SQLite via aiosqlite) running the operations of
+  :class:`~mfa_core.stores.sql.SQLStore`.
+
+The two stores with optional dependencies are imported lazily: ``import mfa_core.aio``
+never needs an extra, and ``from mfa_core.aio import AsyncSQLStore`` without the extra
+raises :class:`~mfa_core.errors.MissingDependency` with the ``pip install`` line.
 """
 
 from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from .ports import (
     AsyncCodeSender,
@@ -22,6 +32,10 @@ from .ports import (
 from .service import AsyncMFAService
 from .stores import AsyncMemoryStore, AsyncStoreAdapter
 
+if TYPE_CHECKING:
+    from .redis import AsyncRedisStore as AsyncRedisStore
+    from .sql import AsyncSQLStore as AsyncSQLStore
+
 __all__ = [
     "AsyncCodeSender",
     "AsyncCredentialStore",
@@ -32,3 +46,19 @@ __all__ = [
     "AsyncRecoveryCodeStore",
     "AsyncStoreAdapter",
 ]
+# Not in __all__: a star import must not need the optional extras.
+_LAZY = {"AsyncRedisStore": ".redis", "AsyncSQLStore": ".sql"}
+
+
+def __getattr__(name: str) -> Any:
+    """Import :class:`AsyncRedisStore` and :class:`AsyncSQLStore` on first use."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *_LAZY])

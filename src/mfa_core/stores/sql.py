@@ -266,12 +266,14 @@ def _tidy(compiled: object) -> str:
     return "\n".join(line.rstrip() for line in lines) + ";"
 
 
-def _check_engine(engine: object) -> None:
+def _check_engine(engine: object, store: str = "SQLStore") -> None:
+    """Refuse anything but an ``Engine`` on a supported database (``store`` names the
+    store in the message; :mod:`mfa_core.aio.sql` checks its async engine's side)."""
     if not isinstance(engine, sa.Engine):
         raise InvalidParameter("engine must be a sqlalchemy.Engine")
     if engine.dialect.name not in SUPPORTED_DIALECTS:
         raise InvalidParameter(
-            f"SQLStore supports PostgreSQL and SQLite, not {engine.dialect.name!r}"
+            f"{store} supports PostgreSQL and SQLite, not {engine.dialect.name!r}"
         )
 
 

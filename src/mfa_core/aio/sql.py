@@ -1,0 +1,161 @@
+"""An asyncio store on a SQL database: :class:`AsyncSQLStore` (SQLAlchemy's async engine).
+
+Needs the ``sql`` extra (``pip install 'mfa_core[sql]'``: SQLAlchemy 2 with greenlet, and
+psycopg 3, whose async mode serves ``postgresql+psycopg://`` URLs); for SQLite the host
+installs ``aiosqlite`` itself (``sqlite+aiosqlite:///path``). Importing this module
+without SQLAlchemy or greenlet raises :class:`~mfa_core.errors.MissingDependency`.
+
+Same tables, statements, transactions, validation, row decoding and error mapping as
+:class:`~mfa_core.stores.sql.SQLStore`, and not a second copy of any of them: every call
+runs the blocking store's own method, on the async engine's pool, through SQLAlchemy's
+greenlet bridge (``greenlet_spawn``, what ``AsyncConnection.run_sync`` and
+``AsyncEngine.connect`` are made of). Inside the bridge the synchronous ``Engine`` behind
+the :class:`~sqlalchemy.ext.asyncio.AsyncEngine` borrows a connection, executes and
+commits exactly as ``SQLStore`` does; each time the driver would block, the greenlet
+hands the driver's coroutine to the event loop and resumes with its result. No thread is
+used, and the loop runs other tasks while a statement is on the wire.
+
+Why the bridge around whole methods rather than the two other shapes:
+
+* ``AsyncConnection.run_sync(body)`` needs the connection first, taken by async code
+  outside ``SQLStore``: the connection's checkout and its errors would need a second
+  error mapping, the choice between the autocommit and the transactional engine a second
+  home, and every ``SQLStore`` method a variant bound to a given connection;
+* splitting every operation into a plan (statement + reader) run by two executors keeps
+  one copy of the statements but two of the execution (commit, transaction, error
+  mapping) and of each method's outline;
+* running the whole method keeps ``SQLStore`` the single implementation: argument checks
+  before any I/O, one statement in autocommit per call on PostgreSQL (no ``BEGIN`` or
+  ``COMMIT``), the same multi-statement transactions (``replace_recovery_codes``, and
+  ``consume_recovery_code`` on SQLite), ``StoreUnavailable`` when the database cannot be
+  reached and ``StoreError`` otherwise, with identical messages.
+
+Cancellation: a task cancelled during a call gets ``CancelledError`` at its ``await``,
+and no connection goes back to the pool with a transaction open or a result unread, so
+no later call can see a stale result. As with a timeout, the outcome of the cancelled
+call is unknown (each call is atomic: nothing is half-written).
+
+* PostgreSQL (psycopg): the statement is interrupted. psycopg cancels it on the server;
+  SQLAlchemy treats the interruption as a disconnect and invalidates the connection, so
+  it is closed, not pooled, and a transaction in progress is rolled back by the server.
+* SQLite (aiosqlite): the call is shielded and runs to its end in the background while
+  the cancelled task returns at once. aiosqlite runs each statement in its own thread
+  and cannot stop it; interrupting the await between the statement and the reading of
+  its rows would leave the statement unfinished inside a closed ("zombie") connection,
+  holding the file's write lock until the garbage collector finalised it, and every
+  other writer would wait for its busy timeout. SQLite calls are short (no network), so
+  letting one finish costs little; dispose of the engine once the tasks using it are done.
+
+Pooling, timeouts, ``pool_pre_ping`` and ``schema_translate_map`` are the host's engine's
+own. An async engine's connections belong to the event loop that opened them: use one
+engine per loop, and ``await engine.dispose()`` on that loop when done.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable
+from typing import Any, ParamSpec, TypeVar
+
+from ..errors import InvalidParameter, MissingDependency
+
+try:
+    import greenlet  # type: ignore[import-untyped]  # noqa: F401 - needed by the bridge
+    from sqlalchemy import Engine
+    from sqlalchemy.ext.asyncio import AsyncEngine
+    from sqlalchemy.util import greenlet_spawn
+except ImportError:  # pragma: no cover - exercised in a subprocess by the tests
+    raise MissingDependency(
+        "the async SQL store needs SQLAlchemy 2 with greenlet: pip install 'mfa_core[sql]'"
+    ) from None
+
+from ..stores import sql
+from ..stores.sql import SQLStore
+from .stores import AsyncStoreAdapter
+
+__all__ = ["AsyncSQLStore", "create_schema"]
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def _sync_engine(engine: object) -> Engine:
+    """The synchronous ``Engine`` behind ``engine``, once it is an async engine on a
+    supported database."""
+    if not isinstance(engine, AsyncEngine):
+        raise InvalidParameter(
+            "engine must be a sqlalchemy.ext.asyncio.AsyncEngine (create_async_engine); "
+            "for a blocking Engine use SQLStore"
+        )
+    sql._check_engine(engine.sync_engine, "AsyncSQLStore")
+    return engine.sync_engine
+
+
+async def create_schema(engine: AsyncEngine) -> None:
+    """Create the store's tables and indexes that do not exist yet (idempotent), as
+    :func:`mfa_core.stores.sql.create_schema` does on a blocking engine (the same
+    metadata, ``schema_translate_map`` honoured, the same typed errors)."""
+    await greenlet_spawn(sql.create_schema, _sync_engine(engine))
+
+
+def _discard(task: asyncio.Future[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
+
+
+class AsyncSQLStore(AsyncStoreAdapter):
+    """The four async store ports (credentials, failure counters, recovery codes,
+    out-of-band challenges) on PostgreSQL or SQLite through a SQLAlchemy
+    :class:`~sqlalchemy.ext.asyncio.AsyncEngine` the host owns.
+
+    Every operation is the one of :class:`~mfa_core.stores.sql.SQLStore` (same schema,
+    statements, atomicity, checks and errors; see the module docstring for how), awaited
+    instead of blocking. Blocking ``SQLStore`` workers and asyncio workers can share one
+    database. The tables must exist (:func:`create_schema`, or the DDL of
+    :func:`mfa_core.stores.sql.schema_ddl`). :meth:`close` leaves the engine alone: the
+    host disposes of it.
+    """
+
+    __slots__ = ("_async_engine", "_shield", "_sql")
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._sql = SQLStore(_sync_engine(engine))
+        super().__init__(self._sql, offload=False)
+        self._async_engine = engine
+        # SQLite (aiosqlite): a call runs to its end even if its task is cancelled (see
+        # the module docstring); PostgreSQL: psycopg cancels the statement on the server.
+        self._shield = engine.dialect.name == "sqlite"
+
+    def __repr__(self) -> str:
+        return f"AsyncSQLStore(dialect={self._async_engine.dialect.name!r})"
+
+    @property
+    def engine(self) -> AsyncEngine:
+        """The host's async engine this store runs on."""
+        return self._async_engine
+
+    @property
+    def blocking(self) -> SQLStore:
+        """The :class:`~mfa_core.stores.sql.SQLStore` whose methods this store runs. Its
+        engine is the async engine's synchronous side: call it only through this store
+        (outside SQLAlchemy's greenlet bridge every call fails with a ``StoreError``)."""
+        return self._sql
+
+    async def _do(self, fn: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        call = greenlet_spawn(functools.partial(fn, *args, **kwargs))
+        if not self._shield:
+            return await call
+        running = asyncio.ensure_future(call)
+        try:
+            return await asyncio.shield(running)
+        except asyncio.CancelledError:
+            # The caller is gone; the call finishes on its own and nobody reads its
+            # outcome (retrieved here, so that a failure is not logged as unretrieved).
+            running.add_done_callback(_discard)
+            raise
+
+    async def purge_challenges(self, before: float) -> int:
+        """Remove every challenge whose code expired before ``before`` and return how
+        many (see :meth:`mfa_core.stores.sql.SQLStore.purge_challenges`)."""
+        return await self._do(self._sql.purge_challenges, before)
