@@ -70,7 +70,13 @@ from mfa_core.throttle import ThrottleConfig
 pytest_plugins = ("servers",)
 
 _T = TypeVar("_T")
-TABLE_NAMES = ["mfa_credentials", "mfa_failures", "mfa_oob_challenges", "mfa_recovery_codes"]
+TABLE_NAMES = [
+    "mfa_credentials",
+    "mfa_failures",
+    "mfa_oob_challenges",
+    "mfa_recovery_codes",
+    "mfa_send_counters",
+]
 
 
 # -- databases ----------------------------------------------------------------------------
@@ -531,6 +537,7 @@ def _operations(
         ),
         ("update_challenge", ("update_challenge", (challenge,), {"expected": challenge})),
         ("delete_challenge", ("delete_challenge", ("no-such-challenge",), {})),
+        ("count_send", ("count_send", ("u:" + user, T0, T0 + 3600), {})),
         ("purge_challenges", ("purge_challenges", (0.0,), {})),
     ]
 
@@ -557,8 +564,8 @@ class Statements:
 def test_each_call_executes_the_statements_of_the_blocking_store(database: Database) -> None:
     """Per operation, from the same state, the async store executes exactly the statements
     SQLStore executes: one for every operation on PostgreSQL but
-    ``replace_recovery_codes`` (its transaction), and on SQLite also
-    ``consume_recovery_code``'s two."""
+    ``replace_recovery_codes`` and ``purge_challenges`` (their transactions), and on SQLite
+    also ``consume_recovery_code``'s two."""
     blocking_engine = database.blocking_engine()
     blocking = SQLStore(blocking_engine)
     user, credential, records, challenge = _fixtures()
@@ -574,7 +581,7 @@ def test_each_call_executes_the_statements_of_the_blocking_store(database: Datab
     finally:
         counter.close()
         blocking_engine.dispose()
-    multi = {"replace_recovery_codes"} | (
+    multi = {"replace_recovery_codes", "purge_challenges"} | (
         {"consume_recovery_code"} if database.kind == "sqlite" else set()
     )
     assert all(len(seen) == 1 for name, seen in expected.items() if name not in multi), expected
@@ -616,7 +623,8 @@ def test_every_single_statement_call_is_one_round_trip_on_postgresql(
     operations = [
         operation
         for name, operation in _operations(user, credential, records, challenge)
-        if name != "replace_recovery_codes"  # a transaction of four statements
+        # transactions: four statements; two deletes (housekeeping)
+        if name not in {"replace_recovery_codes", "purge_challenges"}
     ]
 
     async def main() -> None:

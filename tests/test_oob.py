@@ -94,6 +94,19 @@ def test_defaults() -> None:
     config = OOBConfig()
     assert (config.digits, config.ttl, config.max_attempts) == (6, 180, 5)
     assert [config.cooldown(n) for n in range(4)] == [30, 60, 90, 120]
+    assert (config.send_window, config.max_sends_per_user, config.max_sends_per_destination) == (
+        3600,
+        10,
+        10,
+    )
+
+
+def test_send_limit_bounds_and_none() -> None:
+    config = OOBConfig(send_window=60, max_sends_per_user=1, max_sends_per_destination=1000)
+    assert (config.send_window, config.max_sends_per_user) == (60, 1)
+    assert OOBConfig(send_window=86400).send_window == 86400
+    unlimited = OOBConfig(max_sends_per_user=None, max_sends_per_destination=None)
+    assert unlimited.max_sends_per_user is None and unlimited.max_sends_per_destination is None
 
 
 @pytest.mark.parametrize(
@@ -110,6 +123,15 @@ def test_defaults() -> None:
         {"max_attempts": 21},
         {"resend_cooldown": -1},
         {"resend_cooldown_step": 3601},
+        {"send_window": 59},
+        {"send_window": 86401},
+        {"send_window": 3600.0},
+        {"max_sends_per_user": 0},
+        {"max_sends_per_user": 1001},
+        {"max_sends_per_user": True},
+        {"max_sends_per_destination": 0},
+        {"max_sends_per_destination": 1001},
+        {"max_sends_per_destination": "10"},
     ],
 )
 def test_bad_config_raises_typed_error(kwargs: dict[str, Any]) -> None:
@@ -638,3 +660,109 @@ def test_errors_never_repeat_destinations(destination: str) -> None:
         except MFAError as error:
             assert text not in str(error)
             assert "QZ" not in repr(error)
+
+
+# --- send limits: windows and counter keys ---------------------------------------------
+
+
+def test_send_window_examples() -> None:
+    assert oob.send_window_for(1_800_000_000.0) == (1_800_000_000.0, 1_800_003_600.0)
+    assert oob.send_window_for(1_800_003_599.999) == (1_800_000_000.0, 1_800_003_600.0)
+    assert oob.send_window_for(1_800_003_600) == (1_800_003_600.0, 1_800_007_200.0)
+    assert oob.send_window_for(0) == (0.0, 3600.0)
+    assert oob.send_window_for(125.5, OOBConfig(send_window=60)) == (120.0, 180.0)
+
+
+@given(
+    now=st.one_of(
+        st.floats(min_value=0, max_value=4e9, allow_nan=False, allow_infinity=False),
+        st.integers(min_value=0, max_value=4_000_000_000),
+    ),
+    window=st.integers(min_value=60, max_value=86400),
+)
+def test_send_window_holds_now_and_starts_on_a_multiple(now: float, window: int) -> None:
+    start, end = oob.send_window_for(now, OOBConfig(send_window=window))
+    assert start <= now < end
+    assert end == start + window
+    assert start % window == 0 and start == int(start)
+
+
+@given(
+    now=st.floats(min_value=0, max_value=4e9, allow_nan=False, allow_infinity=False),
+    later=st.floats(min_value=0, max_value=1e6, allow_nan=False, allow_infinity=False),
+)
+def test_send_windows_never_go_back(now: float, later: float) -> None:
+    first = oob.send_window_for(now)
+    second = oob.send_window_for(now + later)
+    assert second[0] >= first[0]
+    assert (second == first) == (now + later < first[1])
+
+
+@pytest.mark.parametrize("now", [-1, float("nan"), float("inf"), "0", None, True])
+def test_send_window_rejects_bad_times(now: object) -> None:
+    with pytest.raises(InvalidParameter) as info:
+        oob.send_window_for(now)  # type: ignore[arg-type]
+    assert info.value.code is ErrorCode.INVALID_TIME
+    with pytest.raises(InvalidParameter):
+        oob.send_window_for(0, config="hourly")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("channel", "destination", "normal"),
+    [
+        ("sms", "+1 555 010 0167", "15550100167"),
+        ("sms", "1 (555) 010-0167", "15550100167"),
+        ("sms", " +15550100167 ", "15550100167"),
+        ("sms", "555.010.0167", "5550100167"),
+        ("email", "Alice@Example.COM", "alice@example.com"),
+        ("email", " alice@example.com\t", "alice@example.com"),
+    ],
+)
+def test_normalize_destination(channel: str, destination: str, normal: str) -> None:
+    assert oob.normalize_destination(channel, destination) == normal
+
+
+@pytest.mark.parametrize(
+    ("channel", "destination"), [("sms", "call me"), ("email", "nobody"), ("fax", "123456")]
+)
+def test_normalize_destination_refuses_what_mask_refuses(channel: str, destination: str) -> None:
+    with pytest.raises(InvalidParameter) as info:
+        oob.normalize_destination(channel, destination)
+    assert destination not in str(info.value)
+
+
+def test_user_send_keys() -> None:
+    assert oob.user_send_key(KEY, "alice") == "u:alice"
+    assert oob.user_send_key(KEY, "a" * 126) == "u:" + "a" * 126
+    long = oob.user_send_key(KEY, "a" * 127)
+    assert long.startswith("uh:") and len(long) == 67 and "aaaa" not in long
+    odd = oob.user_send_key(KEY, "ålice")
+    assert odd.startswith("uh:") and odd != oob.user_send_key(OTHER_KEY, "ålice")
+    assert oob.user_send_key(KEY, "tab\tuser").startswith("uh:")
+    with pytest.raises(InvalidParameter):
+        oob.user_send_key(KEY, "")
+    with pytest.raises(InvalidKey):
+        oob.user_send_key(b"short", "a" * 200)
+
+
+def test_destination_send_keys_are_keyed_hashes_of_the_normal_form() -> None:
+    key = oob.destination_send_key(KEY, "sms", "+1 555 010 0167")
+    assert key.startswith("d:") and len(key) == 66 and "555" not in key
+    assert key == oob.destination_send_key(KEY, OOBChannel.SMS, "1 (555) 010-0167")
+    assert key != oob.destination_send_key(KEY, "sms", "+1 555 010 0168")
+    assert key != oob.destination_send_key(OTHER_KEY, "sms", "+1 555 010 0167")
+    email = oob.destination_send_key(KEY, "email", "Alice@Example.com")
+    assert email == oob.destination_send_key(KEY, "email", "alice@example.com")
+    # the channel is part of the hash
+    assert oob.destination_send_key(KEY, "email", "15550100167@x.io") != oob.destination_send_key(
+        KEY, "sms", "15550100167"
+    )
+
+
+@given(st.text(min_size=1, max_size=256))
+@settings(max_examples=100)
+def test_user_send_keys_always_fit_a_store(user_id: str) -> None:
+    key = oob.user_send_key(KEY, user_id)
+    assert 1 <= len(key) <= oob.MAX_SEND_KEY
+    assert key == oob.user_send_key(KEY, user_id)
+    assert key.startswith(("u:", "uh:"))

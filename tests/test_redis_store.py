@@ -281,6 +281,22 @@ def test_recovery_and_challenge_key_layout(
     assert store.recovery_codes("bob") == []
 
 
+def test_send_counter_key_and_expiry(store: RedisStore, client: Any, redis_prefix: str) -> None:
+    now = time.time()
+    start = now - now % 3600
+    assert [store.count_send("d:abc", start, start + 3600) for _ in range(3)] == [1, 2, 3]
+    key = f"{redis_prefix}send:{start!r}:d:abc"
+    assert {k.decode() for k in client.scan_iter(match=redis_prefix + "*")} == {key}
+    assert client.get(key) == b"3"
+    # expires at the window's end, and never sooner than one window length after a call
+    deadline_ms = client.pexpiretime(key)
+    assert (now + 3600) * 1000 - 5000 <= deadline_ms <= (start + 7200) * 1000 + 5000
+    # a window far in the caller's past still lives one window length (clock skew)
+    assert store.count_send("d:abc", 1_000_000_000.0, 1_000_000_060.0) == 1
+    old = f"{redis_prefix}send:{1_000_000_000.0!r}:d:abc"
+    assert 50_000 <= client.pttl(old) <= 60_000
+
+
 def test_recovery_codes_keep_the_order_of_the_set(store: RedisStore) -> None:
     records = _records(12)
     store.replace_recovery_codes("alice", records)
@@ -466,6 +482,7 @@ def test_recovery_and_challenge_operations_are_one_round_trip(
                     attrs.evolve(resent, used=True), expected=resent
                 ),
                 "delete_challenge": lambda: store.delete_challenge(challenge.challenge_id),
+                "count_send": lambda: store.count_send("u:bob", T0, T0 + 3600),
             }
 
         for call in calls().values():

@@ -21,6 +21,8 @@ from mfa_core.errors import (
     IllegalTransition,
     InvalidParameter,
     OutOfBandError,
+    SendLimitExceeded,
+    StoreError,
     Throttled,
 )
 from mfa_core.models import EventType
@@ -474,6 +476,216 @@ def test_a_failing_store_refuses(make_env: Callable[..., Env], failing: str) -> 
     assert env.service.verify_oob_code("alice", challenge, code, "login").accepted
 
 
+# -- send limits --------------------------------------------------------------------------------
+
+
+class CountingChallenges:
+    """Delegates to a store and records what reaches it; ``count_send`` fails while
+    ``broken``."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.broken = False
+        self.answer: object = None  # what count_send returns instead of the real count
+        self.puts = 0
+        self.counted: list[str] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def put_challenge(self, record: Any) -> None:
+        self.puts += 1
+        self.inner.put_challenge(record)
+
+    def count_send(self, key: str, window_start: float, expires_at: float) -> Any:
+        if self.broken:
+            raise ConnectionError("dropped")
+        self.counted.append(key)
+        if self.answer is not None:
+            return self.answer
+        return int(self.inner.count_send(key, window_start, expires_at))
+
+
+def counting_env(make_env: Callable[..., Env], **config: Any) -> tuple[Env, CountingChallenges]:
+    made: list[CountingChallenges] = []
+
+    def wrap(store: Any) -> CountingChallenges:
+        made.append(CountingChallenges(store))
+        return made[0]
+
+    env = make_env(oob=OOBConfig(**config), wrap=wrap)
+    return env, made[0]
+
+
+def test_the_eleventh_send_in_a_window_is_refused(make_env: Callable[..., Env]) -> None:
+    env, challenges = counting_env(make_env)
+    for i in range(10):
+        env.clock.set(T0 + i)
+        env.send(destination=f"+1 555 010 01{i:02d}")  # ten numbers: only the user limit
+    env.clock.set(T0 + 100)
+    with pytest.raises(SendLimitExceeded) as info:
+        env.send(destination="+1 555 010 0199")
+    assert isinstance(info.value, OutOfBandError) and info.value.code is ErrorCode.OOB_SEND_LIMIT
+    assert info.value.retry_after == 3600 - 100
+    assert "555" not in str(info.value) and "0199" not in repr(info.value)
+    assert len(env.sender.sent) == 10 and challenges.puts == 10
+    assert len(env.events.of_type(EventType.OOB_CODE_SENT)) == 10
+    # the next window allows again, to the second
+    env.clock.set(T0 + 3600 - 0.001)
+    with pytest.raises(SendLimitExceeded):
+        env.send(destination="+1 555 010 0199")
+    env.clock.set(T0 + 3600)
+    env.send(destination="+1 555 010 0199")
+    assert len(env.sender.sent) == 11 and challenges.puts == 11
+
+
+def test_the_refusal_is_audited_without_the_destination(make_env: Callable[..., Env]) -> None:
+    env = make_env(oob=OOBConfig(max_sends_per_user=1))
+    env.send()
+    with pytest.raises(SendLimitExceeded):
+        env.send()
+    [event] = env.events.of_type(EventType.OOB_SEND_LIMITED)
+    assert event.user_id == "alice" and event.reason == "user" and event.at == T0
+    assert event.data["limit"] == "user" and event.data["max_sends"] == 1
+    assert event.data["channel"] == "sms" and event.data["purpose"] == "login"
+    assert event.data["resend"] is False and event.data["window_ends_at"] == T0 + 3600
+    text = repr(event)
+    assert "555" not in text and "0167" not in text and "***67" not in text
+
+
+def test_the_destination_limit_holds_across_users(make_env: Callable[..., Env]) -> None:
+    env, challenges = counting_env(make_env, max_sends_per_user=None, max_sends_per_destination=3)
+    env.send("alice")
+    env.send("bob", destination="+15550100167")  # the same number, written differently
+    env.send("carol", destination="1 (555) 010-0167")
+    with pytest.raises(SendLimitExceeded) as info:
+        env.send("dave")
+    assert info.value.retry_after == 3600
+    [event] = env.events.of_type(EventType.OOB_SEND_LIMITED)
+    assert event.user_id == "dave" and event.data["limit"] == "destination"
+    assert "555" not in repr(event) and "0167" not in repr(event)
+    env.send("dave", destination="+1 555 010 0168")  # another number is fine
+    assert [sent.destination for sent in env.sender.sent][-1] == "+1 555 010 0168"
+    # the store only ever sees keyed hashes of destinations
+    assert all(key.startswith("d:") and "555" not in key for key in challenges.counted)
+    assert len(set(challenges.counted)) == 2 and challenges.puts == 4
+
+
+def test_email_destinations_are_counted_case_insensitively(make_env: Callable[..., Env]) -> None:
+    env = make_env(oob=OOBConfig(max_sends_per_user=None, max_sends_per_destination=2))
+    env.send("alice", channel=OOBChannel.EMAIL, destination=EMAIL, purpose=OOBPurpose.RESET)
+    env.send("bob", channel=OOBChannel.EMAIL, destination=" Alice@Example.COM ")
+    with pytest.raises(SendLimitExceeded):
+        env.send("carol", channel=OOBChannel.EMAIL, destination=EMAIL)
+    # SMS and email counters are apart even for look-alike destinations
+    env.send("carol", destination=PHONE)
+
+
+def test_a_user_over_the_limit_does_not_use_up_the_destination(
+    make_env: Callable[..., Env],
+) -> None:
+    env = make_env(oob=OOBConfig(max_sends_per_user=1, max_sends_per_destination=2))
+    env.send("alice")
+    for _ in range(3):
+        with pytest.raises(SendLimitExceeded):
+            env.send("alice")
+    env.send("bob")  # the destination's second send
+    with pytest.raises(SendLimitExceeded):
+        env.send("carol")
+    assert len(env.sender.sent) == 2
+
+
+def test_resends_count_towards_the_limits(make_env: Callable[..., Env]) -> None:
+    env = make_env(oob=OOBConfig(max_sends_per_user=3))
+    challenge, _ = env.send()
+    env.clock.advance(30)
+    env.service.resend_oob_code("alice", challenge, PHONE)
+    env.clock.advance(60)
+    env.service.resend_oob_code("alice", challenge, PHONE)
+    env.clock.advance(90)
+    with pytest.raises(SendLimitExceeded) as info:
+        env.service.resend_oob_code("alice", challenge, PHONE)
+    assert info.value.retry_after == pytest.approx(3600 - 180)
+    [event] = env.events.of_type(EventType.OOB_SEND_LIMITED)
+    assert event.data["resend"] is True and event.data["limit"] == "user"
+    assert len(env.sender.sent) == 3
+    record = env.store.get_challenge(challenge)
+    assert record.generation == 2 and record.resend_count == 2
+    # the last code delivered still works
+    last = env.sender.last_code(challenge)
+    assert env.service.verify_oob_code("alice", challenge, last, "login").accepted
+    # a resend refused by its cooldown is not counted
+    env2 = make_env(oob=OOBConfig(max_sends_per_user=2))
+    challenge2, _ = env2.send()
+    for _ in range(3):
+        with pytest.raises(CooldownActive):
+            env2.service.resend_oob_code("alice", challenge2, PHONE)
+    env2.clock.advance(30)
+    assert env2.service.resend_oob_code("alice", challenge2, PHONE) == challenge2
+
+
+def test_failed_deliveries_still_count(env: Env) -> None:
+    env.sender.failing = True
+    for _ in range(10):
+        with pytest.raises(OutOfBandError) as failed:
+            env.send()
+        assert failed.value.code is ErrorCode.OOB_DELIVERY_FAILED
+    env.sender.failing = False
+    with pytest.raises(SendLimitExceeded):
+        env.send()
+    assert env.sender.sent == []
+
+
+def test_none_disables_the_limits(make_env: Callable[..., Env]) -> None:
+    env, challenges = counting_env(
+        make_env, max_sends_per_user=None, max_sends_per_destination=None
+    )
+    for _ in range(15):
+        env.send()
+    assert len(env.sender.sent) == 15 and challenges.counted == []
+    only_users, user_counter = counting_env(make_env, max_sends_per_destination=None)
+    only_users.send()
+    assert [key[:2] for key in user_counter.counted] == ["u:"]
+
+
+def test_refused_sends_are_not_counted(make_env: Callable[..., Env]) -> None:
+    env, challenges = counting_env(make_env, max_sends_per_user=1, max_sends_per_destination=1)
+    with pytest.raises(InvalidParameter):
+        env.send(destination="not a number")
+    env.enable_totp()
+    with pytest.raises(OutOfBandError):
+        env.send(channel=OOBChannel.EMAIL, destination=EMAIL)
+    assert challenges.counted == []
+    env.send()  # the one send allowed
+
+
+def test_a_failing_counter_fails_closed(make_env: Callable[..., Env]) -> None:
+    env, challenges = counting_env(make_env)
+    challenge, code = env.send()
+    challenges.broken = True
+    with pytest.raises(StoreError):
+        env.send()
+    env.clock.advance(30)
+    with pytest.raises(StoreError):
+        env.service.resend_oob_code("alice", challenge, PHONE)
+    assert len(env.sender.sent) == 1 and challenges.puts == 1
+    assert env.store.get_challenge(challenge).generation == 0
+    assert env.events.of_type(EventType.OOB_SEND_LIMITED) == []
+    challenges.broken = False
+    assert env.service.verify_oob_code("alice", challenge, code, "login").accepted
+
+
+@pytest.mark.parametrize("answer", ["1", 1.0, True, [1]])
+def test_a_count_that_is_not_an_integer_fails_closed(
+    make_env: Callable[..., Env], answer: object
+) -> None:
+    env, challenges = counting_env(make_env)
+    challenges.answer = answer
+    with pytest.raises(StoreError, match="not an integer"):
+        env.send()
+    assert env.sender.sent == [] and challenges.puts == 0
+
+
 # -- concurrency -------------------------------------------------------------------------------
 
 
@@ -518,11 +730,26 @@ def test_concurrent_wrong_attempts_are_counted_exactly(make_env: Callable[..., E
     assert env.failures() == 16
 
 
-def test_concurrent_resends_send_one_code(env: Env) -> None:
+def test_concurrent_resends_send_one_code(make_env: Callable[..., Env]) -> None:
+    # Limits above the 17 sends counted here: every loser meets the cooldown.
+    env = make_env(oob=OOBConfig(max_sends_per_user=50, max_sends_per_destination=50))
     challenge, _ = env.send()
     env.clock.advance(30)
     results = _race(16, lambda: env.service.resend_oob_code("alice", challenge, PHONE))
     assert results.count(challenge) == 1
     assert all(isinstance(r, CooldownActive) for r in results if r != challenge)
+    assert len(env.sender.sent) == 2
+    assert env.store.get_challenge(challenge).generation == 1
+
+
+def test_concurrent_resends_under_the_default_limits_still_send_one_code(env: Env) -> None:
+    # Each resend that passed the cooldown check is counted before its compare-and-set,
+    # so a lost race still uses up a send (never fewer counted than sent); a loser gets
+    # CooldownActive or, once the count is over 10, SendLimitExceeded.
+    challenge, _ = env.send()
+    env.clock.advance(30)
+    results = _race(16, lambda: env.service.resend_oob_code("alice", challenge, PHONE))
+    assert results.count(challenge) == 1
+    assert all(isinstance(r, CooldownActive | SendLimitExceeded) for r in results if r != challenge)
     assert len(env.sender.sent) == 2
     assert env.store.get_challenge(challenge).generation == 1

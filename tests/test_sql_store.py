@@ -27,6 +27,7 @@ import tempfile
 import threading
 import time
 import traceback
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -73,7 +74,13 @@ pytest_plugins = ("servers",)
 INT63 = 2**63 - 1
 T0 = 1_700_000_000.0
 DOCS = Path(__file__).resolve().parent.parent / "docs" / "stores.md"
-TABLES = ["mfa_credentials", "mfa_failures", "mfa_oob_challenges", "mfa_recovery_codes"]
+TABLES = [
+    "mfa_credentials",
+    "mfa_failures",
+    "mfa_oob_challenges",
+    "mfa_recovery_codes",
+    "mfa_send_counters",
+]
 
 
 def _credential(user_id: str = "alice", **changes: Any) -> Credential:
@@ -431,6 +438,30 @@ def test_purge_removes_only_challenges_expired_before_the_limit(store: SQLStore)
     assert store.purge_challenges(T0 + 181) == 0
 
 
+def test_purge_also_removes_send_counters_whose_window_ended(store: SQLStore) -> None:
+    key = f"u:{uuid.uuid4().hex}"
+    for _ in range(3):
+        store.count_send(key, T0, T0 + 3600)
+    assert store.count_send(key, T0 + 3600, T0 + 7200) == 1
+    store.purge_challenges(T0 + 3600)  # the first window ends at T0 + 3600: kept
+    assert store.count_send(key, T0, T0 + 3600) == 4
+    store.purge_challenges(T0 + 3601)
+    assert store.count_send(key, T0, T0 + 3600) == 1  # forgotten: counting restarts
+    assert store.count_send(key, T0 + 3600, T0 + 7200) == 2
+
+
+def test_send_counter_arguments_are_checked(store: SQLStore) -> None:
+    for key, start, end in [
+        ("", T0, T0 + 60),
+        ("k" * 129, T0, T0 + 60),
+        ("u:\x00", T0, T0 + 60),
+        ("u:alice", float("nan"), T0 + 60),
+        ("u:alice", T0, T0),
+    ]:
+        with pytest.raises(InvalidParameter):
+            store.count_send(key, start, end)
+
+
 def test_a_failed_replacement_keeps_the_old_set(store: SQLStore, engine: sa.Engine) -> None:
     """The replacement is one transaction: when its INSERT fails (here the connection
     breaks just as it is sent), the DELETE of the old set before it is rolled back."""
@@ -641,6 +672,7 @@ def test_every_operation_is_one_round_trip_on_postgresql(
             ),
             "update_challenge": lambda: store.update_challenge(challenge, expected=challenge),
             "delete_challenge": lambda: store.delete_challenge(challenge.challenge_id),
+            "count_send": lambda: store.count_send("u:alice", T0, T0 + 3600),
         }
         # psycopg prepares a statement on its 5th execution (one extra round trip, once
         # per connection), so warm every statement up first.

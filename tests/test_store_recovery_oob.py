@@ -2,8 +2,9 @@
 
 The shipped contract suites (run for both stores in ``test_store_contract.py``) are shown
 to have teeth here: deliberately broken stores fail them. Then store-specific rules: the
-schema migration that adds the tables, reading back rows a store cannot trust, the purge
-helper, and 4 processes consuming the same recovery code on one SQLite file.
+schema migrations that add the tables, reading back rows a store cannot trust, the purge
+helper, the send counters (arguments, purge, SQLite's pre-3.35 path), and 4 processes
+consuming the same recovery code, or counting sends, on one SQLite file.
 """
 
 from __future__ import annotations
@@ -109,6 +110,23 @@ class _UnconditionalReplace(MemoryStore):
         return True
 
 
+class _ReadThenWriteCount(MemoryStore):
+    """A send counter read, then written, in Python: concurrent sends get lost."""
+
+    def count_send(self, key: str, window_start: float, expires_at: float) -> int:
+        current = self._sends.get((key, window_start), (0, expires_at))[0]
+        time.sleep(0.002)
+        self._sends[(key, window_start)] = (current + 1, expires_at)
+        return current + 1
+
+
+class _GlobalCount(MemoryStore):
+    """A send counter that ignores the key and window (one counter for everything)."""
+
+    def count_send(self, key: str, window_start: float, expires_at: float) -> int:
+        return super().count_send("all", 0.0, 1.0)
+
+
 def _run_contract_test(contract: type[Any], store: Any, name: str) -> None:
     class Probe(contract):  # type: ignore[misc]
         code_race_threads = 8
@@ -157,6 +175,16 @@ def _run_contract_test(contract: type[Any], store: Any, name: str) -> None:
             OOBChallengeStoreContract,
             "test_challenges_replace_is_a_compare_and_set_on_generation",
         ),
+        (
+            _ReadThenWriteCount,
+            OOBChallengeStoreContract,
+            "test_send_count_race_gives_distinct_counts",
+        ),
+        (
+            _GlobalCount,
+            OOBChallengeStoreContract,
+            "test_send_counters_are_per_key_and_window",
+        ),
     ],
 )
 def test_contract_suites_catch_a_broken_store(
@@ -186,6 +214,55 @@ def test_purge_removes_only_challenges_expired_before_the_limit(store: Any) -> N
     assert store.get_challenge(new.challenge_id) is not None
     with pytest.raises(InvalidParameter):
         store.purge_challenges(float("nan"))
+
+
+def test_purge_also_forgets_expired_send_counters(store: Any) -> None:
+    for _ in range(3):
+        store.count_send("u:alice", T0, T0 + 3600)
+    store.count_send("u:alice", T0 + 3600, T0 + 7200)
+    assert store.purge_challenges(T0 + 3600) == 0  # the window ends at T0 + 3600: kept
+    assert store.count_send("u:alice", T0, T0 + 3600) == 4
+    assert store.purge_challenges(T0 + 3600.5) == 0
+    assert store.count_send("u:alice", T0, T0 + 3600) == 1  # forgotten, so counting restarts
+    assert store.count_send("u:alice", T0 + 3600, T0 + 7200) == 2  # the later window is kept
+
+
+@pytest.mark.parametrize(
+    ("key", "window_start", "expires_at"),
+    [
+        ("u:\x00", T0, T0 + 60),
+        ("u:\udc80", T0, T0 + 60),
+        ("u:alice", float("nan"), T0 + 60),
+        ("u:alice", -1.0, T0 + 60),
+        ("u:alice", T0, float("inf")),
+        ("u:alice", T0, T0),
+        ("u:alice", T0 + 60, T0),
+        ("u:alice", "T0", T0 + 60),
+        ("u:alice", T0, None),
+        ("u:alice", True, T0 + 60),
+    ],
+)
+def test_count_send_refuses_bad_arguments(
+    store: Any, key: Any, window_start: Any, expires_at: Any
+) -> None:
+    with pytest.raises(InvalidParameter):
+        store.count_send(key, window_start, expires_at)
+    assert store.count_send("u:alice", T0, T0 + 60) == 1  # nothing was counted
+
+
+def test_memory_store_sweeps_expired_send_counters() -> None:
+    store = MemoryStore()
+    for i in range(1023):
+        store.count_send(f"u:{i}", T0, T0 + 60)
+    assert store.count_send("u:late", T0 + 120, T0 + 180) == 1
+    assert len(store._sends) == 1024
+    # 1024 held: this call sweeps the counters that ended before its window started
+    assert store.count_send("u:late", T0 + 120, T0 + 180) == 2
+    assert len(store._sends) == 1
+    # a sweep that frees nothing doubles the threshold (amortised: no sweep per call)
+    for i in range(1100):
+        store.count_send(f"u:now-{i}", T0 + 120, T0 + 180)
+    assert len(store._sends) == 1101 and store._sweep_at == 2048
 
 
 def test_repr_shows_no_codes_or_hashes(store: Any) -> None:
@@ -248,18 +325,54 @@ def test_sqlite_schema_v1_file_gains_the_new_tables(
             assert old.schema_version() == 1
             old.record_failure("alice", T0)
     with SQLiteStore(path) as store:
-        assert store.schema_version() == sqlite_module.SCHEMA_VERSION == 2
+        assert store.schema_version() == sqlite_module.SCHEMA_VERSION == 3
         assert store.get_failures("alice").count == 1  # data of version 1 kept
         store.replace_recovery_codes("alice", _records(count=2))
         store.put_challenge(_challenge())
+        assert store.count_send("u:alice", T0, T0 + 3600) == 1
     raw = sqlite3.connect(path)
     try:
         tables = {row[0] for row in raw.execute("SELECT name FROM sqlite_master")}
         descriptions = [row[0] for row in raw.execute("SELECT description FROM mfa_schema_version")]
     finally:
         raw.close()
-    assert {"mfa_recovery_codes", "mfa_oob_challenges"} <= tables
-    assert descriptions[-1] == "recovery codes and out-of-band challenges"
+    assert {"mfa_recovery_codes", "mfa_oob_challenges", "mfa_send_counters"} <= tables
+    assert descriptions[-2:] == [
+        "recovery codes and out-of-band challenges",
+        "out-of-band send counters",
+    ]
+
+
+def test_sqlite_schema_v2_file_gains_the_send_counters(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "v2.sqlite3"
+    challenge = _challenge()
+    with monkeypatch.context() as patch:
+        patch.setattr(sqlite_module, "MIGRATIONS", sqlite_module.MIGRATIONS[:2])
+        patch.setattr(sqlite_module, "SCHEMA_VERSION", 2)
+        with SQLiteStore(path) as old:
+            old.put_challenge(challenge)
+            with pytest.raises(StoreError):  # no table yet
+                old.count_send("u:alice", T0, T0 + 3600)
+    with SQLiteStore(path) as store:
+        assert store.schema_version() == 3
+        assert store.get_challenge(challenge.challenge_id) == challenge
+        assert [store.count_send("u:alice", T0, T0 + 3600) for _ in range(3)] == [1, 2, 3]
+    with SQLiteStore(path) as store:  # and the counts survive reopening
+        assert store.count_send("u:alice", T0, T0 + 3600) == 4
+
+
+class TestSQLiteSendCountersWithoutReturning(OOBChallengeStoreContract):
+    """``count_send`` on SQLite older than 3.35: the BEGIN IMMEDIATE fallback."""
+
+    @pytest.fixture(autouse=True)
+    def _no_returning(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.setattr(sqlite_module, "_HAS_RETURNING", False)
+        self.directory = tmp_path
+
+    def make_store(self) -> SQLiteStore:
+        return SQLiteStore(self.directory / "fallback.sqlite3")
 
 
 def test_sqlite_data_survives_reopening(tmp_path: Path) -> None:
@@ -369,3 +482,52 @@ def test_4_processes_consume_one_code_exactly_once_every_round(tmp_path: Path) -
     with SQLiteStore(path) as store:
         stored = list(store.recovery_codes("alice"))
     assert [r.used_at for r in stored] == [T0 + r for r in range(PROCESS_ROUNDS)] + [None]
+
+
+# -- 4 processes, one send counter, one SQLite file ---------------------------------------------
+
+
+def _count_in_process(
+    path: str, index: int, calls: int, barrier: Any, results: Any
+) -> None:  # pragma: no cover - runs in a child process
+    store = SQLiteStore(path, timeout=30)
+    try:
+        barrier.wait(TIMEOUT)
+        counts = [store.count_send("d:shared", T0, T0 + 3600) for _ in range(calls)]
+        results.put((index, counts))
+    except BaseException as exc:
+        results.put(("error", repr(exc)))
+        barrier.abort()
+    finally:
+        store.close()
+
+
+def test_4_processes_counting_sends_get_distinct_counts(tmp_path: Path) -> None:
+    path = tmp_path / "counters.sqlite3"
+    SQLiteStore(path).close()  # create the schema once
+    calls = 25
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(PROCESSES)
+    results = context.Queue()
+    workers = [
+        context.Process(
+            target=_count_in_process, args=(str(path), i, calls, barrier, results), daemon=True
+        )
+        for i in range(PROCESSES)
+    ]
+    for worker in workers:
+        worker.start()
+    counts: list[int] = []
+    try:
+        for _ in range(PROCESSES):
+            message = results.get(timeout=TIMEOUT)
+            assert message[0] != "error", message
+            counts += message[1]
+    except queue.Empty:  # pragma: no cover - only on a hang
+        pytest.fail("the worker processes did not report in time")
+    finally:
+        for worker in workers:
+            worker.join(TIMEOUT)
+            if worker.is_alive():  # pragma: no cover - only on a hang
+                worker.kill()
+    assert sorted(counts) == list(range(1, PROCESSES * calls + 1))

@@ -31,6 +31,7 @@ from typing import Any, Generic, TypeAlias, TypeVar, TypeVarTuple, cast
 
 import attrs
 
+from .errors import StoreError
 from .models import Credential, FailureState
 from .oob import OOBChannel, OOBPurpose, OOBRecord
 from .recovery import RecoveryRecord
@@ -223,6 +224,15 @@ class OOBChallenges:
     def delete_challenge(challenge_id: str) -> Flow[bool]:
         """``OOBChallengeStore.delete_challenge``."""
         return bool((yield Op(Port.OOB, "delete_challenge", (challenge_id,))))
+
+    @staticmethod
+    def count_send(key: str, window_start: float, expires_at: float) -> Flow[int]:
+        """``OOBChallengeStore.count_send``; a count that is not an ``int`` is a
+        :class:`~mfa_core.errors.StoreError` (never compared as a limit)."""
+        count = yield Op(Port.OOB, "count_send", (key, window_start, expires_at))
+        if type(count) is not int:
+            raise StoreError("the challenge store returned a send count that is not an integer")
+        return count
 
 
 class CodeSenderOps:

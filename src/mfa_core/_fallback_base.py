@@ -8,9 +8,10 @@ same way), and :class:`FallbackBase`: the constructor logic of both front ends (
 optional ports: recovery-code store, out-of-band challenge store, code sender) and the two
 keys derived from one host secret.
 
-Keys: the recovery lookup-tag key and the out-of-band code key are both derived from the
-host's ``secret`` with HKDF-SHA256 (RFC 5869) under distinct ``info`` labels, so one secret
-serves both and neither key can be computed from the other. The secret must stay the same
+Keys: the recovery lookup-tag key, the out-of-band code key and the send-counter key (the
+keyed hash that names a destination's send counter) are derived from the host's
+``secret`` with HKDF-SHA256 (RFC 5869) under distinct ``info`` labels, so one secret serves
+all three and none can be computed from another. The secret must stay the same
 for the life of the stored data: a different secret makes every stored recovery code and
 every pending out-of-band code fail (nothing is accepted by mistake).
 """
@@ -51,6 +52,7 @@ __all__ = [
 
 _TAG_KEY_INFO: Final = b"mfa_core/service/recovery-tag-key/v1"
 _OOB_KEY_INFO: Final = b"mfa_core/service/oob-code-key/v1"
+_SEND_KEY_INFO: Final = b"mfa_core/service/oob-send-key/v1"
 
 
 def _message(accepted: bool, reason: VerifyReason, refusal: str) -> str:
@@ -71,10 +73,11 @@ class FallbackConfig:
 
     ``recovery`` fixes the size, entropy, grouping and Argon2id cost of new recovery-code
     sets and the "running low" threshold (``low_threshold``, default 3). ``oob`` fixes
-    the digits, TTL (default 3 minutes, at most 10), per-code attempt limit and growing
-    resend cooldown of out-of-band codes. ``allow_email_login_with_totp`` lets a user who
-    has a usable authenticator still receive login codes by email (off by default: once
-    TOTP is on, email login codes are not offered).
+    the digits, TTL (default 3 minutes, at most 10), per-code attempt limit, growing
+    resend cooldown and per-user / per-destination send limits of out-of-band codes.
+    ``allow_email_login_with_totp`` lets a user who has a usable authenticator still
+    receive login codes by email (off by default: once TOTP is on, email login codes are
+    not offered).
     """
 
     recovery: RecoveryConfig = attrs.field(factory=RecoveryConfig)
@@ -148,7 +151,7 @@ class FallbackBase(ServiceCore):
     """The keys and settings of the recovery-code and out-of-band flows, and the one
     constructor logic both front ends share (port checks, keys derived from the secret)."""
 
-    __slots__ = ("_fallback", "_oob_key", "_tag_key")
+    __slots__ = ("_fallback", "_oob_key", "_send_key", "_tag_key")
 
     def _configure(
         self,
@@ -186,6 +189,7 @@ class FallbackBase(ServiceCore):
         self._fallback = fallback
         self._tag_key = None if raw is None else _derive(raw, _TAG_KEY_INFO)
         self._oob_key = None if raw is None else _derive(raw, _OOB_KEY_INFO)
+        self._send_key = None if raw is None else _derive(raw, _SEND_KEY_INFO)
 
     @property
     def fallback_config(self) -> FallbackConfig:

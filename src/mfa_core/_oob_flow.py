@@ -4,6 +4,13 @@
   challenge id, stores only its keyed hash, and hands the code to the host's
   :class:`~mfa_core.ports.CodeSender`. Email login codes are refused to a user with a
   usable authenticator unless ``allow_email_login_with_totp`` is set.
+* Both count every code they are about to send (after the lock check and the email rule,
+  before anything is stored): ONE atomic ``count_send`` per limit on the challenge store,
+  under the user's key and under a keyed hash of the destination, in the fixed window of
+  ``OOBConfig.send_window`` seconds. Over ``max_sends_per_user`` or
+  ``max_sends_per_destination``, nothing is stored or sent and
+  :class:`~mfa_core.errors.SendLimitExceeded` is raised (``retry_after``: the window's
+  end), with an ``OOB_SEND_LIMITED`` event. A send that then fails to deliver still counts.
 * ``resend_oob_code`` issues a new code for the same challenge after a
   cooldown that grows by 30 s per resend; ONE compare-and-set on the record's generation
   replaces the old code (dead at once), so of concurrent resends exactly one sends.
@@ -27,7 +34,14 @@ from typing import Final
 from ._effects import CodeSenderOps, Failures, Flow, OOBChallenges, Port
 from ._fallback_base import FallbackBase, OOBVerificationResult
 from ._service_base import VerificationResult, VerifyReason, check_id, checked
-from .errors import ErrorCode, InvalidParameter, OutOfBandError, StoreError, Throttled
+from .errors import (
+    ErrorCode,
+    InvalidParameter,
+    OutOfBandError,
+    SendLimitExceeded,
+    StoreError,
+    Throttled,
+)
 from .models import Event, EventType, FailureState
 from .oob import (
     IssuedCode,
@@ -36,10 +50,13 @@ from .oob import (
     OOBReason,
     OOBRecord,
     check,
+    destination_send_key,
     issue,
     mask_destination,
     parse_purpose,
     resend,
+    send_window_for,
+    user_send_key,
 )
 from .throttle import check as throttle_check
 
@@ -88,6 +105,57 @@ class OOBFlows(FallbackBase):
             )
         return self._oob_key
 
+    def _count_sends_flow(
+        self,
+        user_id: str,
+        channel: OOBChannel,
+        purpose: OOBPurpose,
+        destination: str,
+        now: float,
+        *,
+        resend: bool,
+    ) -> Flow[None]:
+        """Count one send for the user, then one for the destination (each ONE atomic
+        ``count_send``); raise SendLimitExceeded at the first count over its limit (the
+        destination is then not counted). A failing store raises StoreError."""
+        config = self._fallback.oob
+        key = self._send_key
+        if key is None:  # pragma: no cover - _oob_code_key() checked the configuration
+            raise InvalidParameter("out-of-band codes are not configured")
+        limits: list[tuple[str, int, str]] = []
+        if config.max_sends_per_user is not None:
+            limits.append(("user", config.max_sends_per_user, user_send_key(key, user_id)))
+        if config.max_sends_per_destination is not None:
+            counter = destination_send_key(key, channel, destination)
+            limits.append(("destination", config.max_sends_per_destination, counter))
+        if not limits:
+            return
+        window_start, expires_at = send_window_for(now, config)
+        for which, limit, counter in limits:
+            count = yield from checked(OOBChallenges.count_send(counter, window_start, expires_at))
+            if count > limit:
+                retry_after = expires_at - now
+                self._emit(
+                    Event(
+                        type=EventType.OOB_SEND_LIMITED,
+                        user_id=user_id,
+                        at=now,
+                        reason=which,
+                        data={
+                            "limit": which,
+                            "max_sends": limit,
+                            "channel": channel.value,
+                            "purpose": purpose.value,
+                            "resend": resend,
+                            "window_ends_at": expires_at,
+                        },
+                    )
+                )
+                raise SendLimitExceeded(
+                    f"too many codes were sent to this {which}; try again later",
+                    retry_after=retry_after,
+                )
+
     def _refuse_locked_flow(self, user_id: str, now: float) -> Flow[None]:
         state = yield from checked(Failures.get_failures(user_id))
         decision = throttle_check(state, now, self._config.throttle)
@@ -122,6 +190,8 @@ class OOBFlows(FallbackBase):
                 code=ErrorCode.OOB_CHANNEL_NOT_ALLOWED,
             )
         yield from self._refuse_locked_flow(user_id, now)
+        mask_destination(via, destination)  # a bad destination is refused before counting
+        yield from self._count_sends_flow(user_id, via, kind, destination, now, resend=False)
         issued = issue(
             user_id=user_id,
             purpose=kind,
@@ -151,6 +221,7 @@ class OOBFlows(FallbackBase):
             raise _not_found()
         now = self._now()
         yield from self._refuse_locked_flow(user_id, now)
+        counted = False
         for _ in range(_CAS_ATTEMPTS):
             record = yield from checked(OOBChallenges.get_challenge(challenge_id))
             if record is None or record.user_id != user_id:
@@ -158,6 +229,12 @@ class OOBFlows(FallbackBase):
             if mask_destination(record.channel, destination) != record.destination_hint:
                 raise InvalidParameter("the destination does not match the challenge")
             issued = resend(record, now=now, key=key, config=self._fallback.oob)
+            if not counted:
+                # Once per call, after the cooldown check and before the compare-and-set.
+                yield from self._count_sends_flow(
+                    user_id, record.channel, record.purpose, destination, now, resend=True
+                )
+                counted = True
             generation = record.generation
             replace = OOBChallenges.replace_challenge(issued.record, expected_generation=generation)
             if (yield from checked(replace)):

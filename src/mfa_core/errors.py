@@ -23,6 +23,7 @@ key or a submitted code.
     ├── Throttled                    too many failures (``retry_after`` seconds)
     ├── CooldownActive               an out-of-band resend is too early (``retry_after``)
     ├── OutOfBandError               an out-of-band code cannot be sent (policy, delivery, id)
+    │   └── SendLimitExceeded        too many codes sent to a user or destination (``retry_after``)
     └── PolicyError                  a policy document that is not valid
 """
 
@@ -44,6 +45,7 @@ __all__ = [
     "OutOfBandError",
     "PolicyError",
     "SealingError",
+    "SendLimitExceeded",
     "StepUpRequired",
     "StoreError",
     "StoreUnavailable",
@@ -92,6 +94,7 @@ class ErrorCode(enum.StrEnum):
     OOB_CHANNEL_NOT_ALLOWED = "oob_channel_not_allowed"
     OOB_CHALLENGE_NOT_FOUND = "oob_challenge_not_found"
     OOB_DELIVERY_FAILED = "oob_delivery_failed"
+    OOB_SEND_LIMIT = "oob_send_limit"
 
 
 class MFAError(Exception):
@@ -210,9 +213,22 @@ class OutOfBandError(MFAError):
     """An out-of-band code cannot be sent or resent; ``code`` says why:
     ``OOB_CHANNEL_NOT_ALLOWED`` (refused by policy, e.g. email login codes once an
     authenticator is enabled), ``OOB_CHALLENGE_NOT_FOUND`` (no such challenge for this
-    user) or ``OOB_DELIVERY_FAILED`` (the host's code sender failed)."""
+    user), ``OOB_DELIVERY_FAILED`` (the host's code sender failed) or ``OOB_SEND_LIMIT``
+    (:class:`SendLimitExceeded`)."""
 
     default_code = ErrorCode.OOB_CHALLENGE_NOT_FOUND
+
+
+class SendLimitExceeded(OutOfBandError):
+    """Too many out-of-band codes were sent to this user or to this destination in the
+    current window (code ``OOB_SEND_LIMIT``); nothing was sent. Retry after
+    ``retry_after`` seconds (when the window ends)."""
+
+    default_code = ErrorCode.OOB_SEND_LIMIT
+
+    def __init__(self, message: str, *, retry_after: float) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 class PolicyError(MFAError):

@@ -160,6 +160,9 @@ class EventType(enum.StrEnum):
     OOB_CODE_SENT = "oob_code_sent"
     OOB_CODE_VERIFIED = "oob_code_verified"
     OOB_CODE_FAILED = "oob_code_failed"
+    OOB_SEND_LIMITED = "oob_send_limited"
+    """A code was not sent: the user or the destination reached its send limit (the
+    event names the user, channel, purpose and which limit; never the destination)."""
 
 
 EventValue = str | int | float | bool | None

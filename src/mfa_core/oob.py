@@ -18,6 +18,11 @@ codes and decisions.
   then 90 s, ... with the defaults. Earlier, :class:`~mfa_core.errors.CooldownActive` is
   raised with ``retry_after``. A resend gives the new code fresh per-code attempts; the
   per-user failure counter (kept by the service) is never reset by a resend.
+* :func:`send_window_for` gives the fixed window a send falls in, and
+  :func:`user_send_key` / :func:`destination_send_key` the opaque counter keys the service
+  counts sends under (``OOBConfig.max_sends_per_user`` / ``max_sends_per_destination`` per
+  ``send_window``): the destination key is a keyed hash of the normalised address or
+  number (:func:`normalize_destination`), so a store never sees it.
 * :func:`check` decides an attempt and returns the record to write back (attempts + 1
   on a wrong code, ``used`` on success). Every refusal has an :class:`OOBReason` for
   audit; the user sees one :data:`USER_MESSAGE`.
@@ -45,11 +50,17 @@ __all__ = [
     "DEFAULT_MAX_ATTEMPTS",
     "DEFAULT_RESEND_COOLDOWN",
     "DEFAULT_RESEND_COOLDOWN_STEP",
+    "DEFAULT_SEND_LIMIT",
+    "DEFAULT_SEND_WINDOW",
     "DEFAULT_TTL",
     "MAX_ATTEMPTS_LIMIT",
     "MAX_DIGITS",
+    "MAX_SEND_KEY",
+    "MAX_SEND_LIMIT",
+    "MAX_SEND_WINDOW",
     "MAX_TTL",
     "MIN_DIGITS",
+    "MIN_SEND_WINDOW",
     "USER_MESSAGE",
     "IssuedCode",
     "OOBChannel",
@@ -60,11 +71,15 @@ __all__ = [
     "OOBRecord",
     "check",
     "code_hash",
+    "destination_send_key",
     "issue",
     "mask_destination",
+    "normalize_destination",
     "parse_purpose",
     "resend",
     "resend_available_at",
+    "send_window_for",
+    "user_send_key",
 ]
 
 MIN_DIGITS: Final = 6
@@ -85,6 +100,18 @@ DEFAULT_RESEND_COOLDOWN: Final = 30
 """Seconds before the first resend is allowed."""
 DEFAULT_RESEND_COOLDOWN_STEP: Final = 30
 """Seconds the cooldown grows by with each further resend."""
+DEFAULT_SEND_WINDOW: Final = 3600
+"""Seconds of the fixed window in which sends are counted (one hour)."""
+MIN_SEND_WINDOW: Final = 60
+"""Shortest send window that may be configured."""
+MAX_SEND_WINDOW: Final = 86400
+"""Longest send window that may be configured (one day)."""
+DEFAULT_SEND_LIMIT: Final = 10
+"""Codes sent per user, and per destination, in one window unless configured otherwise."""
+MAX_SEND_LIMIT: Final = 1000
+"""Highest per-window send limit that may be configured."""
+MAX_SEND_KEY: Final = 128
+"""Longest send-counter key (characters) a store must accept."""
 USER_MESSAGE: Final = "invalid or expired code"
 """The one message a user sees for every refused attempt, whatever the reason."""
 
@@ -92,6 +119,8 @@ _MAX_COOLDOWN: Final = 3600
 _MAX_ID: Final = 128
 _MAX_DESTINATION: Final = 320
 _HASH_LABEL: Final = b"mfa_core/oob-code/v1\x00"
+_SEND_USER_LABEL: Final = b"mfa_core/oob-send-user/v1\x00"
+_SEND_DESTINATION_LABEL: Final = b"mfa_core/oob-send-destination/v1\x00"
 _CHALLENGE_RE: Final = re.compile(r"[A-Za-z0-9_.:-]{1,128}", re.ASCII)
 _PHONE_RE: Final = re.compile(r"\+?[0-9]{6,15}", re.ASCII)
 _PHONE_PUNCTUATION: Final = str.maketrans(dict.fromkeys(" -.()"))
@@ -178,8 +207,12 @@ class OOBConfig:
 
     ``digits`` 6 to 8; ``ttl`` 1 to 600 seconds; ``max_attempts`` wrong attempts per code
     (1 to 20); the resend cooldown starts at ``resend_cooldown`` seconds and grows by
-    ``resend_cooldown_step`` with each resend (both 0 to 3600). Out-of-range values raise
-    :class:`InvalidParameter`.
+    ``resend_cooldown_step`` with each resend (both 0 to 3600). At most
+    ``max_sends_per_user`` codes (sends and resends) go to one user, and at most
+    ``max_sends_per_destination`` to one address or number, in each fixed window of
+    ``send_window`` seconds (60 to 86400); the limits are 1 to 1000, or ``None`` for no
+    limit of that kind (for hosts that run their own limiter in front of the service).
+    Out-of-range values raise :class:`InvalidParameter`.
     """
 
     digits: int = DEFAULT_DIGITS
@@ -192,6 +225,13 @@ class OOBConfig:
     """Seconds from the first send until the first resend is allowed."""
     resend_cooldown_step: int = DEFAULT_RESEND_COOLDOWN_STEP
     """Seconds added to the cooldown by each resend."""
+    send_window: int = DEFAULT_SEND_WINDOW
+    """Seconds of the fixed windows in which sends are counted."""
+    max_sends_per_user: int | None = DEFAULT_SEND_LIMIT
+    """Codes sent to one user per window (sends and resends); ``None``: no limit."""
+    max_sends_per_destination: int | None = DEFAULT_SEND_LIMIT
+    """Codes sent to one email address or phone number per window, whichever users they
+    were for; ``None``: no limit."""
 
     def __attrs_post_init__(self) -> None:
         _int_in(self.digits, MIN_DIGITS, MAX_DIGITS, "digits")
@@ -199,6 +239,11 @@ class OOBConfig:
         _int_in(self.max_attempts, 1, MAX_ATTEMPTS_LIMIT, "max_attempts")
         _int_in(self.resend_cooldown, 0, _MAX_COOLDOWN, "resend_cooldown")
         _int_in(self.resend_cooldown_step, 0, _MAX_COOLDOWN, "resend_cooldown_step")
+        _int_in(self.send_window, MIN_SEND_WINDOW, MAX_SEND_WINDOW, "send_window")
+        if self.max_sends_per_user is not None:
+            _int_in(self.max_sends_per_user, 1, MAX_SEND_LIMIT, "max_sends_per_user")
+        if self.max_sends_per_destination is not None:
+            _int_in(self.max_sends_per_destination, 1, MAX_SEND_LIMIT, "max_sends_per_destination")
 
     def cooldown(self, resend_count: int) -> int:
         """Seconds after the latest send before the next resend is allowed, when
@@ -337,6 +382,66 @@ def mask_destination(channel: OOBChannel | str, destination: str) -> str:
     if _PHONE_RE.fullmatch(number) is None:
         raise InvalidParameter("destination is not a phone number")
     return "***" + number[-2:]
+
+
+def normalize_destination(channel: OOBChannel | str, destination: str) -> str:
+    """Return the form of an address or number that send limits are counted under.
+
+    An email address is stripped and lower-cased (``Alice@Example.COM`` and
+    ``alice@example.com`` share one limit); a phone number loses spaces, ``-``, ``.``,
+    brackets and a leading ``+`` (``+1 (555) 010-0167`` becomes ``15550100167``). Raises
+    :class:`InvalidParameter` for something that is not an address or number, as
+    :func:`mask_destination` does (the message never repeats it).
+    """
+    kind = _parse_channel(channel)
+    mask_destination(kind, destination)  # the same checks, the same errors
+    if kind is OOBChannel.EMAIL:
+        return destination.strip().lower()
+    return destination.strip().translate(_PHONE_PUNCTUATION).removeprefix("+")
+
+
+def _keyed_hex(key: bytes, label: bytes, *parts: bytes) -> str:
+    message = label + b"".join(len(part).to_bytes(4, "big") + part for part in parts)
+    return hmac.new(check_key(key), message, hashlib.sha256).hexdigest()
+
+
+def user_send_key(key: bytes, user_id: str) -> str:
+    """Return the send-counter key of a user: ``"u:" + user_id`` when that is at most
+    :data:`MAX_SEND_KEY` characters of printable ASCII, else ``"uh:"`` and the hex
+    ``HMAC-SHA256`` of the id under ``key`` (16 to 256 bytes)."""
+    user = _check_user_id(user_id)
+    plain = "u:" + user
+    if len(plain) <= MAX_SEND_KEY and plain.isascii() and plain.isprintable():
+        return plain
+    return "uh:" + _keyed_hex(key, _SEND_USER_LABEL, user.encode("utf-8", "surrogatepass"))
+
+
+def destination_send_key(key: bytes, channel: OOBChannel | str, destination: str) -> str:
+    """Return the send-counter key of a destination: ``"d:"`` and the hex
+    ``HMAC-SHA256`` under ``key`` of the channel and :func:`normalize_destination`'s form,
+    so a store holding the counters never sees an address or a number."""
+    kind = _parse_channel(channel)
+    normal = normalize_destination(kind, destination)
+    return "d:" + _keyed_hex(
+        key, _SEND_DESTINATION_LABEL, kind.value.encode("ascii"), normal.encode("utf-8")
+    )
+
+
+def send_window_for(now: float, config: OOBConfig | None = None) -> tuple[float, float]:
+    """Return ``(window_start, expires_at)`` of the fixed send window holding ``now``:
+    ``window_start`` is the largest multiple of ``send_window`` not after ``now`` and
+    ``expires_at = window_start + send_window``, so ``window_start <= now < expires_at``."""
+    cfg = config if config is not None else OOBConfig()
+    if not isinstance(cfg, OOBConfig):
+        raise InvalidParameter("config must be an OOBConfig")
+    at = _check_now(now)
+    width = float(cfg.send_window)
+    start = (at // width) * width  # float floor division is exact (fmod based)
+    if start > at:  # pragma: no cover - guards against rounding; never seen
+        start -= width
+    elif start + width <= at:  # pragma: no cover - likewise
+        start += width
+    return start, start + width
 
 
 def code_hash(key: bytes, challenge_id: str, purpose: OOBPurpose | str, code: bytes) -> bytes:

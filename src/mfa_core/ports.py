@@ -14,7 +14,9 @@ change that concurrent requests can race is ONE atomic operation of the store
   unused (exactly one of N concurrent winners);
 * :meth:`OOBChallengeStore.replace_challenge` - a resend, compare-and-set on ``generation``;
 * :meth:`OOBChallengeStore.update_challenge` - an attempt, compare-and-set on
-  ``(generation, attempts, used)``.
+  ``(generation, attempts, used)``;
+* :meth:`OOBChallengeStore.count_send` - increment-and-read of a send counter (the per-user
+  and per-destination limits on codes sent).
 
 Every store method either completes or raises :class:`~mfa_core.errors.StoreError`
 (:class:`~mfa_core.errors.StoreUnavailable` when the back-end cannot be reached); it never
@@ -178,7 +180,9 @@ class OOBChallengeStore(Protocol):
 
     A record holds only the keyed hash of its code. ``generation`` grows with each resend;
     ``attempts`` and ``used`` change with each attempt. Both changes are compare-and-sets,
-    so a code is accepted at most once and wrong attempts are counted exactly.
+    so a code is accepted at most once and wrong attempts are counted exactly. The same
+    store counts the codes sent per window (:meth:`count_send`), under opaque keys the
+    service makes (never an address or number).
     """
 
     def put_challenge(self, record: OOBRecord) -> None:
@@ -207,6 +211,15 @@ class OOBChallengeStore(Protocol):
 
     def delete_challenge(self, challenge_id: str) -> bool:
         """Remove a challenge; return whether it existed."""
+        ...
+
+    def count_send(self, key: str, window_start: float, expires_at: float) -> int:
+        """Atomically add one to the counter ``(key, window_start)`` and return the new
+        count (1 for the first call). Of N concurrent calls for one counter, from any
+        thread or process, each gets a distinct count from 1 to N. The store may forget
+        the counter once ``expires_at`` (Unix seconds) has passed. ``key`` is an opaque
+        string of 1 to 128 characters made by the service.
+        """
         ...
 
 

@@ -408,11 +408,16 @@ class MFAService(PolicyFlows, EnrolmentFlows, RecoveryFlows, OOBFlows):
 
         The store keeps only a keyed hash of the code and a masked destination hint. The
         code is valid for ``fallback.oob.ttl`` seconds (default 180). Emits OOB_CODE_SENT.
+        The send is counted first against ``fallback.oob.max_sends_per_user`` and
+        ``max_sends_per_destination`` (per ``send_window``, default 10 an hour each).
 
         Raises :class:`~mfa_core.errors.OutOfBandError` with code
         ``OOB_CHANNEL_NOT_ALLOWED`` for an email login code to a user who has a usable
         authenticator (unless ``allow_email_login_with_totp``), or ``OOB_DELIVERY_FAILED``
         when the sender raised (the challenge is removed again);
+        :class:`~mfa_core.errors.SendLimitExceeded` (an ``OutOfBandError``, code
+        ``OOB_SEND_LIMIT``, ``retry_after`` until the window ends; emits OOB_SEND_LIMITED)
+        when the user or the destination reached its send limit (nothing stored or sent);
         :class:`~mfa_core.errors.Throttled` (code LOCKED) for a locked user;
         :class:`~mfa_core.errors.InvalidParameter` for bad arguments (a destination that is
         not an address or number) or when out-of-band codes are not configured;
@@ -432,13 +437,15 @@ class MFAService(PolicyFlows, EnrolmentFlows, RecoveryFlows, OOBFlows):
         ``resend_cooldown + (n - 1) * resend_cooldown_step`` seconds after the previous
         send (30 s, 60 s, 90 s, ... by default). The new code gets a fresh TTL and fresh
         per-code attempts; the user's failure count is NOT reset. Emits OOB_CODE_SENT.
-        Returns the challenge id.
+        A resend counts against the send limits as a send does. Returns the challenge id.
 
         Raises :class:`~mfa_core.errors.CooldownActive` (``retry_after`` in seconds) when
         too early; :class:`~mfa_core.errors.IllegalTransition` when the code was already
         used; :class:`~mfa_core.errors.OutOfBandError` with ``OOB_CHALLENGE_NOT_FOUND``
         for an unknown challenge or one of another user, or ``OOB_DELIVERY_FAILED`` when
         the sender raised (the previous code is restored);
+        :class:`~mfa_core.errors.SendLimitExceeded` when the user or the destination
+        reached its send limit (nothing sent; the current code stays valid);
         :class:`~mfa_core.errors.InvalidParameter` for a destination that does not match
         the challenge; :class:`~mfa_core.errors.Throttled` (code LOCKED) for a locked user;
         :class:`~mfa_core.errors.StoreError` if a store fails.

@@ -37,7 +37,8 @@ the recovery-code and out-of-band ports (16 threads by default,
 wins, 16 concurrent consumptions of distinct codes return the counts left 15..0, of 16
 concurrent "mark used" compare-and-sets on a challenge exactly one wins, 16 concurrent
 attempt increments (with re-reads on a lost compare-and-set) add exactly 16, and of 16
-concurrent resends of one generation exactly one replaces the code.
+concurrent resends of one generation exactly one replaces the code, and 16 threads
+calling ``count_send`` 20 times each on one counter get every count from 1 to 320 once.
 """
 
 from __future__ import annotations
@@ -784,6 +785,11 @@ def _oob_record(challenge_id: str | None = None, *, user_id: str | None = None) 
     ).record
 
 
+_WINDOW: Final = 1_800_000_000.0
+"""A send window's start used by the contract (a multiple of an hour, in the future of the
+time of writing, so a store that expires counters by its own clock keeps them)."""
+
+
 def _present(record: OOBRecord | None, what: str) -> OOBRecord:
     if record is None:
         raise AssertionError(f"{what}: get_challenge() returned None for a stored challenge")
@@ -928,7 +934,9 @@ class RecoveryCodeStoreContract(StoreContract):
 class OOBChallengeStoreContract(StoreContract):
     """The rules every :class:`~mfa_core.ports.OOBChallengeStore` follows, as tests.
 
-    Races use :attr:`code_race_threads` threads (16 by default).
+    Races use :attr:`code_race_threads` threads (16 by default); the send-counter race has
+    each of them call ``count_send`` :attr:`send_race_per_thread` times (20 by default) and
+    expects every count from 1 to 320 exactly once.
     """
 
     code_race_threads: int = 16
@@ -1085,6 +1093,54 @@ class OOBChallengeStoreContract(StoreContract):
             _equal(outcomes.count(True), 1, f"winners of resend round {round_}")
         winner = resends[-1][results[-1].index(True)]
         _same_challenge(store.get_challenge(record.challenge_id), winner, "the last winner")
+
+    # -- send counters -------------------------------------------------------------------
+
+    send_race_per_thread: int = 20
+    """``count_send`` calls per thread in the send-counter race."""
+
+    def test_send_counts_go_up_one_by_one(self) -> None:
+        store = self._challenges()
+        key = _uid("u:user")
+        counts = [store.count_send(key, _WINDOW, _WINDOW + 3600) for _ in range(5)]
+        _equal(counts, [1, 2, 3, 4, 5], "count_send() in sequence")
+
+    def test_send_counters_are_per_key_and_window(self) -> None:
+        store = self._challenges()
+        first, second = _uid("u:user"), _uid("d:" + "ab" * 20)
+        for _ in range(3):
+            store.count_send(first, _WINDOW, _WINDOW + 3600)
+        _equal(store.count_send(second, _WINDOW, _WINDOW + 3600), 1, "another key")
+        _equal(store.count_send(first, _WINDOW + 3600, _WINDOW + 7200), 1, "the next window")
+        _equal(store.count_send(first, _WINDOW, _WINDOW + 3600), 4, "the first counter again")
+        _equal(store.count_send(first, _WINDOW + 60, _WINDOW + 120), 1, "a shorter window")
+        longest = "k" * 128
+        _equal(store.count_send(longest, _WINDOW, _WINDOW + 3600), 1, "a 128-character key")
+
+    def test_send_count_refuses_bad_keys(self) -> None:
+        store: Any = self._challenges()  # Any: the keys below are deliberately not all str
+        bad_keys: tuple[object, ...] = ("", "k" * 129, None, 7, b"u:bytes")
+        for bad in bad_keys:
+
+            def count(key: object = bad) -> object:
+                return store.count_send(key, _WINDOW, _WINDOW + 3600)
+
+            _raises(InvalidParameter, count, f"count_send() with the key {bad!r}")
+
+    def test_send_count_race_gives_distinct_counts(self) -> None:
+        store = self._challenges()
+        key = _uid("d:race")
+        per_thread = self.send_race_per_thread
+        threads = self.code_race_threads
+        results = _race(
+            threads,
+            per_thread,
+            lambda round_, thread: store.count_send(key, _WINDOW, _WINDOW + 3600),
+        )
+        counts = sorted(count for outcomes in results for count in outcomes)
+        total = threads * per_thread
+        _equal(counts, list(range(1, total + 1)), "counts returned by concurrent count_send()")
+        _equal(store.count_send(key, _WINDOW, _WINDOW + 3600), total + 1, "count after the race")
 
 
 # -- the code sender fake ------------------------------------------------------------------

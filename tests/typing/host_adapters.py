@@ -18,7 +18,7 @@ import attrs
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from mfa_core.errors import SealingError, StoreError
+from mfa_core.errors import InvalidParameter, SealingError, StoreError
 from mfa_core.models import Credential, Event, FailureState
 from mfa_core.oob import OOBChannel, OOBPurpose, OOBRecord
 from mfa_core.ports import (
@@ -186,11 +186,12 @@ class HostRecoveryCodes:
 
 
 class HostChallenges:
-    """Out-of-band challenges by id, behind one lock."""
+    """Out-of-band challenges by id, and send counters, behind one lock."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._rows: dict[str, OOBRecord] = {}
+        self._sends: dict[tuple[str, float], int] = {}
 
     def put_challenge(self, record: OOBRecord) -> None:
         with self._lock:
@@ -225,6 +226,15 @@ class HostChallenges:
     def delete_challenge(self, challenge_id: str) -> bool:
         with self._lock:
             return self._rows.pop(challenge_id, None) is not None
+
+    def count_send(self, key: str, window_start: float, expires_at: float) -> int:
+        if not isinstance(key, str) or not 1 <= len(key) <= 128:
+            raise InvalidParameter("bad send-counter key")
+        with self._lock:
+            # A host with a real database would also drop rows once expires_at has passed.
+            count = self._sends.get((key, window_start), 0) + 1
+            self._sends[(key, window_start)] = count
+            return count
 
 
 class OutboxSender:

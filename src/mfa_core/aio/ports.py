@@ -115,6 +115,10 @@ class AsyncOOBChallengeStore(Protocol):
         """Remove a challenge; return whether it existed."""
         ...
 
+    async def count_send(self, key: str, window_start: float, expires_at: float) -> int:
+        """Add one to the send counter ``(key, window_start)`` (atomic); the new count."""
+        ...
+
 
 @runtime_checkable
 class AsyncCodeSender(Protocol):

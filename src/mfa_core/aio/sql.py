@@ -156,6 +156,7 @@ class AsyncSQLStore(AsyncStoreAdapter):
             raise
 
     async def purge_challenges(self, before: float) -> int:
-        """Remove every challenge whose code expired before ``before`` and return how
-        many (see :meth:`mfa_core.stores.sql.SQLStore.purge_challenges`)."""
+        """Remove every challenge whose code expired before ``before`` (and every send
+        counter whose window ended before it) and return how many challenges (see
+        :meth:`mfa_core.stores.sql.SQLStore.purge_challenges`)."""
         return await self._do(self._sql.purge_challenges, before)

@@ -158,6 +158,10 @@ class AsyncStoreAdapter:
         """See :meth:`mfa_core.ports.OOBChallengeStore.delete_challenge`."""
         return await self._do(self._store.delete_challenge, challenge_id)
 
+    async def count_send(self, key: str, window_start: float, expires_at: float) -> int:
+        """See :meth:`mfa_core.ports.OOBChallengeStore.count_send`."""
+        return await self._do(self._store.count_send, key, window_start, expires_at)
+
     # -- AsyncCodeSender -----------------------------------------------------------------
 
     async def send(

@@ -212,7 +212,8 @@ class AsyncRecoveryCodeStoreContract(AsyncStoreContract, RecoveryCodeStoreContra
 
 class AsyncOOBChallengeStoreContract(AsyncStoreContract, OOBChallengeStoreContract):
     """:class:`~mfa_core.testing.OOBChallengeStoreContract` for an
-    :class:`~mfa_core.aio.ports.AsyncOOBChallengeStore`, plus a task race."""
+    :class:`~mfa_core.aio.ports.AsyncOOBChallengeStore`, plus task races (mark used,
+    send counts)."""
 
     def test_async_mark_used_gather_has_exactly_one_winner(self) -> None:
         async def test(store: Any) -> None:
@@ -223,5 +224,20 @@ class AsyncOOBChallengeStoreContract(AsyncStoreContract, OOBChallengeStoreContra
                 *(store.update_challenge(used, expected=record) for _ in range(self.gather_tasks))
             )
             _equal(won.count(True), 1, "winners of concurrent mark-used compare-and-sets")
+
+        self.run_async(test)
+
+    def test_async_send_count_gather_gives_distinct_counts(self) -> None:
+        async def test(store: Any) -> None:
+            key = _uid("u:gather")
+            start = 1_800_000_000.0
+            counts = await asyncio.gather(
+                *(store.count_send(key, start, start + 3600) for _ in range(self.gather_tasks))
+            )
+            _equal(
+                sorted(counts),
+                list(range(1, self.gather_tasks + 1)),
+                "counts returned by concurrent count_send() tasks",
+            )
 
         self.run_async(test)

@@ -13,7 +13,7 @@ from typing import Any, Final
 
 from ..errors import ErrorCode, InvalidParameter, MFAError, StoreError
 from ..models import STORED_STATES, Credential, CredentialKind, CredentialState
-from ..oob import OOBChannel, OOBPurpose, OOBRecord
+from ..oob import MAX_SEND_KEY, OOBChannel, OOBPurpose, OOBRecord
 from ..otp import Algorithm
 from ..recovery import RecoveryRecord
 
@@ -30,6 +30,7 @@ __all__ = [
     "check_oob_record",
     "check_phc",
     "check_recovery_records",
+    "check_send_count",
     "check_time",
     "check_version",
     "credential_from_row",
@@ -185,6 +186,24 @@ def check_oob_record(record: object) -> OOBRecord:
     check_id(record.challenge_id, "challenge_id")
     check_id(record.user_id, "user_id")
     return record
+
+
+def check_send_count(
+    key: object, window_start: object, expires_at: object
+) -> tuple[str, float, float]:
+    """Return the arguments of ``count_send`` if ``key`` is a non-empty string of at most
+    :data:`~mfa_core.oob.MAX_SEND_KEY` characters (valid UTF-8, no NUL) and the two times
+    are Unix times with ``window_start < expires_at``."""
+    if type(key) is not str or not 1 <= len(key) <= MAX_SEND_KEY or "\x00" in key:
+        raise InvalidParameter(
+            f"key must be a non-empty string of at most {MAX_SEND_KEY} characters without NUL"
+        )
+    _check_utf8(key, "key")
+    start = check_time(window_start, "window_start")
+    end = check_time(expires_at, "expires_at")
+    if not start < end:
+        raise InvalidParameter("expires_at must be after window_start", code=ErrorCode.INVALID_TIME)
+    return key, start, end
 
 
 def check_generation(value: object) -> int:

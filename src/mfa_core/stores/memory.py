@@ -25,12 +25,16 @@ from ._common import (
     check_oob_record,
     check_phc,
     check_recovery_records,
+    check_send_count,
     check_time,
     check_version,
 )
 
 __all__ = ["MemoryStore"]
 
+
+_MIN_SWEEP = 1024
+"""Send counters held before the first sweep of expired ones."""
 
 _NO_FAILURES = FailureState()
 """What a user without failures has (immutable, so one shared value)."""
@@ -59,6 +63,8 @@ class MemoryStore:
         "_lock",
         "_next_seq",
         "_recovery",
+        "_sends",
+        "_sweep_at",
     )
 
     def __init__(self) -> None:
@@ -71,6 +77,9 @@ class MemoryStore:
         # user id -> record id -> record (in the order the set was given)
         self._recovery: dict[str, dict[str, RecoveryRecord]] = {}
         self._challenges: dict[str, OOBRecord] = {}
+        # (key, window_start) -> (count, expires_at); swept when it doubles in size
+        self._sends: dict[tuple[str, float], tuple[int, float]] = {}
+        self._sweep_at = _MIN_SWEEP
 
     def __repr__(self) -> str:
         with self._lock:
@@ -308,13 +317,32 @@ class MemoryStore:
         with self._lock:
             return self._challenges.pop(challenge_id, None) is not None
 
+    def count_send(self, key: str, window_start: float, expires_at: float) -> int:
+        """Add one to the send counter ``(key, window_start)`` and return the new count,
+        under the store's lock. Counters whose ``expires_at`` is before the
+        ``window_start`` of a call are dropped now and then (whenever the number held
+        has doubled since the last sweep)."""
+        name, start, end = check_send_count(key, window_start, expires_at)
+        with self._lock:
+            sends = self._sends
+            if len(sends) >= self._sweep_at:
+                for old in [k for k, (_, until) in sends.items() if until < start]:
+                    del sends[old]
+                self._sweep_at = max(_MIN_SWEEP, 2 * len(sends))
+            count, until = sends.get((name, start), (0, end))
+            sends[(name, start)] = (count + 1, max(until, end))
+            return count + 1
+
     def purge_challenges(self, before: float) -> int:
-        """Remove every challenge whose code expired before ``before`` (Unix seconds);
-        return how many. Housekeeping for hosts (not part of the port): call it now and
-        then with, e.g., ``now - 86400`` to keep used and expired challenges a day."""
+        """Remove every challenge whose code expired before ``before`` (Unix seconds),
+        and every send counter that expired before it; return how many challenges.
+        Housekeeping for hosts (not part of the port): call it now and then with, e.g.,
+        ``now - 86400`` to keep used and expired challenges a day."""
         limit = check_time(before, "before")
         with self._lock:
             old = [cid for cid, rec in self._challenges.items() if rec.expires_at < limit]
             for challenge_id in old:
                 del self._challenges[challenge_id]
+            for counter in [k for k, (_, until) in self._sends.items() if until < limit]:
+                del self._sends[counter]
             return len(old)

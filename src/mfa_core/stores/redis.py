@@ -18,7 +18,8 @@ race-prone operations are scripts:
   user's set, and return the number of unused codes left;
 * ``replace_recovery_codes`` - delete the user's set and write the new one in one script;
 * ``replace_challenge`` / ``update_challenge`` - compare ``generation`` (and ``used``; or
-  ``generation``, ``attempts`` and ``used``) and replace the challenge only if they match.
+  ``generation``, ``attempts`` and ``used``) and replace the challenge only if they match;
+* ``count_send`` - ``INCR`` a send counter and set its expiry, returning the new count.
 
 Key layout (``prefix`` defaults to ``"mfa:"``; one prefix per application)::
 
@@ -29,6 +30,7 @@ Key layout (``prefix`` defaults to ``"mfa:"``; one prefix per application)::
     {prefix}rc:{user id}            hash: record id -> "position:tag:phc"
     {prefix}rc-used:{user id}       hash: record id -> used_at (only used codes)
     {prefix}oob:{challenge id}      hash: the challenge's fields (TTL: expires_at + grace)
+    {prefix}send:{window}:{key}     counter: codes sent in one window (expires at its end)
 
 Each concern has its own key family. The unused codes left are ``HLEN rc - HLEN rc-used``
 (every id in ``rc-used`` is in ``rc``: only the scripts write these keys).
@@ -69,6 +71,7 @@ from ._common import (
     check_oob_record,
     check_phc,
     check_recovery_records,
+    check_send_count,
     check_time,
     check_version,
 )
@@ -287,6 +290,16 @@ end
 redis.call('HSET', KEYS[1], unpack(ARGV, 6))
 set_ttl(KEYS[1], ARGV[4], ARGV[5])
 return 1
+"""
+)
+
+# KEYS: send counter. ARGV: expire_at_ms, floor_ms (the window's length).
+_COUNT_SEND: Final = (
+    _LUA_SET_TTL
+    + """
+local count = redis.call('INCR', KEYS[1])
+set_ttl(KEYS[1], ARGV[1], ARGV[2])
+return count
 """
 )
 
@@ -530,6 +543,7 @@ class RedisStore:
         "_claim",
         "_client",
         "_consume_recovery",
+        "_count_send",
         "_delete",
         "_failure_ttl_ms",
         "_list",
@@ -587,6 +601,7 @@ class RedisStore:
         self._put_challenge: Script = client.register_script(_PUT_CHALLENGE)
         self._replace_challenge: Script = client.register_script(_REPLACE_CHALLENGE)
         self._update_challenge: Script = client.register_script(_UPDATE_CHALLENGE)
+        self._count_send: Script = client.register_script(_COUNT_SEND)
 
     @classmethod
     def from_url(
@@ -1025,3 +1040,20 @@ class RedisStore:
         check_id(challenge_id, "challenge_id")
         deleted = self._execute("delete_challenge", (b"DEL", self._challenge_key(challenge_id)))
         return bool(deleted == 1)
+
+    def count_send(self, key: str, window_start: float, expires_at: float) -> int:
+        """Add one to the send counter ``(key, window_start)`` and return the new count
+        (one script: ``INCR``, then ``PEXPIREAT`` at ``expires_at``). The counter lives at
+        least one window length after each call whatever the caller's clock says, so a
+        clock behind the server's cannot make it vanish at once."""
+        name, start, end = check_send_count(key, window_start, expires_at)
+        at = min(math.ceil(end * 1000), _MAX_EXPIRE_AT_MS)
+        count = self._run(
+            "count_send",
+            self._count_send,
+            (self._prefix + b"send:" + _number(start) + b":" + _text(name),),
+            (b"%d" % at, b"%d" % math.ceil((end - start) * 1000)),
+        )
+        if type(count) is not int or count < 1:
+            raise StoreError("the Redis store returned a reply it cannot read")
+        return count

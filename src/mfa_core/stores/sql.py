@@ -26,11 +26,14 @@ statement:
   serialises writers);
 * ``replace_recovery_codes``: one transaction that deletes the old set and inserts the new;
 * ``replace_challenge`` / ``update_challenge``: ``UPDATE ... WHERE challenge_id = :id AND
-  generation = :g AND ...`` (compare-and-set, ``rowcount`` says who won).
+  generation = :g AND ...`` (compare-and-set, ``rowcount`` says who won);
+* ``count_send``: ``INSERT ... ON CONFLICT (key, window_start) DO UPDATE SET count =
+  count + 1 ... RETURNING count``.
 
-A few operations need more than one statement (``replace_recovery_codes`` everywhere,
-``consume_recovery_code`` on SQLite): they run in one transaction on a connection in the
-engine's own (transactional) mode, and either commit whole or roll back.
+A few operations need more than one statement (``replace_recovery_codes`` and the
+``purge_challenges`` housekeeping everywhere, ``consume_recovery_code`` on SQLite): they
+run in one transaction on a connection in the engine's own (transactional) mode, and
+either commit whole or roll back.
 
 Driver errors become :class:`~mfa_core.errors.StoreUnavailable` (the database cannot be
 reached: operational and interface errors of the driver, dropped connections, pool
@@ -61,6 +64,7 @@ from ._common import (
     check_oob_record,
     check_phc,
     check_recovery_records,
+    check_send_count,
     check_time,
     check_version,
     credential_from_row,
@@ -88,6 +92,7 @@ __all__ = [
     "oob_challenges_table",
     "recovery_codes_table",
     "schema_ddl",
+    "send_counters_table",
 ]
 
 _T = TypeVar("_T")
@@ -185,10 +190,23 @@ oob_challenges_table: Final = sa.Table(
 """``mfa_oob_challenges``: one row per out-of-band challenge (the keyed hash of its code and
 a masked destination, never the code or the address)."""
 
+send_counters_table: Final = sa.Table(
+    "mfa_send_counters",
+    metadata,
+    sa.Column("key", sa.Text(), primary_key=True),
+    sa.Column("window_start", sa.Double(), primary_key=True),
+    sa.Column("count", sa.BigInteger(), nullable=False),
+    sa.Column("expires_at", sa.Double(), nullable=False),
+    sa.Index(None, "expires_at"),
+)
+"""``mfa_send_counters``: out-of-band codes sent per key (a user, or a keyed hash of a
+destination) and fixed window; a row may be deleted once ``expires_at`` has passed."""
+
 _C = credentials_table.c
 _F = failures_table.c
 _R = recovery_codes_table.c
 _O = oob_challenges_table.c
+_S = send_counters_table.c
 _RECOVERY_SELECT: Final = sa.select(_R.id, _R.tag, _R.phc, _R.used_at)
 _OOB_COLUMNS: Final = (
     _O.challenge_id,
@@ -754,17 +772,47 @@ class SQLStore:
         statement = oob_challenges_table.delete().where(_O.challenge_id == challenge_id)
         return self._execute("delete_challenge", statement, _one_row_changed)
 
+    def count_send(self, key: str, window_start: float, expires_at: float) -> int:
+        """Add one to the send counter ``(key, window_start)`` and return the new count
+        (one upsert ``... RETURNING count``). Of concurrent calls from any process each
+        gets its own count."""
+        name, start, end = check_send_count(key, window_start, expires_at)
+        self._no_nul(name, "key")
+        insert = self._insert(send_counters_table).values(
+            key=name, window_start=start, count=1, expires_at=end
+        )
+        excluded = insert.excluded.expires_at
+        statement = insert.on_conflict_do_update(
+            index_elements=[_S.key, _S.window_start],
+            set_={
+                "count": _S.count + 1,
+                "expires_at": sa.case((_S.expires_at > excluded, _S.expires_at), else_=excluded),
+            },
+        ).returning(_S.count)
+        rows = self._execute("count_send", statement, _all)
+        if len(rows) != 1:
+            raise StoreError("the SQL store returned no send counter")
+        try:
+            return int(rows[0][0])
+        except (ValueError, TypeError) as exc:
+            raise StoreError("the SQL store holds a send counter it cannot read") from exc
+
     def purge_challenges(self, before: float) -> int:
-        """Remove every challenge whose code expired before ``before`` (Unix seconds);
-        return how many. Housekeeping for hosts (not part of the port): call it now and
-        then with, e.g., ``now - 86400`` to keep used and expired challenges a day."""
+        """Remove every challenge whose code expired before ``before`` (Unix seconds),
+        and every send counter whose window ended before it, in one transaction; return
+        how many challenges were removed. Housekeeping for hosts (not part of the port):
+        call it now and then with, e.g., ``now - 86400`` to keep used and expired
+        challenges a day."""
         limit = check_time(before, "before")
-        statement = oob_challenges_table.delete().where(_O.expires_at < limit)
-        return self._execute("purge_challenges", statement, _rowcount)
 
+        def remove(connection: sa.Connection) -> int:
+            removed = connection.execute(
+                oob_challenges_table.delete().where(_O.expires_at < limit)
+            ).rowcount
+            connection.execute(send_counters_table.delete().where(_S.expires_at < limit))
+            return int(removed)
 
-def _rowcount(result: sa.CursorResult[Any]) -> int:
-    return int(result.rowcount)
+        return self._transaction("purge_challenges", remove)
 
 
 def _consume_statement(user_id: str, record_id: str, at: float) -> sa.Select[Any]:

@@ -12,7 +12,8 @@ thread gets its own connection. Every race-prone change is one atomic SQL statem
   and the count of codes left, in one ``BEGIN IMMEDIATE`` transaction;
 * ``replace_recovery_codes``: delete the old set and insert the new one in one transaction;
 * ``replace_challenge`` / ``update_challenge``: ``UPDATE ... WHERE challenge_id = ? AND
-  generation = ? AND ...`` (compare-and-set).
+  generation = ? AND ...`` (compare-and-set);
+* ``count_send``: ``INSERT ... ON CONFLICT DO UPDATE SET count = count + 1 RETURNING``.
 
 SQLite serialises writers with a file lock, so these are exact across threads *and*
 processes that open the same file. A writer that finds the file locked waits up to
@@ -50,6 +51,7 @@ from ._common import (
     check_oob_record,
     check_phc,
     check_recovery_records,
+    check_send_count,
     check_time,
     check_version,
     credential_from_row,
@@ -148,6 +150,22 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             "CREATE INDEX mfa_oob_challenges_by_expiry ON mfa_oob_challenges (expires_at)",
         ),
     ),
+    Migration(
+        version=3,
+        description="out-of-band send counters",
+        statements=(
+            """
+            CREATE TABLE mfa_send_counters (
+                key          TEXT    NOT NULL,
+                window_start REAL    NOT NULL,
+                count        INTEGER NOT NULL,
+                expires_at   REAL    NOT NULL,
+                PRIMARY KEY (key, window_start)
+            )
+            """,
+            "CREATE INDEX mfa_send_counters_by_expiry ON mfa_send_counters (expires_at)",
+        ),
+    ),
 )
 """The schema, step by step. A new step is appended (never edited) with the next version."""
 
@@ -205,6 +223,11 @@ _OOB_SET: Final = (
 _OOB_REPLACE: Final = _OOB_SET + "WHERE challenge_id = ? AND generation = ? AND used = 0"
 _OOB_UPDATE: Final = (
     _OOB_SET + "WHERE challenge_id = ? AND generation = ? AND attempts = ? AND used = ?"
+)
+_COUNT_SEND: Final = (
+    "INSERT INTO mfa_send_counters (key, window_start, count, expires_at) VALUES (?, ?, 1, ?) "
+    "ON CONFLICT (key, window_start) DO UPDATE SET count = count + 1, "
+    "expires_at = max(expires_at, excluded.expires_at)"
 )
 _RECOVERY_SELECT: Final = (
     "SELECT id, tag, phc, used_at FROM mfa_recovery_codes WHERE user_id = ? ORDER BY position"
@@ -819,20 +842,44 @@ class SQLiteStore:
 
         return self._run("delete_challenge", remove, write=True)
 
+    def count_send(self, key: str, window_start: float, expires_at: float) -> int:
+        """Add one to the send counter ``(key, window_start)`` and return the new count
+        (one upsert ``... RETURNING``; a ``BEGIN IMMEDIATE`` transaction before SQLite
+        3.35). Of concurrent calls from any thread or process each gets its own count."""
+        params = check_send_count(key, window_start, expires_at)
+
+        def increment(connection: sqlite3.Connection) -> int:
+            if _HAS_RETURNING:
+                rows = connection.execute(f"{_COUNT_SEND} RETURNING count", params).fetchall()
+                return int(rows[0][0])
+
+            def upsert_then_read(inner: sqlite3.Connection) -> int:
+                inner.execute(_COUNT_SEND, params)
+                row = inner.execute(
+                    "SELECT count FROM mfa_send_counters WHERE key = ? AND window_start = ?",
+                    params[:2],
+                ).fetchone()
+                return int(row[0])
+
+            return _transaction(connection, upsert_then_read)
+
+        return self._run("count_send", increment, write=True)
+
     def purge_challenges(self, before: float) -> int:
-        """Remove every challenge whose code expired before ``before`` (Unix seconds);
-        return how many. Housekeeping for hosts (not part of the port): call it now and
+        """Remove every challenge whose code expired before ``before`` (Unix seconds),
+        and every send counter that expired before it, in one transaction; return how
+        many challenges. Housekeeping for hosts (not part of the port): call it now and
         then with, e.g., ``now - 86400`` to keep used and expired challenges a day."""
         limit = check_time(before, "before")
 
         def remove(connection: sqlite3.Connection) -> int:
-            return int(
-                connection.execute(
-                    "DELETE FROM mfa_oob_challenges WHERE expires_at < ?", (limit,)
-                ).rowcount
-            )
+            removed = connection.execute(
+                "DELETE FROM mfa_oob_challenges WHERE expires_at < ?", (limit,)
+            ).rowcount
+            connection.execute("DELETE FROM mfa_send_counters WHERE expires_at < ?", (limit,))
+            return int(removed)
 
-        return self._run("purge_challenges", remove, write=True)
+        return self._run("purge_challenges", lambda c: _transaction(c, remove), write=True)
 
 
 def _transaction(connection: sqlite3.Connection, body: Callable[[sqlite3.Connection], _T]) -> _T:
