@@ -162,14 +162,18 @@ def _fail_in_process(
         barrier.abort()
 
 
-def _run_processes(target: Callable[..., None], path: Path, arg: int, expected: int) -> list[Any]:
-    """Start PROCESSES spawned workers that meet at one barrier; collect their messages."""
+def _run_processes(
+    target: Callable[..., None], path: Path, arg: Any, expected: int, *, processes: int = PROCESSES
+) -> list[Any]:
+    """Start ``processes`` spawned workers ``target(path, index, arg, barrier, results)``
+    that meet at one barrier; collect ``expected`` messages (a message starting with
+    ``"error"`` fails the test) and check that every worker exited cleanly."""
     context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(PROCESSES)
+    barrier = context.Barrier(processes)
     results = context.Queue()
     workers = [
         context.Process(target=target, args=(str(path), i, arg, barrier, results), daemon=True)
-        for i in range(PROCESSES)
+        for i in range(processes)
     ]
     for worker in workers:
         worker.start()
@@ -186,7 +190,7 @@ def _run_processes(target: Callable[..., None], path: Path, arg: int, expected: 
             worker.join(TIMEOUT)
             if worker.is_alive():  # pragma: no cover - only on a hang
                 worker.kill()
-    assert [worker.exitcode for worker in workers] == [0] * PROCESSES
+    assert [worker.exitcode for worker in workers] == [0] * processes
     return messages
 
 

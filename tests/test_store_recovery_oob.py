@@ -9,8 +9,6 @@ consuming the same recovery code, or counting sends, on one SQLite file.
 
 from __future__ import annotations
 
-import multiprocessing
-import queue
 import sqlite3
 import time
 from collections.abc import Iterator
@@ -19,6 +17,7 @@ from typing import Any
 
 import attrs
 import pytest
+from test_store_concurrency import _run_processes
 
 import mfa_core.stores.sqlite as sqlite_module
 from mfa_core.errors import InvalidParameter, StoreError
@@ -448,31 +447,9 @@ def test_4_processes_consume_one_code_exactly_once_every_round(tmp_path: Path) -
     with SQLiteStore(path) as store:
         store.replace_recovery_codes("alice", records)
     ids = [record.id for record in records[:PROCESS_ROUNDS]]
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(PROCESSES)
-    results = context.Queue()
-    workers = [
-        context.Process(
-            target=_consume_in_process, args=(str(path), i, ids, barrier, results), daemon=True
-        )
-        for i in range(PROCESSES)
-    ]
-    for worker in workers:
-        worker.start()
-    messages: list[Any] = []
-    try:
-        for _ in range(PROCESSES * PROCESS_ROUNDS):
-            message = results.get(timeout=TIMEOUT)
-            assert message[0] != "error", message
-            messages.append(message)
-    except queue.Empty:  # pragma: no cover - only on a hang
-        pytest.fail("the worker processes did not report in time")
-    finally:
-        for worker in workers:
-            worker.join(TIMEOUT)
-            if worker.is_alive():  # pragma: no cover - only on a hang
-                worker.kill()
-    assert [worker.exitcode for worker in workers] == [0] * PROCESSES
+    messages = _run_processes(
+        _consume_in_process, path, ids, PROCESSES * PROCESS_ROUNDS, processes=PROCESSES
+    )
     winners: dict[int, list[int]] = {round_: [] for round_ in range(PROCESS_ROUNDS)}
     for round_, _, left in messages:
         if left is not None:
@@ -506,28 +483,6 @@ def test_4_processes_counting_sends_get_distinct_counts(tmp_path: Path) -> None:
     path = tmp_path / "counters.sqlite3"
     SQLiteStore(path).close()  # create the schema once
     calls = 25
-    context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(PROCESSES)
-    results = context.Queue()
-    workers = [
-        context.Process(
-            target=_count_in_process, args=(str(path), i, calls, barrier, results), daemon=True
-        )
-        for i in range(PROCESSES)
-    ]
-    for worker in workers:
-        worker.start()
-    counts: list[int] = []
-    try:
-        for _ in range(PROCESSES):
-            message = results.get(timeout=TIMEOUT)
-            assert message[0] != "error", message
-            counts += message[1]
-    except queue.Empty:  # pragma: no cover - only on a hang
-        pytest.fail("the worker processes did not report in time")
-    finally:
-        for worker in workers:
-            worker.join(TIMEOUT)
-            if worker.is_alive():  # pragma: no cover - only on a hang
-                worker.kill()
+    messages = _run_processes(_count_in_process, path, calls, PROCESSES, processes=PROCESSES)
+    counts = [count for _, seen in messages for count in seen]
     assert sorted(counts) == list(range(1, PROCESSES * calls + 1))
