@@ -18,6 +18,7 @@ from .otp import DEFAULT_DIGITS, DEFAULT_PERIOD, Algorithm
 
 __all__ = [
     "STORED_STATES",
+    "Admission",
     "Credential",
     "CredentialKind",
     "CredentialState",
@@ -131,7 +132,25 @@ class FailureState:
     count: int = 0
     """Consecutive failures since the last success (or reset)."""
     last_failure_at: float | None = None
-    """Time of the most recent failure (Unix seconds)."""
+    """Time of the most recent counted attempt (Unix seconds). An attempt is counted when it
+    is admitted, before its code is checked
+    (:meth:`~mfa_core.ports.FailureCounter.admit_attempt`)."""
+
+
+@attrs.frozen
+class Admission:
+    """The answer of :meth:`~mfa_core.ports.FailureCounter.admit_attempt`.
+
+    ``admitted``: the attempt may be checked, and it has been counted (``state`` is the state
+    after counting it). Not admitted: the user is delayed or locked and nothing changed
+    (``state`` is the stored state that refused it, from which
+    :func:`mfa_core.throttle.check` gives the refusal and its ``retry_after``).
+    """
+
+    admitted: bool
+    """Whether the attempt was admitted (and counted)."""
+    state: FailureState
+    """The failure state after the call."""
 
 
 class EventType(enum.StrEnum):

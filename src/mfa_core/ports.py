@@ -7,7 +7,8 @@ change that concurrent requests can race is ONE atomic operation of the store
 * :meth:`CredentialStore.claim` - accept a TOTP step / HOTP counter only if it is greater
   than the last accepted one (replay protection; exactly one of N concurrent winners);
 * :meth:`CredentialStore.update` - lifecycle changes, compare-and-set on ``version``;
-* :meth:`FailureCounter.record_failure` - increment-and-read;
+* :meth:`FailureCounter.admit_attempt` - check the throttle and count the attempt, before its
+  code is looked at (at most ``max_failures`` guesses under any concurrency);
 * :meth:`RecoveryCodeStore.replace_recovery_codes` - swap a user's whole set of recovery
   codes (the old codes are dead at once);
 * :meth:`RecoveryCodeStore.consume_recovery_code` - mark one code used only if it is
@@ -28,11 +29,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from .models import Credential, Event, FailureState
+from .models import Admission, Credential, Event, FailureState
 from .oob import OOBChannel, OOBPurpose, OOBRecord
 from .recovery import RecoveryRecord
+from .throttle import ThrottleConfig
 
 __all__ = [
+    "AttemptStore",
     "Clock",
     "CodeSender",
     "CredentialStore",
@@ -126,10 +129,25 @@ class CredentialStore(Protocol):
 
 @runtime_checkable
 class FailureCounter(Protocol):
-    """Consecutive second-factor failures per user, across all the user's credentials."""
+    """Second-factor attempts per user, across all the user's credentials and factors.
 
-    def record_failure(self, user_id: str, now: float) -> FailureState:
-        """Atomically add one failure at ``now`` and return the new state."""
+    An attempt is counted when it is *admitted*, before its code is looked at, by ONE
+    atomic operation (:meth:`admit_attempt`); a success resets the count. So with
+    ``max_failures = N`` at most N guesses are evaluated before the user is locked, under any
+    number of concurrent requests, threads or processes.
+    """
+
+    def admit_attempt(self, user_id: str, now: float, limits: ThrottleConfig) -> Admission:
+        """Atomically admit and count one attempt at ``now``, or refuse it.
+
+        Applies :func:`mfa_core.throttle.admit` to the stored state (``FailureState()`` when
+        there is none) as one atomic step: if :func:`mfa_core.throttle.check` allows the
+        attempt under ``limits``, store ``count + 1`` and ``max(last_failure_at, now)`` and
+        return ``Admission(admitted=True, state=<the new state>)``; otherwise change nothing
+        and return ``Admission(admitted=False, state=<the stored state>)``. Of any number of
+        concurrent calls for one user, from any thread or process, no more are admitted
+        than the limits allow (``max_failures - count`` before the lock).
+        """
         ...
 
     def get_failures(self, user_id: str) -> FailureState:
@@ -142,6 +160,33 @@ class FailureCounter(Protocol):
 
     def reset(self, user_id: str) -> None:
         """Forget the user's failures (after a successful second factor, or an admin unlock)."""
+        ...
+
+
+@runtime_checkable
+class AttemptStore(CredentialStore, FailureCounter, Protocol):
+    """A credential store and failure counter in one, with the two fused operations of a
+    verification: a verify is then at most two round trips to the back-end.
+
+    Optional: the service uses these operations when ``credentials`` and ``failures`` are
+    one object implementing this Protocol (every store in :mod:`mfa_core.stores` does),
+    and the separate port methods otherwise. Each must be exactly equivalent to the
+    separate calls it names, with the same atomicity.
+    """
+
+    def begin_attempt(
+        self, user_id: str, now: float, limits: ThrottleConfig
+    ) -> tuple[Admission, Sequence[Credential]]:
+        """:meth:`FailureCounter.admit_attempt`, then (only when admitted)
+        :meth:`CredentialStore.list_for_user`, in one round trip; an attempt that is not
+        admitted gets an empty sequence. The admission is atomic as in ``admit_attempt``;
+        the list is a consistent read of the user's credentials."""
+        ...
+
+    def claim_and_reset(self, credential_id: str, value: int, *, drift: int, user_id: str) -> bool:
+        """:meth:`CredentialStore.claim`, then (only when the claim won)
+        :meth:`FailureCounter.reset` of ``user_id``, in one round trip. Returns whether the
+        claim won; the claim is atomic as in ``claim``."""
         ...
 
 

@@ -12,8 +12,11 @@ failure counter and asks :func:`check` whether an attempt may go ahead at ``now`
   latest failure (default 900), or until an administrator unlocks when ``lockout`` is
   ``None``. A failure after a lock ran out locks again at once.
 
-Only a success with a second factor (or an administrator) resets the count; that is the
-service's business, not this module's.
+An attempt is counted when it is *admitted*, before its code is checked (:func:`admit`, the
+reference semantics of :meth:`~mfa_core.ports.FailureCounter.admit_attempt`, which a store
+performs as ONE atomic operation): so with ``max_failures = N`` at most N guesses are ever
+evaluated before the lock, whatever the concurrency. Only a success with a second factor
+(or an administrator) resets the count; that is the service's business, not this module's.
 """
 
 from __future__ import annotations
@@ -25,9 +28,9 @@ import attrs
 
 from ._validate import is_number as _is_number
 from .errors import ErrorCode, InvalidParameter
-from .models import FailureState
+from .models import Admission, FailureState
 
-__all__ = ["ThrottleConfig", "ThrottleDecision", "check", "delay_after"]
+__all__ = ["ThrottleConfig", "ThrottleDecision", "admit", "check", "delay_after"]
 
 _MAX_FAILURES_LIMIT: Final = 100
 _MAX_DELAY_LIMIT: Final = 86400.0
@@ -173,3 +176,23 @@ def check(state: FailureState, now: float, config: ThrottleConfig) -> ThrottleDe
     if delay > 0 and now < until:
         return ThrottleDecision(allowed=False, locked=False, retry_after=until - now)
     return _ALLOWED
+
+
+def admit(state: FailureState, now: float, config: ThrottleConfig) -> Admission:
+    """Admit (and count) an attempt at ``now`` by a user with failure ``state``, or refuse it.
+
+    The reference semantics of :meth:`~mfa_core.ports.FailureCounter.admit_attempt`: when
+    :func:`check` allows the attempt, the result is admitted with the state
+    ``count + 1`` and ``last_failure_at = max(last_failure_at, now)`` (a worker whose clock
+    is behind never moves the time back); otherwise it is refused and ``state`` is returned
+    unchanged. A store applies exactly this, atomically, to its stored state. Raises
+    :class:`~mfa_core.errors.InvalidParameter` as :func:`check` does.
+    """
+    decision = check(state, now, config)
+    if not decision.allowed:
+        return Admission(admitted=False, state=state)
+    last = state.last_failure_at
+    latest = float(now) if last is None or now > last else float(last)
+    return Admission(
+        admitted=True, state=FailureState(count=state.count + 1, last_failure_at=latest)
+    )

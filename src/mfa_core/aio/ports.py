@@ -11,11 +11,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol, runtime_checkable
 
-from ..models import Credential, FailureState
+from ..models import Admission, Credential, FailureState
 from ..oob import OOBChannel, OOBPurpose, OOBRecord
 from ..recovery import RecoveryRecord
+from ..throttle import ThrottleConfig
 
 __all__ = [
+    "AsyncAttemptStore",
     "AsyncCodeSender",
     "AsyncCredentialStore",
     "AsyncFailureCounter",
@@ -57,8 +59,8 @@ class AsyncCredentialStore(Protocol):
 class AsyncFailureCounter(Protocol):
     """Async :class:`~mfa_core.ports.FailureCounter`."""
 
-    async def record_failure(self, user_id: str, now: float) -> FailureState:
-        """Add one failure at ``now`` and return the new state (atomic)."""
+    async def admit_attempt(self, user_id: str, now: float, limits: ThrottleConfig) -> Admission:
+        """Admit and count one attempt, or refuse it (atomic)."""
         ...
 
     async def get_failures(self, user_id: str) -> FailureState:
@@ -67,6 +69,23 @@ class AsyncFailureCounter(Protocol):
 
     async def reset(self, user_id: str) -> None:
         """Forget the user's failures."""
+        ...
+
+
+@runtime_checkable
+class AsyncAttemptStore(AsyncCredentialStore, AsyncFailureCounter, Protocol):
+    """Async :class:`~mfa_core.ports.AttemptStore` (the fused operations of a verify)."""
+
+    async def begin_attempt(
+        self, user_id: str, now: float, limits: ThrottleConfig
+    ) -> tuple[Admission, Sequence[Credential]]:
+        """``admit_attempt`` then, when admitted, ``list_for_user``, in one round trip."""
+        ...
+
+    async def claim_and_reset(
+        self, credential_id: str, value: int, *, drift: int, user_id: str
+    ) -> bool:
+        """``claim`` then, when it won, ``reset`` of ``user_id``, in one round trip."""
         ...
 
 
