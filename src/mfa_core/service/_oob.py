@@ -141,6 +141,8 @@ def count_sends_flow(
         count = yield from checked(
             call(OOBChallengeStore.count_send, counter, window_start, expires_at)
         )
+        if type(count) is not int:  # never compared as a limit
+            raise StoreError("the challenge store returned a send count that is not an integer")
         if count > limit:
             retry_after = expires_at - now
             ctx.emit(

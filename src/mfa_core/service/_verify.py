@@ -25,20 +25,22 @@ from typing import Final
 
 from ..errors import IllegalTransition, InvalidParameter
 from ..lifecycle import effective_state, renewal_due
-from ..models import Credential, CredentialKind, CredentialState, EventType, FailureState
+from ..models import Credential, CredentialKind, CredentialState, EventType
 from ..otp import HOTPState, normalize_code
-from ..ports import FailureCounter
+from ..ports import CredentialStore, FailureCounter
 from ..throttle import ThrottleDecision
 from ..throttle import check as throttle_check
 from ._context import (
     Context,
     Match,
+    admit_flow,
     begin_flow,
     broken,
     check_id,
     checked,
     fail,
     find,
+    refuse,
     scan,
     succeed_flow,
     superseded,
@@ -115,16 +117,21 @@ def resync_hotp_flow(
     check_id(user_id, "user_id")
     check_id(credential_id, "credential_id")
     now = ctx.now()
-    begun = yield from begin_flow(ctx, user_id, now)
-    if isinstance(begun, VerificationResult):
-        return begun
-    after, credentials = begun
+    # The credential is looked up and checked before the attempt is admitted: a call for
+    # an unknown or unusable credential raises (or is refused) without being counted.
+    try:
+        credentials = yield from call(CredentialStore.list_for_user, user_id)
+    except Exception as exc:
+        return broken(ctx, user_id, now, VerifyReason.STORE_ERROR, exc)
     credential = find(credentials, credential_id)
     if credential.kind != CredentialKind.HOTP:
         raise InvalidParameter("only HOTP credentials can be resynchronised")
-    refusal = _check_usable(ctx, credentials, credential, now, after)
+    refusal = _check_usable(ctx, credentials, credential, now)
     if refusal is not None:
         return refusal
+    after = yield from admit_flow(ctx, user_id, now)
+    if isinstance(after, VerificationResult):
+        return after
     first = normalize_code(first_code, credential.digits)
     second = normalize_code(second_code, credential.digits)
     if first is None or second is None:
@@ -149,14 +156,15 @@ def _check_usable(
     credentials: Sequence[Credential],
     credential: Credential,
     now: float,
-    after: FailureState,
 ) -> VerificationResult | None:
     found, _ = usable(ctx, credentials, now)
     if any(c.id == credential.id for c in found):
         return None
     state = effective_state(credential, now, ctx.config.lifecycle)
     if state == CredentialState.EXPIRED and credential.id not in superseded(credentials):
-        return fail(ctx, credential.user_id, now, after, VerifyReason.EXPIRED, credential.id)
+        return refuse(
+            ctx, credential.user_id, now, VerifyReason.EXPIRED, credential_id=credential.id
+        )
     raise IllegalTransition(f"a credential in state {state.value} cannot authenticate")
 
 
