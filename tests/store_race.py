@@ -64,14 +64,14 @@ def make_service(store: Any, now: float, *, recovery: bool = False) -> tuple[Any
     ``recovery`` the store is also the recovery-code store (cheap Argon2id parameters)."""
     from mfa_core.recovery import Argon2Params, RecoveryConfig
     from mfa_core.sealing import AESGCMSealer
-    from mfa_core.service import FallbackConfig, MFAService
+    from mfa_core.service import MFAService, ServiceConfig
     from mfa_core.testing import FakeClock
 
     clock = FakeClock(now)
     sealer = AESGCMSealer(SEALING_KEYS, current_key_id="k1")
     if not recovery:
         return MFAService(store, store, sealer, clock=clock), clock
-    fallback = FallbackConfig(
+    config = ServiceConfig(
         recovery=RecoveryConfig(count=50, argon2=Argon2Params.fast_for_testing())
     )
     service = MFAService(
@@ -81,7 +81,7 @@ def make_service(store: Any, now: float, *, recovery: bool = False) -> tuple[Any
         clock=clock,
         recovery_codes=store,
         secret=HOST_SECRET,
-        fallback=fallback,
+        config=config,
     )
     return service, clock
 
