@@ -8,7 +8,8 @@ milliseconds, so hundreds of rounds fit in seconds.
 
 A store is described by a picklable :data:`StoreSpec` (backend plus where to find it), from
 which each worker builds its own store object. Operations: ``claim`` (the store's
-compare-and-set), ``fail`` (a burst of ``record_failure``), ``verify`` (a whole
+compare-and-set), ``fail`` (a burst of ``record_failure``), ``admit`` (a burst of
+``admit_attempt``), ``verify`` (a whole
 ``MFAService.verify`` with a code, on a service each worker builds on its store),
 ``consume`` (``consume_recovery_code``) and ``recover`` (a whole
 ``MFAService.verify_recovery_code``).
@@ -110,6 +111,9 @@ def _perform(store: Any, operation: tuple[Any, ...], services: dict[str, Any]) -
     if name == "fail":
         _, user_id, times, now = operation
         return [store.record_failure(user_id, now).count for _ in range(times)]
+    if name == "admit":
+        _, user_id, times, now, limits = operation
+        return [store.admit_attempt(user_id, now, limits).admitted for _ in range(times)]
     raise ValueError(f"unknown operation {name!r}")
 
 
