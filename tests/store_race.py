@@ -8,8 +8,8 @@ milliseconds, so hundreds of rounds fit in seconds.
 
 A store is described by a picklable :data:`StoreSpec` (backend plus where to find it), from
 which each worker builds its own store object. Operations: ``claim`` (the store's
-compare-and-set), ``fail`` (a burst of ``record_failure``),
-``admit`` (a burst of ``admit_attempt`` under one ``ThrottleConfig``), ``verify`` (a whole
+compare-and-set), ``admit`` (a burst of ``admit_attempt`` under one ``ThrottleConfig``:
+``(admitted, count)`` per call), ``verify`` (a whole
 ``MFAService.verify`` with a code, on a service each worker builds on its store),
 ``consume`` (``consume_recovery_code``) and ``recover`` (a whole
 ``MFAService.verify_recovery_code``).
@@ -112,9 +112,6 @@ def _perform(store: Any, operation: tuple[Any, ...], services: dict[str, Any]) -
         _, user_id, times, now, limits = operation
         admissions = [store.admit_attempt(user_id, now, limits) for _ in range(times)]
         return [(a.admitted, a.state.count) for a in admissions]
-    if name == "fail":
-        _, user_id, times, now = operation
-        return [store.record_failure(user_id, now).count for _ in range(times)]
     raise ValueError(f"unknown operation {name!r}")
 
 

@@ -59,10 +59,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, ParamSpec, TypeVar
 
 from ..errors import InvalidParameter, MissingDependency
+from ..models import Admission, Credential
+from ..throttle import ThrottleConfig
 
 try:
     import greenlet  # type: ignore[import-untyped]  # noqa: F401 - needed by the bridge
@@ -110,7 +112,8 @@ def _discard(task: asyncio.Future[Any]) -> None:
 
 class AsyncSQLStore(AsyncStoreAdapter):
     """The four async store ports (credentials, failure counters, recovery codes,
-    out-of-band challenges) on PostgreSQL or SQLite through a SQLAlchemy
+    out-of-band challenges) and the fused attempt operations
+    (:class:`~mfa_core.aio.ports.AsyncAttemptStore`) on PostgreSQL or SQLite through a SQLAlchemy
     :class:`~sqlalchemy.ext.asyncio.AsyncEngine` the host owns.
 
     Every operation is the one of :class:`~mfa_core.stores.sql.SQLStore` (same schema,
@@ -154,6 +157,27 @@ class AsyncSQLStore(AsyncStoreAdapter):
             # outcome (retrieved here, so that a failure is not logged as unretrieved).
             running.add_done_callback(_discard)
             raise
+
+    async def admit_attempt(self, user_id: str, now: float, limits: ThrottleConfig) -> Admission:
+        """Admit and count one attempt, or refuse it, atomically (see
+        :meth:`mfa_core.stores.sql.SQLStore.admit_attempt`: one statement on PostgreSQL)."""
+        return await self._do(self._sql.admit_attempt, user_id, now, limits)
+
+    async def begin_attempt(
+        self, user_id: str, now: float, limits: ThrottleConfig
+    ) -> tuple[Admission, Sequence[Credential]]:
+        """The admission and, only when admitted, the user's credentials (see
+        :meth:`mfa_core.stores.sql.SQLStore.begin_attempt`: one statement on PostgreSQL)."""
+        return await self._do(self._sql.begin_attempt, user_id, now, limits)
+
+    async def claim_and_reset(
+        self, credential_id: str, value: int, *, drift: int, user_id: str
+    ) -> bool:
+        """The claim and, only when it won, the reset of ``user_id``'s failures (see
+        :meth:`mfa_core.stores.sql.SQLStore.claim_and_reset`: one statement on PostgreSQL)."""
+        return await self._do(
+            self._sql.claim_and_reset, credential_id, value, drift=drift, user_id=user_id
+        )
 
     async def purge_challenges(self, before: float) -> int:
         """Remove every challenge whose code expired before ``before`` (and every send

@@ -16,8 +16,17 @@ statement:
 * ``claim``: ``UPDATE ... SET last_accepted = :v, drift = :d WHERE id = :id AND
   last_accepted < :v`` (``rowcount`` says who won);
 * ``update``: ``UPDATE ... WHERE id = :id AND version = :expected``;
-* ``record_failure``: ``INSERT ... ON CONFLICT (user_id) DO UPDATE SET count = count + 1
-  ... RETURNING count, last_failure_at``;
+* ``admit_attempt``: ``INSERT ... ON CONFLICT (user_id) DO UPDATE SET count = count + 1
+  ... WHERE <the throttle allows it> RETURNING count, last_failure_at``, the throttle's
+  decision (:func:`mfa_core.throttle.check`) computed in SQL on double precision exactly
+  as in Python. On PostgreSQL one statement that also returns the row that refused a
+  refused attempt (``WITH prior AS (SELECT ... FOR UPDATE)``); on SQLite the upsert then,
+  when refused, a read of the row, in one transaction;
+* the fused :class:`~mfa_core.ports.AttemptStore` operations: ``begin_attempt`` (the
+  admission, and the user's credentials only when admitted) and ``claim_and_reset`` (the
+  claim, and the deletion of the user's failure row only when the claim won), each ONE
+  statement on PostgreSQL (a join with the admission; data-modifying ``WITH`` clauses)
+  and one transaction on SQLite;
 * ``consume_recovery_code``: ``UPDATE ... SET used_at = :now WHERE ... AND used_at IS NULL``
   and the count of unused codes left. On PostgreSQL one statement: a ``WITH`` clause first
   locks the user's codes (``SELECT ... ORDER BY id FOR UPDATE``, so consumptions of one
@@ -31,7 +40,8 @@ statement:
   count + 1 ... RETURNING count``.
 
 A few operations need more than one statement (``replace_recovery_codes`` and the
-``purge_challenges`` housekeeping everywhere, ``consume_recovery_code`` on SQLite): they
+``purge_challenges`` housekeeping everywhere; ``consume_recovery_code``, ``admit_attempt``,
+``begin_attempt`` and ``claim_and_reset`` on SQLite): they
 run in one transaction on a connection in the engine's own (transactional) mode, and
 either commit whole or roll back.
 
@@ -47,13 +57,15 @@ engine also catches connections that died while idle in the pool.
 from __future__ import annotations
 
 import hashlib
+import math
 from collections.abc import Callable, Sequence
 from typing import Any, Final, TypeVar
 
 from ..errors import InvalidParameter, MFAError, MissingDependency, StoreError, StoreUnavailable
-from ..models import Credential, FailureState
+from ..models import Admission, Credential, FailureState
 from ..oob import OOBRecord
 from ..recovery import RecoveryRecord
+from ..throttle import ThrottleConfig, check
 from ._common import (
     challenge_from_row,
     check_claim_value,
@@ -252,6 +264,213 @@ _DIALECTS: Final = {"postgresql": postgresql.dialect, "sqlite": sqlite.dialect}
 _SQLITE_UNAVAILABLE: Final = frozenset({5, 6, 7, 10, 13, 14, 15})
 
 
+# -- the fused attempt operations, built once ---------------------------------------------
+# Every parameter is a bindparam, so each statement is made (and compiled, per dialect and
+# schema_translate_map) once, not per call. The names start with ``p_`` so that none
+# collides with the column names SQLAlchemy reserves for VALUES / SET.
+
+_P_USER: Final = sa.bindparam("p_user", type_=sa.Text())
+_P_NOW: Final[sa.BindParameter[float]] = sa.bindparam("p_now", type_=sa.Double())
+_P_MAX_FAILURES: Final = sa.bindparam("p_max_failures", type_=sa.BigInteger())
+_P_BASE_DELAY: Final[sa.BindParameter[float]] = sa.bindparam("p_base_delay", type_=sa.Double())
+_P_MAX_DELAY: Final[sa.BindParameter[float]] = sa.bindparam("p_max_delay", type_=sa.Double())
+_P_LOCKOUT: Final[sa.BindParameter[float]] = sa.bindparam(
+    "p_lockout", type_=sa.Double()
+)  # NULL: until an unlock
+_P_CREDENTIAL: Final = sa.bindparam("p_credential", type_=sa.Text())
+_P_VALUE: Final = sa.bindparam("p_value", type_=sa.BigInteger())
+_P_DRIFT: Final = sa.bindparam("p_drift", type_=sa.BigInteger())
+_INFINITY: Final[sa.BindParameter[float]] = sa.bindparam("p_infinity", math.inf, type_=sa.Double())
+# In expressions the doubles are cast explicitly (a NULL lockout has no type of its own).
+_NOW: Final[sa.Cast[float]] = sa.cast(_P_NOW, sa.Double())
+_BASE_DELAY: Final[sa.Cast[float]] = sa.cast(_P_BASE_DELAY, sa.Double())
+_MAX_DELAY: Final[sa.Cast[float]] = sa.cast(_P_MAX_DELAY, sa.Double())
+_LOCKOUT: Final[sa.Cast[float]] = sa.cast(_P_LOCKOUT, sa.Double())
+_INF: Final[sa.Cast[float]] = sa.cast(_INFINITY, sa.Double())
+_ZERO: Final = sa.literal_column("0", sa.BigInteger())
+_ONE: Final = sa.literal_column("1", sa.BigInteger())
+_POWER_SHIFT: Final = 62  # 1 << 62: the largest power of two a signed 64-bit shift makes
+
+
+def _power_of_two(exponent: Any, dialect: str) -> Any:
+    """``2 ** exponent`` as a double (0 <= exponent <= 124), exactly: PostgreSQL's
+    ``power(2.0, n)`` (C ``pow``, exact for powers of two), SQLite (whose ``power`` is an
+    optional build feature) two integer shifts, exact when converted to doubles."""
+    if dialect == "postgresql":
+        return sa.func.power(sa.cast(sa.literal_column("2"), sa.Double()), exponent)
+    shift = sa.literal_column(str(_POWER_SHIFT), sa.BigInteger())
+    low = sa.case((exponent < shift, exponent), else_=shift)
+    high = sa.case((exponent < shift, _ZERO), else_=exponent - shift)
+    return _ONE.op("<<")(low) * _ONE.op("<<")(high)
+
+
+def _allowed(count: Any, last: Any, dialect: str) -> Any:
+    """:func:`mfa_core.throttle.check`'s ``allowed`` for a stored ``(count, last)``, in SQL,
+    on IEEE doubles as in Python (``now``, the times and delays are double precision;
+    ``last + delay`` cannot overflow: ``last`` is finite and a delay at most a year).
+
+    * a row :func:`~mfa_core.throttle.check` would refuse to read (a negative count, a
+      count without a time, a non-finite time) is never admitted, and decodes to a
+      :class:`~mfa_core.errors.StoreError`;
+    * ``count = 0``: allowed;
+    * ``count >= max_failures``: allowed once ``now >= last + lockout`` (never when
+      ``lockout`` is NULL);
+    * else allowed when the delay ``min(base_delay * 2**(count-1), max_delay)`` is 0 or
+      ``now >= last + delay`` (``count - 1 < max_failures <= 100``: the power is exact,
+      as ``math.ldexp`` is).
+    """
+    finite = sa.and_(last > -_INF, last < _INF)
+    valid = sa.and_(count >= _ZERO, sa.or_(sa.and_(last.is_(None), count == _ZERO), finite))
+    raw = _BASE_DELAY * _power_of_two(count - _ONE, dialect)
+    delay = sa.case((raw < _MAX_DELAY, raw), else_=_MAX_DELAY)
+    decision = sa.case(
+        (count == _ZERO, sa.true()),
+        (
+            count >= _P_MAX_FAILURES,
+            sa.and_(_LOCKOUT.is_not(None), last + _LOCKOUT <= _NOW),
+        ),
+        else_=sa.or_(delay <= _ZERO, last + delay <= _NOW),
+    )
+    return sa.and_(valid, decision)
+
+
+def _counted(insert: Any, dialect: str) -> Any:
+    """``insert ... ON CONFLICT (user_id) DO UPDATE SET count = count + 1, last_failure_at
+    = max(last_failure_at, now) WHERE <allowed> RETURNING count, last_failure_at``: the
+    admission (no row returned when refused)."""
+    excluded = insert.excluded.last_failure_at
+    return insert.on_conflict_do_update(
+        index_elements=[_F.user_id],
+        set_={
+            "count": _F.count + _ONE,
+            "last_failure_at": sa.case(
+                (_F.last_failure_at > excluded, _F.last_failure_at), else_=excluded
+            ),
+        },
+        where=_allowed(_F.count, _F.last_failure_at, dialect),
+    ).returning(_F.count, _F.last_failure_at)
+
+
+def _pg_admission() -> Any:
+    """PostgreSQL's admission as a CTE ``admission(admitted, count, last_failure_at)`` of
+    one row (none only in the rare case below)::
+
+        WITH prior AS MATERIALIZED (SELECT count, last_failure_at FROM mfa_failures
+                                    WHERE user_id = :user FOR UPDATE),
+             admitted AS (INSERT INTO mfa_failures (user_id, count, last_failure_at)
+                          SELECT :user, 1, :now FROM (SELECT count(*) FROM prior) AS first
+                          ON CONFLICT (user_id) DO UPDATE SET ... WHERE <allowed>
+                          RETURNING count, last_failure_at),
+             admission AS (SELECT true, count, last_failure_at FROM admitted
+                           UNION ALL
+                           SELECT false, count, last_failure_at FROM prior
+                           WHERE NOT EXISTS (SELECT 1 FROM admitted))
+
+    ``prior`` locks the user's row first (the insert's source reads it, so it runs
+    first). Under READ COMMITTED ``FOR UPDATE`` waits for a concurrent writer and returns
+    the row as that writer left it, not the statement's older snapshot; since the lock is
+    then held, the upsert sees that same row: a refused attempt reports the very state
+    that refused it. The one exception: no row when the statement began, and a concurrent
+    first attempt inserted it meanwhile; if that row refuses, ``prior`` is empty and the
+    result has no row. The caller then runs the statement again (nothing was written).
+    """
+    prior = (
+        sa.select(_F.count, _F.last_failure_at)
+        .where(_F.user_id == _P_USER)
+        .with_for_update()
+        .cte("prior")
+        .prefix_with("MATERIALIZED")
+    )
+    first = sa.select(sa.func.count().label("n")).select_from(prior).subquery("first")
+    source = sa.select(_P_USER, _ONE, _NOW).select_from(first)
+    insert = postgresql.insert(failures_table).from_select(
+        ["user_id", "count", "last_failure_at"], source
+    )
+    admitted = _counted(insert, "postgresql").cte("admitted")
+    return sa.union_all(
+        sa.select(
+            sa.true().label("admitted"),
+            admitted.c.count,
+            admitted.c.last_failure_at,
+        ),
+        sa.select(sa.false(), prior.c.count, prior.c.last_failure_at).where(
+            ~sa.exists().select_from(admitted)
+        ),
+    ).cte("admission")
+
+
+_PG_ADMISSION: Final = _pg_admission()
+_PG_ADMIT: Final = sa.select(
+    _PG_ADMISSION.c.admitted, _PG_ADMISSION.c.count, _PG_ADMISSION.c.last_failure_at
+)
+"""PostgreSQL ``admit_attempt``: the admission, one statement."""
+_PG_BEGIN: Final = (
+    sa.select(
+        _PG_ADMISSION.c.admitted,
+        _PG_ADMISSION.c.count,
+        _PG_ADMISSION.c.last_failure_at,
+        *_COLUMNS,
+    )
+    .select_from(
+        _PG_ADMISSION.outerjoin(
+            credentials_table, sa.and_(_PG_ADMISSION.c.admitted, _C.user_id == _P_USER)
+        )
+    )
+    .order_by(_C.created_at, _C.seq)
+)
+"""PostgreSQL ``begin_attempt``: the admission joined with the user's credentials (only
+when admitted; one row with NULL credential columns when there are none), one statement
+(so one snapshot for the credentials)."""
+
+
+def _pg_claim_and_reset() -> Any:
+    """PostgreSQL ``claim_and_reset``, one statement::
+
+    WITH claimed AS (UPDATE mfa_credentials SET last_accepted = :v, drift = :d
+                     WHERE id = :id AND last_accepted < :v RETURNING id),
+         cleared AS (DELETE FROM mfa_failures WHERE user_id = :user
+                     AND EXISTS (SELECT 1 FROM claimed) RETURNING user_id)
+    SELECT (SELECT count(*) FROM claimed), (SELECT count(*) FROM cleared)
+    """
+    claimed = (
+        credentials_table.update()
+        .where(_C.id == _P_CREDENTIAL, _C.last_accepted < _P_VALUE)
+        .values(last_accepted=_P_VALUE, drift=_P_DRIFT)
+        .returning(_C.id)
+        .cte("claimed")
+    )
+    cleared = (
+        failures_table.delete()
+        .where(_F.user_id == _P_USER, sa.exists().select_from(claimed))
+        .returning(_F.user_id)
+        .cte("cleared")
+    )
+    return sa.select(
+        sa.select(sa.func.count()).select_from(claimed).scalar_subquery(),
+        sa.select(sa.func.count()).select_from(cleared).scalar_subquery(),
+    )
+
+
+_PG_CLAIM_AND_RESET: Final = _pg_claim_and_reset()
+_SQLITE_ADMIT: Final = _counted(
+    sqlite.insert(failures_table).values(user_id=_P_USER, count=1, last_failure_at=_P_NOW),
+    "sqlite",
+)
+"""SQLite's admission: the upsert (no row when refused), first statement of its
+transaction, so the transaction holds SQLite's write lock from its first statement."""
+_FAILURES_OF_USER: Final = sa.select(_F.count, _F.last_failure_at).where(_F.user_id == _P_USER)
+_CREDENTIALS_OF_USER: Final = _SELECT.where(_C.user_id == _P_USER).order_by(_C.created_at, _C.seq)
+_CLAIM: Final = (
+    credentials_table.update()
+    .where(_C.id == _P_CREDENTIAL, _C.last_accepted < _P_VALUE)
+    .values(last_accepted=_P_VALUE, drift=_P_DRIFT)
+)
+_RESET: Final = failures_table.delete().where(_F.user_id == _P_USER)
+_ADMISSION_TRIES: Final = 3
+"""Runs of an admission whose refusal did not come with the state that refused it (a
+concurrent first attempt, see :func:`_pg_admission`) before it is a StoreError."""
+
+
 def create_schema(engine: sa.Engine) -> None:
     """Create the store's tables and indexes that do not exist yet (idempotent).
 
@@ -404,8 +623,28 @@ def _failure_state(row: Sequence[Any]) -> FailureState:
         raise StoreError("the SQL store holds a failure row it cannot read") from exc
 
 
+def _admission(row: Sequence[Any], now: float, limits: ThrottleConfig) -> Admission | None:
+    """Decode an admission row ``(admitted, count, last_failure_at)``. A refusal must come
+    with a state :func:`mfa_core.throttle.check` refuses; ``None`` when it does not (a
+    stale read: the caller asks again). A row that does not decode, or a state ``check``
+    cannot read, is a :class:`~mfa_core.errors.StoreError`."""
+    state = _failure_state(row[1:3])
+    if row[0]:
+        last = state.last_failure_at
+        if state.count < 1 or last is None or not math.isfinite(last):
+            raise StoreError("the SQL store holds a failure row it cannot read")
+        return Admission(admitted=True, state=state)
+    try:
+        allowed = check(state, now, limits).allowed
+    except MFAError as exc:
+        raise StoreError("the SQL store holds a failure row it cannot read") from exc
+    return None if allowed else Admission(admitted=False, state=state)
+
+
 class SQLStore:
-    """A :class:`~mfa_core.ports.CredentialStore` and :class:`~mfa_core.ports.FailureCounter`
+    """A :class:`~mfa_core.ports.CredentialStore`, :class:`~mfa_core.ports.FailureCounter`
+    (with the fused :class:`~mfa_core.ports.AttemptStore` operations),
+    :class:`~mfa_core.ports.RecoveryCodeStore` and :class:`~mfa_core.ports.OOBChallengeStore`
     on PostgreSQL or SQLite through a SQLAlchemy 2 ``Engine`` the host owns.
 
     The engine's pool is used as configured (size, timeouts, ``pool_pre_ping``); each
@@ -475,13 +714,15 @@ class SQLStore:
         read: Callable[[sa.CursorResult[Any]], _T],
         *,
         conflict: str | None = None,
+        params: dict[str, Any] | None = None,
     ) -> _T:
         """Execute one statement as one transaction and ``read`` its result (rows or
-        rowcount) before the commit; the connection then goes back to the pool."""
+        rowcount) before the commit; the connection then goes back to the pool.
+        ``params``: the values of a prebuilt statement's bind parameters."""
 
         def run() -> _T:
             with self._engine.connect() as connection:
-                result = read(connection.execute(statement))
+                result = read(connection.execute(statement, params))
                 # Nothing to commit in autocommit mode (PostgreSQL: no round trip); on
                 # SQLite this ends the implicit transaction of a write.
                 connection.commit()
@@ -570,29 +811,152 @@ class SQLStore:
 
     # -- FailureCounter ------------------------------------------------------------------
 
-    def record_failure(self, user_id: str, now: float) -> FailureState:
-        """Add one failure and return the new state (one upsert ``... RETURNING``).
+    def admit_attempt(self, user_id: str, now: float, limits: ThrottleConfig) -> Admission:
+        """Admit and count one attempt at ``now``, or refuse it, as
+        :func:`mfa_core.throttle.admit` does on the stored state, atomically.
 
-        ``last_failure_at`` becomes the later of ``now`` and the stored time, so a caller
-        with a lagging clock never shortens a delay or a lock.
+        PostgreSQL: one statement, the upsert ``... ON CONFLICT (user_id) DO UPDATE SET
+        count = count + 1, last_failure_at = max(last_failure_at, now) WHERE <allowed>``
+        with the throttle's decision computed in SQL on double precision as in Python
+        (delay ``min(base_delay * power(2, count - 1), max_delay)``, lockout NULL for
+        ever), and, when refused, the row that refused it, from the same statement
+        (:func:`_pg_admission`). SQLite: the same upsert then, when refused, a read of the
+        row, in one transaction that holds the write lock from its first statement.
+
+        A refusal always comes with a state :func:`mfa_core.throttle.check` refuses; in the
+        rare race where the statement cannot report it (see :func:`_pg_admission`) the
+        statement runs again, at most three times in all, then
+        :class:`~mfa_core.errors.StoreError`. A stored row ``check`` would refuse to read
+        (negative count, failures without a finite time) is never admitted and raises
+        :class:`~mfa_core.errors.StoreError`.
         """
+        params = self._admission_params(user_id, now, limits)
+        if self._postgres:
+            return self._pg_admit("admit_attempt", _PG_ADMIT, params, limits)[0]
+
+        def admit(connection: sa.Connection) -> tuple[Admission | None, Sequence[Credential]]:
+            return self._sqlite_admit(connection, params, limits), ()
+
+        return self._sqlite_attempt("admit_attempt", admit)[0]
+
+    def begin_attempt(
+        self, user_id: str, now: float, limits: ThrottleConfig
+    ) -> tuple[Admission, Sequence[Credential]]:
+        """:meth:`admit_attempt`, then (only when admitted) :meth:`list_for_user`, in one
+        round trip: the admission and the user's credentials; an empty sequence when the
+        attempt is not admitted.
+
+        PostgreSQL: one statement (the admission of :meth:`admit_attempt` joined with the
+        user's credentials, which it reads only when admitted, in the statement's
+        snapshot). SQLite: the admission and the credentials read in one transaction.
+        """
+        params = self._admission_params(user_id, now, limits)
+        if self._postgres:
+            return self._pg_admit("begin_attempt", _PG_BEGIN, params, limits)
+
+        def begin(connection: sa.Connection) -> tuple[Admission | None, Sequence[Credential]]:
+            admission = self._sqlite_admit(connection, params, limits)
+            if admission is None or not admission.admitted:
+                return admission, ()
+            rows = connection.execute(_CREDENTIALS_OF_USER, {"p_user": params["p_user"]}).all()
+            return admission, [credential_from_row(row, "SQL") for row in rows]
+
+        return self._sqlite_attempt("begin_attempt", begin)
+
+    def claim_and_reset(self, credential_id: str, value: int, *, drift: int, user_id: str) -> bool:
+        """:meth:`claim`, then (only when the claim won) :meth:`reset` of ``user_id``;
+        return whether the claim won.
+
+        PostgreSQL: one statement (the conditional ``UPDATE`` and a ``DELETE`` of the
+        failure row that runs only when the update returned a row, as data-modifying
+        ``WITH`` clauses). SQLite: the two in one transaction.
+        """
+        params = {
+            "p_credential": self._id(credential_id, "credential_id"),
+            "p_value": check_claim_value(value),
+            "p_drift": check_drift(drift),
+            "p_user": self._id(user_id, "user_id"),
+        }
+        if self._postgres:
+            rows = self._execute("claim_and_reset", _PG_CLAIM_AND_RESET, _all, params=params)
+            if len(rows) != 1:
+                raise StoreError("the SQL store returned no result for claim_and_reset")
+            return bool(rows[0][0] == 1)
+
+        def claim(connection: sa.Connection) -> bool:
+            if connection.execute(_CLAIM, params).rowcount != 1:
+                return False
+            connection.execute(_RESET, params)
+            return True
+
+        return self._transaction("claim_and_reset", claim)
+
+    def _admission_params(self, user_id: str, now: float, limits: ThrottleConfig) -> dict[str, Any]:
+        """The checked arguments of an admission as the values of its bind parameters."""
         self._id(user_id, "user_id")
         at = check_time(now)
-        insert = self._insert(failures_table).values(user_id=user_id, count=1, last_failure_at=at)
-        excluded = insert.excluded.last_failure_at
-        statement = insert.on_conflict_do_update(
-            index_elements=[_F.user_id],
-            set_={
-                "count": _F.count + 1,
-                "last_failure_at": sa.case(
-                    (_F.last_failure_at > excluded, _F.last_failure_at), else_=excluded
-                ),
-            },
-        ).returning(_F.count, _F.last_failure_at)
-        rows = self._execute("record_failure", statement, _all)
-        if len(rows) != 1:
-            raise StoreError("the SQL store returned no failure row")
-        return _failure_state(rows[0])
+        if not isinstance(limits, ThrottleConfig):
+            raise InvalidParameter("limits must be a ThrottleConfig")
+        return {
+            "p_user": user_id,
+            "p_now": at,
+            "p_max_failures": limits.max_failures,
+            "p_base_delay": float(limits.base_delay),
+            "p_max_delay": float(limits.max_delay),
+            "p_lockout": None if limits.lockout is None else float(limits.lockout),
+        }
+
+    def _pg_admit(
+        self,
+        operation: str,
+        statement: sa.Executable,
+        params: dict[str, Any],
+        limits: ThrottleConfig,
+    ) -> tuple[Admission, Sequence[Credential]]:
+        """Run PostgreSQL's admission ``statement`` (with or without the credentials);
+        again, at most :data:`_ADMISSION_TRIES` times in all, when it came back without
+        the state that refused the attempt (nothing was written then)."""
+        for _ in range(_ADMISSION_TRIES):
+            rows = self._execute(operation, statement, _all, params=params)
+            admission = _admission(rows[0], params["p_now"], limits) if rows else None
+            if admission is None:
+                continue
+            if not admission.admitted:
+                return admission, ()
+            # begin_attempt's rows carry the credentials after the admission's 3 columns
+            # (one row of NULLs for a user without credentials); admit_attempt's have none.
+            credentials = [
+                credential_from_row(row[3:], "SQL")
+                for row in rows
+                if len(row) > 3 and row[3] is not None
+            ]
+            return admission, credentials
+        raise StoreError(f"the SQL store could not read the failure state ({operation})")
+
+    def _sqlite_admit(
+        self, connection: sa.Connection, params: dict[str, Any], limits: ThrottleConfig
+    ) -> Admission | None:
+        """SQLite's admission inside a transaction: the upsert, then (refused) the row;
+        ``None`` if that row does not refuse the attempt (only possible when the host's
+        engine runs SQLite without transactions)."""
+        rows = connection.execute(_SQLITE_ADMIT, params).all()
+        if rows:
+            return _admission((True, *rows[0]), params["p_now"], limits)
+        stored = connection.execute(_FAILURES_OF_USER, {"p_user": params["p_user"]}).all()
+        return _admission((False, *stored[0]), params["p_now"], limits) if stored else None
+
+    def _sqlite_attempt(
+        self,
+        operation: str,
+        body: Callable[[sa.Connection], tuple[Admission | None, Sequence[Credential]]],
+    ) -> tuple[Admission, Sequence[Credential]]:
+        """Run a SQLite admission transaction, again (bounded) if it could not report the
+        state that refused the attempt."""
+        for _ in range(_ADMISSION_TRIES):
+            admission, credentials = self._transaction(operation, body)
+            if admission is not None:
+                return admission, credentials
+        raise StoreError(f"the SQL store could not read the failure state ({operation})")
 
     def get_failures(self, user_id: str) -> FailureState:
         """Return the user's failure state (``FailureState()`` if none)."""
