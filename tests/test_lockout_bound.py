@@ -15,10 +15,11 @@ async, and SQLite behind ``AsyncStoreAdapter``, the pattern of the async example
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import threading
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -78,6 +79,15 @@ def _wrong(key: bytes) -> str:
     return next(c for c in (f"{n:06d}" for n in range(1_000_000)) if c not in taken)
 
 
+def _close(store: Any) -> None:
+    close = getattr(store, "close", None)
+    if close is not None:
+        close()
+    engine = getattr(store, "engine", None)
+    if engine is not None:
+        engine.dispose()
+
+
 def _assert_bound(reasons: list[str], unseals: int, count: int) -> None:
     tally = Counter(reasons)
     assert tally[VerifyReason.INVALID_CODE.value] == LIMIT, tally
@@ -112,7 +122,7 @@ def blocking_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[A
     try:
         yield store
     finally:
-        store.close()
+        _close(store)
 
 
 def test_32_threads_get_exactly_the_limit_of_guesses_evaluated(blocking_store: Any) -> None:
@@ -160,7 +170,7 @@ def _guesser(spec: tuple[str, str, str], code: str, barrier: Any, pipe: Connecti
         store.get_failures("warm-up")  # connect before the race
         barrier.wait(TIMEOUT)
         reasons = [service.verify(USER, code).reason.value for _ in range(PER_PROCESS)]
-        store.close()
+        _close(store)
         pipe.send(("ok", reasons, sealer.unseals))
     except BaseException as exc:
         pipe.send(("error", repr(exc), 0))
@@ -210,7 +220,7 @@ def test_8_processes_get_exactly_the_limit_of_guesses_evaluated(
             worker.join(TIMEOUT)
         _assert_bound(reasons, unseals, store.get_failures(USER).count)
     finally:
-        store.close()
+        _close(store)
 
 
 # -- async stores, 500 tasks ---------------------------------------------------------------
@@ -218,15 +228,16 @@ def test_8_processes_get_exactly_the_limit_of_guesses_evaluated(
 
 @pytest.fixture(params=["memory", "sqlite-adapter", "redis", "postgresql"])
 def async_pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Any, Any]]:
-    """(the blocking view used to enrol and read the count, the async store)."""
+    """(the blocking view used to enrol and read the count, an async context manager that
+    opens the async store inside the test's event loop and closes it there)."""
     if request.param == "memory":
         blocking = MemoryStore()
-        yield blocking, AsyncMemoryStore(blocking)
+        yield blocking, _opened(lambda: AsyncMemoryStore(blocking), None)
         return
     if request.param == "sqlite-adapter":
         sqlite = SQLiteStore(tmp_path / "bound-async.sqlite3")
         try:
-            yield sqlite, AsyncStoreAdapter(sqlite)
+            yield sqlite, _opened(lambda: AsyncStoreAdapter(sqlite), None)
         finally:
             sqlite.close()
         return
@@ -237,11 +248,19 @@ def async_pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple
         url = request.getfixturevalue("redis_url")
         prefix = request.getfixturevalue("redis_prefix")
         blocking_redis = RedisStore.from_url(url, prefix=prefix)
-        native = AsyncRedisStore.from_url(url, prefix=prefix, max_connections=TASKS)
+
+        async def close_redis(store: Any) -> None:
+            await store.close()
+
         try:
-            yield blocking_redis, native
+            yield (
+                blocking_redis,
+                _opened(
+                    lambda: AsyncRedisStore.from_url(url, prefix=prefix, max_connections=TASKS),
+                    close_redis,
+                ),
+            )
         finally:
-            asyncio.run(native.close())
             blocking_redis.close()
         return
     import sqlalchemy as sa
@@ -255,28 +274,47 @@ def async_pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple
     translate = {None: schema}
     engine = sa.create_engine(url).execution_options(schema_translate_map=translate)
     async_url = url.replace("postgresql://", "postgresql+psycopg://", 1)
-    async_engine = create_async_engine(async_url, pool_size=20, max_overflow=0)
-    blocking_sql = SQLStore(engine)
-    native_sql = AsyncSQLStore(async_engine.execution_options(schema_translate_map=translate))
+
+    def open_sql() -> Any:
+        made = create_async_engine(async_url, pool_size=20, max_overflow=0)
+        return AsyncSQLStore(made.execution_options(schema_translate_map=translate))
+
+    async def close_sql(store: Any) -> None:
+        await store.engine.dispose()
+
     try:
-        yield blocking_sql, native_sql
+        yield SQLStore(engine), _opened(open_sql, close_sql)
     finally:
-        asyncio.run(async_engine.dispose())
-        blocking_sql.close()
         engine.dispose()
 
 
+def _opened(make: Any, close: Any) -> Any:
+    @contextlib.asynccontextmanager
+    async def opened() -> AsyncIterator[Any]:
+        store = make()
+        try:
+            yield store
+        finally:
+            if close is not None:
+                await close(store)
+
+    return opened
+
+
 def test_500_tasks_get_exactly_the_limit_of_guesses_evaluated(async_pair: tuple[Any, Any]) -> None:
-    blocking, native = async_pair
+    blocking, opened = async_pair
     key = _enrol(blocking)
     code = _wrong(key)
     sealer = CountingSealer()
 
     async def crowd() -> list[str]:
-        service = AsyncMFAService(native, native, sealer, clock=FakeClock(T0 + 1), config=CONFIG)
-        results = await asyncio.wait_for(
-            asyncio.gather(*(service.verify(USER, code) for _ in range(TASKS))), TIMEOUT
-        )
+        async with opened() as native:
+            service = AsyncMFAService(
+                native, native, sealer, clock=FakeClock(T0 + 1), config=CONFIG
+            )
+            results = await asyncio.wait_for(
+                asyncio.gather(*(service.verify(USER, code) for _ in range(TASKS))), TIMEOUT
+            )
         return [result.reason.value for result in results]
 
     reasons = asyncio.run(crowd())
