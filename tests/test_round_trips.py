@@ -2,15 +2,16 @@
 
 On Redis every command sent on the client's connections is counted (a counting
 ``redis.Connection``: nothing is pipelined, so a command is a round trip); on PostgreSQL
-every statement the engine sends (SQLAlchemy's ``before_cursor_execute``), with
-psycopg's autocommit, so a statement is a round trip. Three cases: a success, a failure
-(a wrong code), and a success after failures - 2, 1 and 2 round trips. Async stores are
-counted the same way.
+every ``Sync`` or ``Query`` message in libpq's protocol trace (one per round trip). Three
+cases: a success, a failure (a wrong code), and a success after failures - 2, 1 and 2
+round trips. The async Redis store is counted the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
+import tempfile
 from collections.abc import Iterator
 from typing import Any
 
@@ -158,3 +159,55 @@ def test_an_async_verify_is_at_most_two_round_trips_on_redis(
         assert asyncio.run(main()) == EXPECTED
     finally:
         blocking.close()
+
+
+# -- PostgreSQL ---------------------------------------------------------------------------------
+
+
+class LibpqTrace:
+    """Counts the protocol round trips of an engine's connections in libpq's trace: one per
+    ``Sync`` (extended protocol) or ``Query`` (simple protocol) message sent."""
+
+    def __init__(self, engine: Any) -> None:
+        import sqlalchemy as sa
+
+        self._file = tempfile.TemporaryFile()  # noqa: SIM115 - closed by close()
+        sa.event.listen(engine, "checkout", self._trace)
+
+    def _trace(self, dbapi_connection: Any, *_: Any) -> None:
+        import psycopg
+
+        dbapi_connection.pgconn.trace(self._file.fileno())
+        dbapi_connection.pgconn.set_trace_flags(psycopg.pq.Trace.SUPPRESS_TIMESTAMPS)
+
+    def take(self) -> int:
+        self._file.seek(0)
+        text = self._file.read().decode("utf-8", "replace")
+        self._file.seek(0)
+        self._file.truncate()
+        return len(re.findall(r"^F\t\d+\t(?:Sync|Query)\b", text, re.M))
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def test_a_verify_is_at_most_two_round_trips_on_postgresql(
+    postgres_url: str, postgres_schema: str
+) -> None:
+    import sqlalchemy as sa
+
+    from mfa_core.stores.sql import SQLStore
+
+    engine = sa.create_engine(postgres_url, pool_size=1)
+    trace = LibpqTrace(engine)
+    store = SQLStore(engine.execution_options(schema_translate_map={None: postgres_schema}))
+    try:
+        clock = FakeClock(T0)
+        service, key = _enrolled(store, clock)
+        counted = Counted(service, clock, key, trace.take)
+        for _ in range(6):  # psycopg prepares a statement on its 5th run: a one-off trip
+            counted.cases(lambda result: result)
+        assert counted.cases(lambda result: result) == EXPECTED
+    finally:
+        engine.dispose()
+        trace.close()
