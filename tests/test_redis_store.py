@@ -17,6 +17,7 @@ set). Each test works under its own key prefix and deletes only those keys.
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -56,7 +57,7 @@ from mfa_core.testing import (
     OOBChallengeStoreContract,
     RecoveryCodeStoreContract,
 )
-from mfa_core.throttle import ThrottleConfig, admit
+from mfa_core.throttle import ThrottleConfig, admit, delay_after
 
 pytest_plugins = ("servers",)
 
@@ -377,28 +378,46 @@ def limits_strategy(draw: st.DrawFn) -> ThrottleConfig:
 
 STEP = st.tuples(
     st.sampled_from(["admit", "admit", "admit", "begin", "reset"]),
-    st.floats(0, 5000, allow_nan=False) | st.sampled_from([0.0, 0.1, 1.0, 60.0, 899.9, 900.0]),
+    st.sampled_from(["edge", "edge", "just-before-edge", "back"])
+    | st.floats(0, 5000, allow_nan=False)
+    | st.sampled_from([0.0, 0.1, 1.0, 60.0, 899.9, 900.0]),
     limits_strategy(),
 )
 
 
+def _when(state: FailureState, now: float, step: str | float, limits: ThrottleConfig) -> float:
+    """The time of the next call: ``step`` seconds after ``now``, or relative to the state:
+    exactly where its delay or lock ends ("edge"), the double just before ("just-before-
+    edge"), or before its latest attempt ("back": a worker whose clock is behind)."""
+    if isinstance(step, float):
+        return now + step
+    last = now if state.last_failure_at is None else state.last_failure_at
+    if step == "back":
+        return max(0.0, last - 7.25)
+    if state.count >= limits.max_failures:
+        edge = last + (limits.lockout if limits.lockout is not None else 1e6)
+    else:
+        edge = last + delay_after(state.count, limits)
+    return edge if step == "edge" else math.nextafter(edge, 0.0)
+
+
 @settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
 )
-@given(steps=st.lists(STEP, min_size=1, max_size=25), monotonic=st.booleans())
+@given(steps=st.lists(STEP, min_size=1, max_size=25))
 def test_admission_agrees_with_throttle_admit(
-    store: RedisStore, steps: list[tuple[str, float, ThrottleConfig]], monotonic: bool
+    store: RedisStore, steps: list[tuple[str, str | float, ThrottleConfig]]
 ) -> None:
     """admit_attempt and begin_attempt give exactly throttle.admit's answers over a run of
-    calls with changing limits, times that also go back, and resets; the stored state
-    (floats included) round-trips exactly."""
+    calls with changing limits, times on and just before the end of a delay or lock, times
+    going back, and resets; the stored state (floats included) round-trips exactly."""
     user = unique("adm-")
     credential = _credential(user)
     store.add(credential)
     state = FailureState()
     now = T0
-    for operation, offset, limits in steps:
-        now = now + offset if monotonic else T0 + offset
+    for operation, step, limits in steps:
+        now = _when(state, now, step, limits)
         if operation == "reset":
             store.reset(user)
             state = FailureState()
