@@ -7,7 +7,7 @@ Fakes:
 
 * :class:`FakeClock` - a :class:`~mfa_core.ports.Clock` whose time moves only when told;
 * :class:`RecordingEventSink` - an :class:`~mfa_core.ports.EventSink` that keeps events;
-* :class:`FaultyStore` - wraps a store and raises
+* :class:`FaultyStore` - wraps a store (with exactly its port methods) and raises
   :class:`~mfa_core.errors.StoreUnavailable` on the N-th call of chosen methods, optionally
   after the wrapped call went through (a connection that dropped after the write);
 * :class:`FakeCodeSender` - a :class:`~mfa_core.ports.CodeSender` that records the codes
@@ -49,6 +49,7 @@ calling ``count_send`` 20 times each on one counter get every count from 1 to 32
 from __future__ import annotations
 
 import hmac
+import inspect
 import math
 import os
 import random
@@ -57,7 +58,7 @@ import threading
 import unittest
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypeVar
 
 import attrs
 
@@ -83,6 +84,7 @@ from .ports import (
 )
 from .recovery import ALPHABET as RECOVERY_ALPHABET
 from .recovery import TAG_BYTES, Argon2Params, RecoveryRecord, hash_recovery_code
+from .stores._common import ports_of, with_port_methods
 from .throttle import ThrottleConfig
 from .throttle import admit as throttle_admit
 
@@ -182,32 +184,36 @@ class CombinedStore(CredentialStore, FailureCounter, Protocol):
     :class:`~mfa_core.ports.FailureCounter` (as every reference store does)."""
 
 
-_STORE_METHODS: Final = frozenset(
-    {
-        "add",
-        "get",
-        "list_for_user",
-        "update",
-        "claim",
-        "delete",
-        "record_failure",
-        "get_failures",
-        "reset",
-    }
-)
+def _faulty_forwarder(name: str, port: type, blocking: Callable[..., Any]) -> Callable[..., Any]:
+    """The port method ``name`` of a :class:`FaultyStore`: count the call, then delegate
+    to the wrapped store or fail as planned."""
+
+    def forward(self: FaultyStore, *args: Any, **kwargs: Any) -> Any:
+        return self._call(name, lambda: getattr(self._store, name)(*args, **kwargs))
+
+    forward.__name__ = name
+    forward.__qualname__ = f"FaultyStore.{name}"
+    forward.__doc__ = f"Delegate :meth:`mfa_core.ports.{port.__name__}.{name}` (or fail)."
+    forward.__signature__ = inspect.signature(blocking)  # type: ignore[attr-defined]
+    return forward
 
 
 class FaultyStore:
     """Wraps a store and injects :class:`~mfa_core.errors.StoreUnavailable` faults.
 
-    ``fail_on`` maps method names to the call number (1 = the first call) that fails, e.g.
-    ``{"claim": 1, "record_failure": 2}``. With ``after_write=True`` the failing call is
-    first passed to the wrapped store and the fault is raised afterwards: the write took
-    place but the caller never heard (a connection dropped mid-operation). With
-    ``persistent=True`` every call from the N-th on fails (an outage) until :meth:`heal`.
+    Has exactly the port methods of :mod:`mfa_core.ports` that the wrapped store has (so
+    it stands in wherever the store did, and is an
+    :class:`~mfa_core.ports.AttemptStore` exactly when the store is one), each delegating
+    to the store. ``fail_on`` maps method names to the call number (1 = the first call)
+    that fails, e.g. ``{"claim": 1, "admit_attempt": 2}``; a name that is not a port
+    method of the wrapped store raises :class:`~mfa_core.errors.InvalidParameter`. With
+    ``after_write=True`` the failing call is first passed to the wrapped store and the
+    fault is raised afterwards: the write took place but the caller never heard (a
+    connection dropped mid-operation). With ``persistent=True`` every call from the N-th
+    on fails (an outage) until :meth:`heal`.
 
     :attr:`calls` counts calls per method and :attr:`faults` lists the methods that
-    failed, in order. Implements both ports, so it stands in wherever the store did.
+    failed, in order.
     """
 
     __slots__ = (
@@ -229,13 +235,14 @@ class FaultyStore:
         after_write: bool = False,
         persistent: bool = False,
     ) -> None:
+        methods = ports_of(store)
         plan = dict(fail_on)
         for name, nth in plan.items():
-            if name not in _STORE_METHODS:
+            if name not in methods:
                 raise InvalidParameter(f"unknown store method {name!r} in fail_on")
             if type(nth) is not int or nth < 1:
                 raise InvalidParameter("fail_on call numbers must be integers from 1")
-        self._store = store
+        self._store: Any = store
         self._fail_on = plan
         self._after_write = bool(after_write)
         self._persistent = bool(persistent)
@@ -245,6 +252,11 @@ class FaultyStore:
         """Calls per method so far (failed ones included)."""
         self.faults: list[str] = []
         """Methods whose call failed by injection, in order."""
+        with_port_methods(self, methods, _faulty_forwarder)
+
+    if TYPE_CHECKING:  # the port methods are made at run time, one per wrapped method
+
+        def __getattr__(self, name: str) -> Any: ...
 
     def __repr__(self) -> str:
         return f"FaultyStore({self._store!r}, fail_on={self._fail_on!r})"
@@ -274,44 +286,6 @@ class FaultyStore:
         if self._after_write:
             call()
         raise StoreUnavailable(f"injected fault: the store connection dropped during {name}")
-
-    def add(self, credential: Credential) -> None:
-        """Delegate :meth:`~mfa_core.ports.CredentialStore.add` (or fail)."""
-        self._call("add", lambda: self._store.add(credential))
-
-    def get(self, credential_id: str) -> Credential | None:
-        """Delegate :meth:`~mfa_core.ports.CredentialStore.get` (or fail)."""
-        return self._call("get", lambda: self._store.get(credential_id))
-
-    def list_for_user(self, user_id: str) -> Sequence[Credential]:
-        """Delegate :meth:`~mfa_core.ports.CredentialStore.list_for_user` (or fail)."""
-        return self._call("list_for_user", lambda: self._store.list_for_user(user_id))
-
-    def update(self, credential: Credential, *, expected_version: int) -> bool:
-        """Delegate :meth:`~mfa_core.ports.CredentialStore.update` (or fail)."""
-        return self._call(
-            "update", lambda: self._store.update(credential, expected_version=expected_version)
-        )
-
-    def claim(self, credential_id: str, value: int, *, drift: int) -> bool:
-        """Delegate :meth:`~mfa_core.ports.CredentialStore.claim` (or fail)."""
-        return self._call("claim", lambda: self._store.claim(credential_id, value, drift=drift))
-
-    def delete(self, credential_id: str) -> bool:
-        """Delegate :meth:`~mfa_core.ports.CredentialStore.delete` (or fail)."""
-        return self._call("delete", lambda: self._store.delete(credential_id))
-
-    def record_failure(self, user_id: str, now: float) -> FailureState:
-        """Delegate :meth:`~mfa_core.ports.FailureCounter.record_failure` (or fail)."""
-        return self._call("record_failure", lambda: self._store.record_failure(user_id, now))
-
-    def get_failures(self, user_id: str) -> FailureState:
-        """Delegate :meth:`~mfa_core.ports.FailureCounter.get_failures` (or fail)."""
-        return self._call("get_failures", lambda: self._store.get_failures(user_id))
-
-    def reset(self, user_id: str) -> None:
-        """Delegate :meth:`~mfa_core.ports.FailureCounter.reset` (or fail)."""
-        self._call("reset", lambda: self._store.reset(user_id))
 
 
 # -- contract suite helpers ---------------------------------------------------------------
