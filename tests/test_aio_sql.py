@@ -39,6 +39,8 @@ import test_service
 import test_service_oob
 import test_service_recovery
 from aio_front import Facades, adopt
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from server_tools import (
     create_postgres_schema,
     drop_postgres_schema,
@@ -66,7 +68,7 @@ from mfa_core.sealing import AESGCMSealer
 from mfa_core.service import FallbackConfig, ServiceConfig, VerifyReason
 from mfa_core.stores.sql import SQLStore, credentials_table, recovery_codes_table
 from mfa_core.testing import FakeClock, FakeCodeSender, RecordingEventSink
-from mfa_core.throttle import ThrottleConfig
+from mfa_core.throttle import ThrottleConfig, admit
 
 pytest_plugins = ("servers",)
 
@@ -751,6 +753,124 @@ def test_a_thousand_tasks_one_code_on_postgresql(
         VerifyReason.THROTTLED,
         VerifyReason.LOCKED,
     }
+
+
+# -- admissions -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["admit_attempt", "begin_attempt"])
+def test_500_tasks_are_admitted_exactly_max_failures_times(database: Database, fused: bool) -> None:
+    """500 tasks (100 on SQLite) attempt at once for one user: exactly ``max_failures``
+    are admitted, each with its own count, every other one refused with the locked state."""
+    limits = ThrottleConfig(max_failures=10, base_delay=0, max_delay=0, lockout=900)
+    tasks = 500 if database.kind == "postgresql" else 100
+
+    async def test(store: AsyncSQLStore) -> None:
+        credential = _credential("alice")
+        await store.add(credential)
+
+        async def attempt() -> Admission:
+            if not fused:
+                return await store.admit_attempt("alice", T0, limits)
+            admission, credentials = await store.begin_attempt("alice", T0, limits)
+            assert list(credentials) == ([credential] if admission.admitted else [])
+            return admission
+
+        admissions = await asyncio.gather(*(attempt() for _ in range(tasks)))
+        admitted = sorted(a.state.count for a in admissions if a.admitted)
+        assert admitted == list(range(1, 11))
+        assert all(a.state == FailureState(10, T0) for a in admissions if not a.admitted)
+        assert await store.get_failures("alice") == FailureState(10, T0)
+        assert store.engine.sync_engine.pool.checkedout() == 0
+
+    _run(database, test, pool_size=10, max_overflow=0, pool_timeout=60)
+
+
+def test_claim_and_reset_from_100_tasks_wins_once(database: Database) -> None:
+    async def test(store: AsyncSQLStore) -> None:
+        credential = _credential("bob")
+        await store.add(credential)
+        for value in range(1, 4):
+            await store.admit_attempt("bob", T0, OPEN)
+            won = await asyncio.gather(
+                *(
+                    store.claim_and_reset(credential.id, value, drift=0, user_id="bob")
+                    for _ in range(100)
+                )
+            )
+            assert won.count(True) == 1, value
+            assert await store.get_failures("bob") == FailureState()
+        got = await store.get(credential.id)
+        assert got is not None and got.last_accepted == 3
+
+    _run(database, test, pool_size=5, max_overflow=0, pool_timeout=60)
+
+
+_ASYNC_STEP = st.tuples(
+    st.sampled_from(["admit", "begin", "reset"]),
+    st.sampled_from([0.0, 0.5, 1.0, 2.0, -1.0]) | st.floats(-10, 4000),
+)
+
+
+@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
+def shared_database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Database]:
+    """One PostgreSQL schema or SQLite file for all the examples of a property test of
+    this module (each example uses its own user)."""
+    if request.param == "sqlite":
+        yield _sqlite_database(tmp_path_factory.mktemp("prop") / "prop.db")
+        return
+    url = request.getfixturevalue("postgres_url")
+    schema = unique("mfa_test_")
+    create_postgres_schema(url, schema)
+    try:
+        yield Database("postgresql", url, schema)
+    finally:
+        drop_postgres_schema(url, schema)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    limits=st.builds(
+        ThrottleConfig,
+        max_failures=st.integers(1, 6),
+        base_delay=st.sampled_from([0.0, 0.25, 1.0, 1.5]),
+        max_delay=st.just(2.0),
+        lockout=st.sampled_from([None, 2.0, 30.0, 900.0]),
+    ),
+    steps=st.lists(_ASYNC_STEP, min_size=1, max_size=20),
+)
+def test_async_admissions_agree_with_throttle_admit(
+    shared_database: Database,
+    limits: ThrottleConfig,
+    steps: list[tuple[str, float]],
+) -> None:
+    """Through the async store (SQLStore's methods over the greenlet bridge), every
+    admission is the one mfa_core.throttle.admit gives on the stored state."""
+    user = unique("p-")
+
+    async def test(store: AsyncSQLStore) -> None:
+        credential = _credential(user)
+        await store.add(credential)
+        state, now = FailureState(), T0
+        for operation, delta in steps:
+            if operation == "reset":
+                await store.reset(user)
+                state = FailureState()
+                continue
+            now = max(0.0, now + delta)
+            expected = admit(state, now, limits)
+            if operation == "admit":
+                assert await store.admit_attempt(user, now, limits) == expected
+            else:
+                admission, credentials = await store.begin_attempt(user, now, limits)
+                assert admission == expected
+                assert list(credentials) == ([credential] if expected.admitted else [])
+            state = expected.state
+        assert await store.get_failures(user) == state
+
+    _run(shared_database, test, pool_size=1)
 
 
 # -- faults on PostgreSQL, for real -----------------------------------------------------------
