@@ -19,10 +19,14 @@ has its own connection and its own user and credential, so the figures are throu
 contention on one row):
 
 * ``claim``: ``claim(credential, n)`` with a growing ``n`` (a successful replay check);
-* ``fail+reset``: ``record_failure(user, now)`` then ``reset(user)`` (a failure counted, then
-  cleared; one cycle counts as one);
+* ``admit+reset``: ``admit_attempt(user, now, limits)`` then ``reset(user)`` (an attempt
+  admitted and counted, then cleared; one cycle counts as one);
 * ``verify``: ``MFAService.verify(user, code)`` with a valid code for a fresh time step
-  (throttle read, credential list, unseal, window, claim, event): a whole verification;
+  (admission fused with the credential list, unseal, window, claim fused with the reset of
+  the count, event): a whole successful verification - 2 round trips;
+* ``wrong+verify``: a verify with a wrong code (refused after the admission counted it: 1
+  round trip), then a verify with the valid code (a success after a failure: 2 round trips);
+  one cycle counts as one;
 * ``recovery``: ``consume_recovery_code(user, id, now)`` on the next unused code of a set of
   ten; every tenth call first replaces the used-up set (``replace_recovery_codes``), so one
   call in ten costs two store calls (the store side of a recovery-code login; the Argon2id
@@ -78,7 +82,8 @@ POSTGRES_URL = os.environ.get(
     "MFA_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
 STORES = ("redis", "postgresql", "sql-sqlite", "sqlite")
-WORKLOADS = ("claim", "fail+reset", "verify", "recovery", "oob")
+WORKLOADS = ("claim", "admit+reset", "verify", "wrong+verify", "recovery", "oob")
+LIMITS = ThrottleConfig(max_failures=100, base_delay=0.0, max_delay=0.0, lockout=900.0)
 RECOVERY_SET = 10
 T0 = 1_700_000_015.0
 SEALING_KEY = bytes(range(32))
@@ -167,17 +172,18 @@ def prepare(store: Any, workload: str, me: str) -> Callable[[], object]:
         store.add(credential)
         counter = iter(range(1, 2**62))
         return lambda: store.claim(credential.id, next(counter), drift=0)
-    if workload == "fail+reset":
+    if workload == "admit+reset":
 
-        def fail_and_reset() -> None:
-            store.record_failure(me, T0)
+        def admit_and_reset() -> None:
+            if not store.admit_attempt(me, T0, LIMITS).admitted:
+                raise RuntimeError("an attempt was not admitted")
             store.reset(me)
 
-        return fail_and_reset
-    if workload == "verify":
+        return admit_and_reset
+    if workload in ("verify", "wrong+verify"):
         clock = FakeClock(T0)
         sealer = AESGCMSealer({"k1": SEALING_KEY}, current_key_id="k1")
-        config = ServiceConfig(throttle=ThrottleConfig(max_failures=100))
+        config = ServiceConfig(throttle=LIMITS)
         service = MFAService(store, store, sealer, clock=clock, config=config)
         enrolment = service.begin_enrolment(me)
         key = b32decode_key(enrolment.secret)
@@ -190,7 +196,17 @@ def prepare(store: Any, workload: str, me: str) -> Callable[[], object]:
             if not service.verify(me, totp(key, now)).accepted:
                 raise RuntimeError("a valid code was refused")
 
-        return verify
+        def wrong_then_verify() -> None:
+            now = clock.advance(30)
+            code = totp(key, now)
+            near = {totp(key, now + 30 * offset) for offset in range(-3, 4)}
+            wrong = next(c for c in ("000000", "111111", "222222", "333333") if c not in near)
+            if service.verify(me, wrong).accepted:
+                raise RuntimeError("a wrong code was accepted")
+            if not service.verify(me, code).accepted:
+                raise RuntimeError("a valid code was refused")
+
+        return verify if workload == "verify" else wrong_then_verify
     if workload == "recovery":
         return _recovery_workload(store, me)
     if workload == "oob":

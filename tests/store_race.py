@@ -8,8 +8,8 @@ milliseconds, so hundreds of rounds fit in seconds.
 
 A store is described by a picklable :data:`StoreSpec` (backend plus where to find it), from
 which each worker builds its own store object. Operations: ``claim`` (the store's
-compare-and-set), ``fail`` (a burst of ``record_failure``), ``admit`` (a burst of
-``admit_attempt``), ``verify`` (a whole
+compare-and-set), ``admit`` (a burst of ``admit_attempt`` under one ``ThrottleConfig``:
+``(admitted, count)`` per call), ``verify`` (a whole
 ``MFAService.verify`` with a code, on a service each worker builds on its store),
 ``consume`` (``consume_recovery_code``) and ``recover`` (a whole
 ``MFAService.verify_recovery_code``).
@@ -64,14 +64,14 @@ def make_service(store: Any, now: float, *, recovery: bool = False) -> tuple[Any
     ``recovery`` the store is also the recovery-code store (cheap Argon2id parameters)."""
     from mfa_core.recovery import Argon2Params, RecoveryConfig
     from mfa_core.sealing import AESGCMSealer
-    from mfa_core.service import FallbackConfig, MFAService
+    from mfa_core.service import MFAService, ServiceConfig
     from mfa_core.testing import FakeClock
 
     clock = FakeClock(now)
     sealer = AESGCMSealer(SEALING_KEYS, current_key_id="k1")
     if not recovery:
         return MFAService(store, store, sealer, clock=clock), clock
-    fallback = FallbackConfig(
+    config = ServiceConfig(
         recovery=RecoveryConfig(count=50, argon2=Argon2Params.fast_for_testing())
     )
     service = MFAService(
@@ -81,7 +81,7 @@ def make_service(store: Any, now: float, *, recovery: bool = False) -> tuple[Any
         clock=clock,
         recovery_codes=store,
         secret=HOST_SECRET,
-        fallback=fallback,
+        config=config,
     )
     return service, clock
 
@@ -108,12 +108,10 @@ def _perform(store: Any, operation: tuple[Any, ...], services: dict[str, Any]) -
     if name == "claim":
         _, credential_id, value, drift = operation
         return store.claim(credential_id, value, drift=drift)
-    if name == "fail":
-        _, user_id, times, now = operation
-        return [store.record_failure(user_id, now).count for _ in range(times)]
     if name == "admit":
         _, user_id, times, now, limits = operation
-        return [store.admit_attempt(user_id, now, limits).admitted for _ in range(times)]
+        admissions = [store.admit_attempt(user_id, now, limits) for _ in range(times)]
+        return [(a.admitted, a.state.count) for a in admissions]
     raise ValueError(f"unknown operation {name!r}")
 
 

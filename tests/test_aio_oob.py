@@ -19,7 +19,7 @@ from test_service_oob import NO_DELAY, SECRET, T0, Env
 from mfa_core.aio import AsyncMFAService, AsyncStoreAdapter
 from mfa_core.oob import OOBConfig
 from mfa_core.sealing import AESGCMSealer
-from mfa_core.service import FallbackConfig, ServiceConfig
+from mfa_core.service import ServiceConfig
 from mfa_core.stores import MemoryStore, SQLiteStore
 from mfa_core.testing import FakeClock, FakeCodeSender, RecordingEventSink
 from mfa_core.throttle import ThrottleConfig
@@ -53,14 +53,14 @@ def make_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callabl
             AESGCMSealer.generate(),
             clock=(clock := FakeClock(T0)),
             events=(events := RecordingEventSink()),
-            config=ServiceConfig(throttle=throttle),
-            oob=challenges,
-            sender=AsyncStoreAdapter(sender, offload=False),
-            secret=SECRET,
-            fallback=FallbackConfig(
+            config=ServiceConfig(
+                throttle=throttle,
                 oob=oob or OOBConfig(),
                 allow_email_login_with_totp=allow_email_login_with_totp,
             ),
+            oob=challenges,
+            sender=AsyncStoreAdapter(sender, offload=False),
+            secret=SECRET,
         )
         return Env(facades(service), store, clock, events, sender)
 

@@ -20,7 +20,7 @@ from test_service_recovery import FAST, SECRET, T0, Env
 from mfa_core.aio import AsyncMFAService
 from mfa_core.recovery import RecoveryConfig
 from mfa_core.sealing import AESGCMSealer
-from mfa_core.service import FallbackConfig, ServiceConfig
+from mfa_core.service import ServiceConfig
 from mfa_core.stores import MemoryStore, SQLiteStore
 from mfa_core.testing import FakeClock, RecordingEventSink
 from mfa_core.throttle import ThrottleConfig
@@ -52,10 +52,12 @@ def make_env(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callabl
             AESGCMSealer.generate(),
             clock=(clock := FakeClock(T0)),
             events=(events := RecordingEventSink()),
-            config=ServiceConfig(throttle=throttle or ThrottleConfig()),
+            config=ServiceConfig(
+                throttle=throttle or ThrottleConfig(),
+                recovery=recovery or RecoveryConfig(argon2=FAST),
+            ),
             recovery_codes=codes,
             secret=SECRET,
-            fallback=FallbackConfig(recovery=recovery or RecoveryConfig(argon2=FAST)),
         )
         return Env(facades(service), backing, clock, events)
 

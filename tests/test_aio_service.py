@@ -28,7 +28,7 @@ from mfa_core.aio import AsyncMemoryStore, AsyncMFAService
 from mfa_core.errors import InvalidParameter
 from mfa_core.recovery import RecoveryConfig
 from mfa_core.sealing import AESGCMSealer
-from mfa_core.service import FallbackConfig, MFAService, ServiceConfig, VerifyReason
+from mfa_core.service import MFAService, ServiceConfig, VerifyReason
 from mfa_core.stores import MemoryStore, SQLiteStore
 from mfa_core.testing import FakeClock, RecordingEventSink
 from mfa_core.throttle import ThrottleConfig
@@ -205,7 +205,7 @@ def test_the_loop_is_not_blocked_during_a_recovery_code_check(
                 AESGCMSealer.generate(),
                 recovery_codes=store,
                 secret=bytes(range(32)),
-                fallback=FallbackConfig(recovery=RecoveryConfig()),  # real Argon2id cost
+                config=ServiceConfig(recovery=RecoveryConfig()),  # real Argon2id cost
                 cpu_executor=executor,
             )
             user = f"user-{len(figures)}"

@@ -65,7 +65,7 @@ from mfa_core.models import Admission, Credential, FailureState
 from mfa_core.oob import OOBConfig, OOBRecord
 from mfa_core.recovery import RecoveryConfig, RecoveryRecord
 from mfa_core.sealing import AESGCMSealer
-from mfa_core.service import FallbackConfig, ServiceConfig, VerifyReason
+from mfa_core.service import ServiceConfig, VerifyReason
 from mfa_core.stores.sql import SQLStore, credentials_table, recovery_codes_table
 from mfa_core.testing import FakeClock, FakeCodeSender, RecordingEventSink
 from mfa_core.throttle import ThrottleConfig, admit
@@ -1361,10 +1361,12 @@ class TestRecoveryScenarios:
                 AESGCMSealer.generate(),
                 clock=clock,
                 events=events,
-                config=ServiceConfig(throttle=throttle or ThrottleConfig()),
+                config=ServiceConfig(
+                    throttle=throttle or ThrottleConfig(),
+                    recovery=recovery or RecoveryConfig(argon2=scenarios.FAST),
+                ),
                 recovery_codes=codes,
                 secret=scenarios.SECRET,
-                fallback=FallbackConfig(recovery=recovery or RecoveryConfig(argon2=scenarios.FAST)),
             )
             return scenarios.Env(backing.facade(service, native), blocking, clock, events)
 
@@ -1405,14 +1407,14 @@ class TestOOBScenarios:
                 AESGCMSealer.generate(),
                 clock=clock,
                 events=events,
-                config=ServiceConfig(throttle=throttle),
-                oob=challenges,
-                sender=AsyncStoreAdapter(sender, offload=False),
-                secret=scenarios.SECRET,
-                fallback=FallbackConfig(
+                config=ServiceConfig(
+                    throttle=throttle,
                     oob=oob or OOBConfig(),
                     allow_email_login_with_totp=allow_email_login_with_totp,
                 ),
+                oob=challenges,
+                sender=AsyncStoreAdapter(sender, offload=False),
+                secret=scenarios.SECRET,
             )
             return scenarios.Env(backing.facade(service, native), blocking, clock, events, sender)
 

@@ -41,14 +41,16 @@ def test_benchmark_script_smoke(redis_url: str, postgres_url: str) -> None:
         for cells in [[cell.strip() for cell in line.strip("|").split("|")]]
     }
     stores = ("redis", "postgresql", "sql-sqlite", "sqlite")
-    workloads = ("claim", "fail+reset", "verify", "recovery", "oob")
+    workloads = ("claim", "admit+reset", "verify", "wrong+verify", "recovery", "oob")
     assert set(rows) == {(s, w) for s in stores for w in workloads}
-    # round trips per call: one per store call (verify = failure state, list, claim;
-    # oob = put, then mark used)
+    # round trips per call: one per store call (verify = the admission fused with the list,
+    # then the claim fused with the reset; a wrong code is the admission alone; oob = put,
+    # then mark used)
     for store in ("redis", "postgresql"):
         assert rows[store, "claim"][-1] == "1.00"
-        assert rows[store, "fail+reset"][-1] == "2.00"
-        assert rows[store, "verify"][-1] == "3.00"
+        assert rows[store, "admit+reset"][-1] == "2.00"
+        assert rows[store, "verify"][-1] == "2.00"
+        assert rows[store, "wrong+verify"][-1] == "3.00"
         assert rows[store, "oob"][-1] == "2.00"
     # recovery: one per consume, plus a set replacement every tenth call (one script on
     # Redis; a transaction of a few statements on PostgreSQL)

@@ -17,6 +17,7 @@ set). Each test works under its own key prefix and deletes only those keys.
 
 from __future__ import annotations
 
+import math
 import os
 import subprocess
 import sys
@@ -39,9 +40,16 @@ from store_race import (
 )
 
 from mfa_core.errors import InvalidParameter, StoreError, StoreUnavailable
-from mfa_core.models import Credential, CredentialKind, CredentialState, FailureState
+from mfa_core.models import (
+    Admission,
+    Credential,
+    CredentialKind,
+    CredentialState,
+    FailureState,
+)
 from mfa_core.oob import OOBChannel, OOBPurpose, OOBRecord
 from mfa_core.recovery import TAG_BYTES, Argon2Params, RecoveryRecord, hash_recovery_code
+from mfa_core.stores._redis_protocol import SCRIPTS
 from mfa_core.stores.redis import RedisStore
 from mfa_core.testing import (
     CredentialStoreContract,
@@ -49,11 +57,14 @@ from mfa_core.testing import (
     OOBChallengeStoreContract,
     RecoveryCodeStoreContract,
 )
+from mfa_core.throttle import ThrottleConfig, admit, delay_after
 
 pytest_plugins = ("servers",)
 
 INT63 = 2**63 - 1
 T0 = 1_700_000_000.0
+NO_DELAY = ThrottleConfig(max_failures=100, base_delay=0, max_delay=0, lockout=900)
+"""Limits that admit every attempt up to 100 (the failure counter's layout and TTL tests)."""
 
 
 def _credential(user_id: str = "alice", **changes: Any) -> Credential:
@@ -131,7 +142,7 @@ class TestRedisStoreContract(
 def test_key_layout(store: RedisStore, client: Any, redis_prefix: str) -> None:
     credential = _credential("bob")
     store.add(credential)
-    store.record_failure("bob", T0)
+    store.admit_attempt("bob", T0, NO_DELAY)
     keys = {key.decode() for key in client.scan_iter(match=redis_prefix + "*")}
     assert keys == {
         f"{redis_prefix}cred:{credential.id}",
@@ -148,7 +159,7 @@ def test_prefixes_separate_applications(client: Any, redis_prefix: str) -> None:
     second = RedisStore(client, prefix=redis_prefix + "b:")
     credential = _credential()
     first.add(credential)
-    first.record_failure("alice", T0)
+    first.admit_attempt("alice", T0, NO_DELAY)
     assert second.get(credential.id) is None
     assert second.list_for_user("alice") == []
     assert second.get_failures("alice") == FailureState()
@@ -167,7 +178,7 @@ def test_user_and_credential_ids_with_separators_do_not_collide(store: RedisStor
     assert store.list_for_user("a:creds-of:b") == [odd]
     assert store.list_for_user("a") == [plain]
     assert store.get("x:cred:y") == odd
-    store.record_failure("a", T0)
+    store.admit_attempt("a", T0, NO_DELAY)
     assert store.get_failures("a:creds-of:b") == FailureState()
 
 
@@ -238,16 +249,16 @@ def test_expired_pending_credential_vanishes_with_its_index_entry(
 
 def test_failure_counter_ttl(client: Any, redis_prefix: str) -> None:
     store = RedisStore(client, prefix=redis_prefix, failure_ttl=60)
-    store.record_failure("alice", T0)
+    store.admit_attempt("alice", T0, NO_DELAY)
     assert 55_000 < client.pttl(f"{redis_prefix}fail:alice") <= 60_000
     forever = RedisStore(client, prefix=redis_prefix + "forever:", failure_ttl=None)
-    forever.record_failure("alice", T0)
+    forever.admit_attempt("alice", T0, NO_DELAY)
     assert client.pttl(f"{redis_prefix}forever:fail:alice") == -1
     short = RedisStore(client, prefix=redis_prefix + "short:", failure_ttl=0.2)
-    assert short.record_failure("bob", T0).count == 1
+    assert short.admit_attempt("bob", T0, NO_DELAY).state.count == 1
     time.sleep(0.3)
     assert short.get_failures("bob") == FailureState()
-    assert short.record_failure("bob", T0).count == 1
+    assert short.admit_attempt("bob", T0, NO_DELAY).state.count == 1
 
 
 def test_recovery_and_challenge_key_layout(
@@ -343,10 +354,157 @@ def test_expired_challenge_vanishes(client: Any, redis_prefix: str) -> None:
 
 
 def test_failure_time_never_goes_back(store: RedisStore) -> None:
-    assert store.record_failure("alice", T0 + 10) == FailureState(1, T0 + 10)
-    assert store.record_failure("alice", T0 + 5) == FailureState(2, T0 + 10)
-    assert store.record_failure("alice", T0 + 20.5) == FailureState(3, T0 + 20.5)
+    assert store.admit_attempt("alice", T0 + 10, NO_DELAY).state == FailureState(1, T0 + 10)
+    assert store.admit_attempt("alice", T0 + 5, NO_DELAY).state == FailureState(2, T0 + 10)
+    assert store.admit_attempt("alice", T0 + 20.5, NO_DELAY).state == FailureState(3, T0 + 20.5)
     assert store.get_failures("alice") == FailureState(3, T0 + 20.5)
+
+
+# -- admission: throttle.admit, as one script ---------------------------------------------
+
+
+@st.composite
+def limits_strategy(draw: st.DrawFn) -> ThrottleConfig:
+    """ThrottleConfigs with small limits, fractional delays and both kinds of lock."""
+    top = draw(st.sampled_from([0.0, 0.7, 4.0, 60.0]) | st.floats(0, 100))
+    base = draw(st.sampled_from([0.0, top, top / 3]) | st.floats(0, top))
+    lockout = draw(
+        st.none() | st.sampled_from([max(top, 0.5), 900.0]) | st.floats(max(top, 1e-3), 1e4)
+    )
+    return ThrottleConfig(
+        max_failures=draw(st.integers(1, 6)), base_delay=base, max_delay=top, lockout=lockout
+    )
+
+
+STEP = st.tuples(
+    st.sampled_from(["admit", "admit", "admit", "begin", "reset"]),
+    st.sampled_from(["edge", "edge", "just-before-edge", "back"])
+    | st.floats(0, 5000, allow_nan=False)
+    | st.sampled_from([0.0, 0.1, 1.0, 60.0, 899.9, 900.0]),
+    limits_strategy(),
+)
+
+
+def _when(state: FailureState, now: float, step: str | float, limits: ThrottleConfig) -> float:
+    """The time of the next call: ``step`` seconds after ``now``, or relative to the state:
+    exactly where its delay or lock ends ("edge"), the double just before ("just-before-
+    edge"), or before its latest attempt ("back": a worker whose clock is behind)."""
+    if isinstance(step, float):
+        return now + step
+    last = now if state.last_failure_at is None else state.last_failure_at
+    if step == "back":
+        return max(0.0, last - 7.25)
+    if state.count >= limits.max_failures:
+        edge = last + (limits.lockout if limits.lockout is not None else 1e6)
+    else:
+        edge = last + delay_after(state.count, limits)
+    return edge if step == "edge" else math.nextafter(edge, 0.0)
+
+
+@settings(
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(steps=st.lists(STEP, min_size=1, max_size=25))
+def test_admission_agrees_with_throttle_admit(
+    store: RedisStore, steps: list[tuple[str, str | float, ThrottleConfig]]
+) -> None:
+    """admit_attempt and begin_attempt give exactly throttle.admit's answers over a run of
+    calls with changing limits, times on and just before the end of a delay or lock, times
+    going back, and resets; the stored state (floats included) round-trips exactly."""
+    user = unique("adm-")
+    credential = _credential(user)
+    store.add(credential)
+    state = FailureState()
+    now = T0
+    for operation, step, limits in steps:
+        now = _when(state, now, step, limits)
+        if operation == "reset":
+            store.reset(user)
+            state = FailureState()
+            continue
+        expected = admit(state, now, limits)
+        if operation == "admit":
+            assert store.admit_attempt(user, now, limits) == expected
+        else:
+            admission, listed = store.begin_attempt(user, now, limits)
+            assert admission == expected
+            assert list(listed) == ([credential] if expected.admitted else [])
+        state = expected.state
+        assert store.get_failures(user) == state
+
+
+def test_begin_attempt_lists_only_when_admitted_and_drops_vanished_entries(
+    store: RedisStore, client: Any, redis_prefix: str
+) -> None:
+    limits = ThrottleConfig(max_failures=2, base_delay=10, max_delay=10, lockout=60)
+    first, second = _credential("dan", created_at=T0 + 1), _credential("dan", created_at=T0)
+    store.add(first)
+    store.add(second)
+    client.zadd(f"{redis_prefix}creds-of:dan", {"gone": T0})  # an expired credential's entry
+    admission, listed = store.begin_attempt("dan", T0, limits)
+    assert admission == Admission(admitted=True, state=FailureState(1, T0))
+    assert listed == [second, first]  # oldest first
+    assert client.zrange(f"{redis_prefix}creds-of:dan", 0, -1) == [
+        second.id.encode(),
+        first.id.encode(),
+    ]
+    assert store.begin_attempt("dan", T0 + 5, limits) == (
+        Admission(admitted=False, state=FailureState(1, T0)),
+        [],
+    )
+    assert store.begin_attempt("nobody", T0, limits) == (
+        Admission(admitted=True, state=FailureState(1, T0)),
+        [],
+    )
+
+
+def test_claim_and_reset_resets_only_when_the_claim_wins(store: RedisStore) -> None:
+    credential = _credential("erin")
+    store.add(credential)
+    store.admit_attempt("erin", T0, NO_DELAY)
+    store.admit_attempt("frank", T0, NO_DELAY)
+    assert store.claim_and_reset(credential.id, 5, drift=2, user_id="erin")
+    assert store.get_failures("erin") == FailureState()
+    assert store.get_failures("frank") == FailureState(1, T0)  # another user's is kept
+    got = store.get(credential.id)
+    assert got is not None and (got.last_accepted, got.drift) == (5, 2)
+    store.admit_attempt("erin", T0, NO_DELAY)
+    assert not store.claim_and_reset(credential.id, 5, drift=0, user_id="erin")  # a replay
+    assert not store.claim_and_reset("missing", 9, drift=0, user_id="erin")
+    assert store.get_failures("erin") == FailureState(1, T0)  # a lost claim resets nothing
+    # the user_id names the counter to reset, whoever owns the credential
+    assert store.claim_and_reset(credential.id, 6, drift=0, user_id="frank")
+    assert store.get_failures("frank") == FailureState()
+    assert store.get_failures("erin") == FailureState(1, T0)
+
+
+def test_thirty_two_threads_admit_exactly_the_limit(redis_url: str, redis_prefix: str) -> None:
+    limits = ThrottleConfig(max_failures=10, base_delay=0, max_delay=0, lockout=900)
+    store = RedisStore.from_url(redis_url, prefix=redis_prefix)
+    threads_count, per_thread = 32, 4
+    barrier = threading.Barrier(threads_count)
+    results: list[Admission] = []
+    lock = threading.Lock()
+
+    def attempt() -> None:
+        barrier.wait(10)
+        mine = [store.admit_attempt("alice", T0, limits) for _ in range(per_thread)]
+        with lock:
+            results.extend(mine)
+
+    try:
+        threads = [threading.Thread(target=attempt) for _ in range(threads_count)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(30)
+        assert len(results) == threads_count * per_thread
+        admitted = sorted(a.state.count for a in results if a.admitted)
+        assert admitted == list(range(1, 11))
+        assert all(a.state == FailureState(10, T0) for a in results if not a.admitted)
+        assert store.get_failures("alice") == FailureState(10, T0)
+    finally:
+        store.close()
 
 
 def test_binary_keys_with_a_decoding_client(redis_url: str, redis_prefix: str) -> None:
@@ -440,7 +598,9 @@ def test_every_operation_is_one_round_trip(redis_url: str, redis_prefix: str) ->
             lambda: store.list_for_user("alice"),
             lambda: store.claim(credential.id, 7, drift=0),
             lambda: store.update(attrs.evolve(credential, label="x"), expected_version=0),
-            lambda: store.record_failure("alice", T0),
+            lambda: store.admit_attempt("alice", T0, NO_DELAY),
+            lambda: store.begin_attempt("alice", T0, NO_DELAY),
+            lambda: store.claim_and_reset(credential.id, 8, drift=0, user_id="alice"),
             lambda: store.get_failures("alice"),
             lambda: store.reset("alice"),
             lambda: store.delete(credential.id),
@@ -495,6 +655,95 @@ def test_recovery_and_challenge_operations_are_one_round_trip(
         client.close()
 
 
+def _every_operation(store: RedisStore) -> dict[str, tuple[Any, object]]:
+    """Every store operation: a call and its expected result, in an order (on an empty
+    prefix) where each does real work."""
+    credential = _credential("carol")
+    changed = attrs.evolve(credential, label="x")
+    records = _records(2)
+    challenge = _challenge()
+    resent = attrs.evolve(challenge, generation=1, resend_count=1)
+    limits = ThrottleConfig(max_failures=5, base_delay=0, max_delay=0, lockout=60)
+    listed = [attrs.evolve(changed, version=1, last_accepted=7)]
+    return {
+        "add": (lambda: store.add(credential), None),
+        "get": (lambda: store.get(credential.id), credential),
+        "list_for_user": (lambda: store.list_for_user("carol"), [credential]),
+        "update": (lambda: store.update(changed, expected_version=0), True),
+        "claim": (lambda: store.claim(credential.id, 7, drift=0), True),
+        "admit_attempt": (
+            lambda: store.admit_attempt("carol", T0, limits),
+            Admission(admitted=True, state=FailureState(1, T0)),
+        ),
+        "begin_attempt": (
+            lambda: store.begin_attempt("carol", T0 + 1, limits),
+            (Admission(admitted=True, state=FailureState(2, T0 + 1)), listed),
+        ),
+        "get_failures": (lambda: store.get_failures("carol"), FailureState(2, T0 + 1)),
+        "claim_and_reset": (
+            lambda: store.claim_and_reset(credential.id, 8, drift=0, user_id="carol"),
+            True,
+        ),
+        "reset": (lambda: store.reset("carol"), None),
+        "delete": (lambda: store.delete(credential.id), True),
+        "replace_recovery_codes": (lambda: store.replace_recovery_codes("carol", records), None),
+        "recovery_codes": (lambda: store.recovery_codes("carol"), records),
+        "consume_recovery_code": (
+            lambda: store.consume_recovery_code("carol", records[0].id, T0),
+            1,
+        ),
+        "update_recovery_hash": (
+            lambda: store.update_recovery_hash("carol", records[1].id, PHC),
+            True,
+        ),
+        "put_challenge": (lambda: store.put_challenge(challenge), None),
+        "get_challenge": (lambda: store.get_challenge(challenge.challenge_id), challenge),
+        "replace_challenge": (
+            lambda: store.replace_challenge(resent, expected_generation=0),
+            True,
+        ),
+        "update_challenge": (
+            lambda: store.update_challenge(attrs.evolve(resent, used=True), expected=resent),
+            True,
+        ),
+        "delete_challenge": (lambda: store.delete_challenge(challenge.challenge_id), True),
+        "count_send": (lambda: store.count_send("u:carol", T0, T0 + 3600), 1),
+    }
+
+
+PLAIN_COMMANDS = {"get", "get_failures", "reset", "get_challenge", "delete_challenge"}
+
+
+def test_every_operation_is_one_round_trip_also_after_a_script_flush(private_redis: Any) -> None:
+    """Commands counted where redis-py sends them. With the scripts known, every operation
+    sends exactly one command. After SCRIPT FLUSH a script operation sends EVALSHA, gets
+    NOSCRIPT and sends EVAL (2 commands, counted as they are), with the same result."""
+    client = redis_client(private_redis.url, connection_class=CountingConnection)
+    admin = redis_client(private_redis.url)
+    try:
+        store = RedisStore(client, prefix="p:")
+        store.get_failures("warm-up")  # connect (the handshake sends commands too)
+        for name, (call, expected) in _every_operation(store).items():
+            assert call() == expected, name  # the server may learn the scripts here
+        for flush in (False, True):
+            admin.flushall()
+            assert admin.script_exists(SCRIPTS["claim"].sha.decode()) == [not flush]
+            for name, (call, expected) in _every_operation(store).items():
+                if flush:
+                    admin.script_flush()
+                CountingConnection.sent.clear()
+                assert call() == expected, name
+                if flush and name not in PLAIN_COMMANDS:
+                    assert CountingConnection.sent == [b"EVALSHA", b"EVAL"], name
+                else:
+                    assert len(CountingConnection.sent) == 1, (name, CountingConnection.sent)
+            if not flush:
+                admin.script_flush()
+    finally:
+        client.close()
+        admin.close()
+
+
 def test_unknown_script_falls_back_to_eval_once(private_redis: Any) -> None:
     client = redis_client(private_redis.url, connection_class=CountingConnection)
     admin = redis_client(private_redis.url)
@@ -502,13 +751,22 @@ def test_unknown_script_falls_back_to_eval_once(private_redis: Any) -> None:
         store = RedisStore(client, prefix="p:")
         credential = _credential()
         store.add(credential)
-        admin.script_flush()
-        CountingConnection.sent.clear()
-        assert store.claim(credential.id, 3, drift=0)
-        assert CountingConnection.sent == [b"EVALSHA", b"EVAL"]
-        CountingConnection.sent.clear()
-        assert store.claim(credential.id, 4, drift=0)
-        assert CountingConnection.sent == [b"EVALSHA"]
+        calls = {
+            "claim": lambda value: store.claim(credential.id, value, drift=0),
+            "claim_and_reset": lambda value: store.claim_and_reset(
+                credential.id, value, drift=0, user_id="alice"
+            ),
+            "begin_attempt": lambda _: store.begin_attempt("alice", T0, NO_DELAY)[0].admitted,
+        }
+        for value, (name, call) in enumerate(calls.items(), 3):
+            admin.script_flush()
+            CountingConnection.sent.clear()
+            assert call(value), name  # ran once, by EVAL
+            assert CountingConnection.sent == [b"EVALSHA", b"EVAL"], name
+            CountingConnection.sent.clear()
+            assert call(value) is (name == "begin_attempt"), name  # the script is known now
+            assert CountingConnection.sent == [b"EVALSHA"], name
+        assert store.get_failures("alice") == FailureState(2, T0)  # each attempt counted once
     finally:
         client.close()
         admin.close()
@@ -545,7 +803,7 @@ def test_bad_arguments_raise_typed_errors(client: Any, redis_prefix: str) -> Non
     with pytest.raises(InvalidParameter):
         store.get("")
     with pytest.raises(InvalidParameter):
-        store.record_failure("alice", float("nan"))
+        store.admit_attempt("alice", float("nan"), NO_DELAY)
     with pytest.raises(InvalidParameter):
         store.add(attrs.evolve(_credential(), status=CredentialState.EXPIRED))
     for grace in (0, -1, float("nan"), "1"):
@@ -568,6 +826,24 @@ def test_bad_arguments_raise_typed_errors(client: Any, redis_prefix: str) -> Non
         store.replace_challenge(challenge, expected_generation=-1)
 
 
+def test_bad_arguments_of_the_attempt_operations(store: RedisStore) -> None:
+    for call in (
+        lambda: store.admit_attempt("alice", T0, None),  # type: ignore[arg-type]
+        lambda: store.admit_attempt("alice", -1.0, NO_DELAY),
+        lambda: store.admit_attempt("alice", float("inf"), NO_DELAY),
+        lambda: store.admit_attempt("", T0, NO_DELAY),
+        lambda: store.begin_attempt("", T0, NO_DELAY),
+        lambda: store.begin_attempt("alice", "now", NO_DELAY),  # type: ignore[arg-type]
+        lambda: store.begin_attempt("alice", T0, object()),  # type: ignore[arg-type]
+        lambda: store.claim_and_reset("c", 2**63, drift=0, user_id="alice"),
+        lambda: store.claim_and_reset("c", 1, drift=2**63, user_id="alice"),
+        lambda: store.claim_and_reset("c", 1, drift=0, user_id=""),
+        lambda: store.claim_and_reset("", 1, drift=0, user_id="alice"),
+    ):
+        with pytest.raises(InvalidParameter):
+            call()
+
+
 def test_a_key_of_the_wrong_type_is_a_store_error(
     store: RedisStore, client: Any, redis_prefix: str
 ) -> None:
@@ -579,7 +855,11 @@ def test_a_key_of_the_wrong_type_is_a_store_error(
         store.get("squatter")
     client.set(f"{redis_prefix}fail:alice", "not a hash")
     with pytest.raises(StoreError):
-        store.record_failure("alice", T0)
+        store.admit_attempt("alice", T0, NO_DELAY)
+    with pytest.raises(StoreError):
+        store.begin_attempt("alice", T0, NO_DELAY)
+    with pytest.raises(StoreError):
+        store.claim_and_reset("squatter", 1, drift=0, user_id="bob")
 
 
 def test_damaged_recovery_codes_and_challenges_are_store_errors(
@@ -627,7 +907,9 @@ def test_no_server_is_store_unavailable() -> None:
     started = time.monotonic()
     for call in (
         lambda: store.claim("c", 1, drift=0),
-        lambda: store.record_failure("alice", T0),
+        lambda: store.admit_attempt("alice", T0, NO_DELAY),
+        lambda: store.begin_attempt("alice", T0, NO_DELAY),
+        lambda: store.claim_and_reset("c", 1, drift=0, user_id="alice"),
         lambda: store.get("c"),
         lambda: store.add(_credential()),
         lambda: store.consume_recovery_code("alice", "rc", T0),
@@ -717,19 +999,25 @@ def test_eight_processes_submit_the_same_recovery_code_exactly_one_succeeds(
     same_recovery_code_from_every_worker(workers, store, ROUNDS)
 
 
-def test_burst_of_failures_from_eight_processes_is_counted_exactly(
+def test_burst_of_attempts_from_eight_processes_admits_exactly_the_limit(
     crew: tuple[Crew, RedisStore],
 ) -> None:
     workers, store = crew
     user = unique("burst-")
-    per_process = 25
-    total = PROCESSES * per_process
-    for burst in range(1, 4):
-        results = workers.run(("fail", user, per_process, T0))
-        counts = sorted(count for result in results for count in result)
-        # every increment returned its own new value: 1..N for this burst
-        assert counts == list(range((burst - 1) * total + 1, burst * total + 1))
-        assert store.get_failures(user) == FailureState(burst * total, T0)
+    per_process = 25  # 200 attempts at once against a limit of 100
+    limits = ThrottleConfig(max_failures=100, base_delay=0, max_delay=0, lockout=900)
+    results = workers.run(("admit", user, per_process, T0, limits))
+    admitted = sorted(count for result in results for ok, count in result if ok)
+    # every admission counted its own attempt: 1..100, then all refused at the lock
+    assert admitted == list(range(1, 101))
+    refused = [count for result in results for ok, count in result if not ok]
+    assert len(refused) == 100 and set(refused) == {100}
+    assert store.get_failures(user) == FailureState(100, T0)
+    again = workers.run(("admit", user, 5, T0 + 899, limits))
+    assert not any(ok for result in again for ok, _ in result)
+    after = workers.run(("admit", user, 5, T0 + 900, limits))  # the lock ran out: one more
+    assert sorted(ok for result in after for ok, _ in result).count(True) == 1
+    assert store.get_failures(user) == FailureState(101, T0 + 900)
 
 
 # -- faults, for real ---------------------------------------------------------------------
@@ -751,7 +1039,7 @@ def test_connection_killed_between_operations(redis_url: str, redis_prefix: str)
         credential = _credential()
         store.add(credential)
         assert store.claim(credential.id, 10, drift=0)
-        store.record_failure("alice", T0)
+        store.admit_attempt("alice", T0, NO_DELAY)
         for value in (11, 12, 13):
             assert _kill_clients(admin, name) >= 1
             # The pool notices the dead connection before sending (or the send fails and
@@ -814,7 +1102,7 @@ def test_connection_killed_while_a_command_is_in_flight(private_redis: Any) -> N
         credential = _credential()
         store.add(credential)
         assert store.claim(credential.id, 10, drift=0)
-        store.record_failure("alice", T0)
+        store.admit_attempt("alice", T0, NO_DELAY)
 
         outcome = _paused_call(
             private_redis.url, store, name, lambda: store.claim(credential.id, 11, drift=0)
@@ -824,13 +1112,13 @@ def test_connection_killed_while_a_command_is_in_flight(private_redis: Any) -> N
         assert got is not None and got.last_accepted == 10  # nothing was accepted
 
         outcome = _paused_call(
-            private_redis.url, store, name, lambda: store.record_failure("alice", T0 + 1)
+            private_redis.url, store, name, lambda: store.admit_attempt("alice", T0 + 1, NO_DELAY)
         )
         assert isinstance(outcome, StoreUnavailable), outcome
         assert store.get_failures("alice") == FailureState(1, T0)  # not counted twice
 
         assert store.claim(credential.id, 11, drift=0)
-        assert store.record_failure("alice", T0 + 2).count == 2
+        assert store.admit_attempt("alice", T0 + 2, NO_DELAY).state.count == 2
     finally:
         client.close()
 
@@ -841,11 +1129,11 @@ def test_server_crash_and_restart(private_redis: Any) -> None:
         credential = _credential()
         store.add(credential)
         assert store.claim(credential.id, 5, drift=1)
-        store.record_failure("alice", T0)
+        store.admit_attempt("alice", T0, NO_DELAY)
         private_redis.kill()
         for call in (
             lambda: store.claim(credential.id, 6, drift=0),
-            lambda: store.record_failure("alice", T0 + 1),
+            lambda: store.admit_attempt("alice", T0 + 1, NO_DELAY),
             lambda: store.get(credential.id),
             lambda: store.update(credential, expected_version=0),
         ):
@@ -857,7 +1145,7 @@ def test_server_crash_and_restart(private_redis: Any) -> None:
         assert store.get_failures("alice") == FailureState(1, T0)
         assert not store.claim(credential.id, 5, drift=0)  # still no replay
         assert store.claim(credential.id, 6, drift=0)
-        assert store.record_failure("alice", T0 + 2).count == 2
+        assert store.admit_attempt("alice", T0 + 2, NO_DELAY).state.count == 2
     finally:
         store.close()
 

@@ -487,7 +487,8 @@ def test_strict_expiry_refuses_with_a_distinct_outcome(make_env: Callable[..., E
     result = env.service.verify("alice", totp(key, env.now))
     assert not result.accepted and result.reason == VerifyReason.EXPIRED
     assert result.user_message == EXPIRED_MESSAGE != INVALID_CODE_MESSAGE
-    assert env.sealer.unseals == unseals and _failure_count(env.store, "alice") == 0
+    # No key touched; the attempt was counted when it was admitted, before its outcome.
+    assert env.sealer.unseals == unseals and _failure_count(env.store, "alice") == 1
 
 
 def test_renewal_keeps_the_old_credential_until_the_new_one_is_confirmed(env: Env) -> None:
@@ -605,6 +606,7 @@ def test_admin_reset_removes_credentials_and_the_user_can_enrol_again(env: Env) 
     resets = env.events.of_type(EventType.CREDENTIAL_RESET)
     assert [(e.credential_id, e.actor) for e in resets] == [(first, "root"), (second, "root")]
     assert env.service.verify("alice", totp(key, env.now)).reason == VerifyReason.NO_CREDENTIAL
+    env.clock.advance(60)  # that attempt was counted: let its delay pass
     env.events.events.clear()
     env.enrol_confirmed()
     assert EventType.MFA_ENABLED in env.types()
@@ -658,13 +660,15 @@ def test_reseal_moves_keys_to_the_current_sealing_key(env: Env) -> None:
         service.reseal(credential_ids=["nope"])
 
 
-def test_a_key_that_does_not_unseal_refuses_and_is_not_counted(env: Env) -> None:
+def test_a_key_that_does_not_unseal_refuses_and_stays_counted(env: Env) -> None:
     _, key = env.enrol_confirmed()
     stranger = MFAService(env.store, env.store, AESGCMSealer.generate(), clock=env.clock)
     result = stranger.verify("alice", totp(key, env.now))
     assert not result.accepted and result.reason == VerifyReason.SEALING_ERROR
     assert result.user_message == UNAVAILABLE_MESSAGE
-    assert _failure_count(env.store, "alice") == 0
+    # Admitted (and counted) before the key was unsealed: an attempt is never free.
+    assert _failure_count(env.store, "alice") == 1
+    env.clock.advance(60)
     with pytest.raises(SealingError):
         stranger.disable("alice", env.store.list_for_user("alice")[0].id, step_up_code="123456")
 

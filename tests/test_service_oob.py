@@ -30,7 +30,6 @@ from mfa_core.oob import USER_MESSAGE, OOBChannel, OOBConfig, OOBPurpose, OOBRea
 from mfa_core.sealing import AESGCMSealer
 from mfa_core.service import (
     UNAVAILABLE_MESSAGE,
-    FallbackConfig,
     MFAService,
     OOBVerificationResult,
     ServiceConfig,
@@ -122,14 +121,14 @@ def make_env(store_factory: Callable[[], Any]) -> Callable[..., Env]:
             AESGCMSealer.generate(),
             clock=clock,
             events=events,
-            config=ServiceConfig(throttle=throttle),
-            oob=challenges,
-            sender=sender,
-            secret=SECRET,
-            fallback=FallbackConfig(
+            config=ServiceConfig(
+                throttle=throttle,
                 oob=oob or OOBConfig(),
                 allow_email_login_with_totp=allow_email_login_with_totp,
             ),
+            oob=challenges,
+            sender=sender,
+            secret=SECRET,
         )
         return Env(service, store, clock, events, sender)
 
@@ -470,10 +469,12 @@ def test_a_failing_store_refuses(make_env: Callable[..., Env], failing: str) -> 
     flaky[0].broken = failing
     result = env.service.verify_oob_code("alice", challenge, code, "login")
     assert not result.accepted and result.reason is VerifyReason.STORE_ERROR
-    assert result.user_message == UNAVAILABLE_MESSAGE and env.failures() == 0
+    # The attempt was admitted (counted) before the challenge store failed.
+    assert result.user_message == UNAVAILABLE_MESSAGE and env.failures() == 1
     assert env.events.of_type(EventType.OOB_CODE_FAILED)[-1].reason == "store_error"
     flaky[0].broken = None
     assert env.service.verify_oob_code("alice", challenge, code, "login").accepted
+    assert env.failures() == 0
 
 
 # -- send limits --------------------------------------------------------------------------------

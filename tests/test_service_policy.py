@@ -29,14 +29,14 @@ from mfa_core.policy import (
 )
 from mfa_core.recovery import Argon2Params, RecoveryConfig
 from mfa_core.sealing import AESGCMSealer
-from mfa_core.service import FallbackConfig, MFAService
+from mfa_core.service import MFAService, ServiceConfig
 from mfa_core.stores import MemoryStore
 from mfa_core.testing import FakeClock, FaultyStore
 
 T0 = 1_700_000_000.0
 USER = "alice"
 MANDATE = Policy(mandate_all=True)
-FALLBACK = FallbackConfig(recovery=RecoveryConfig(count=2, argon2=Argon2Params.fast_for_testing()))
+CONFIG = ServiceConfig(recovery=RecoveryConfig(count=2, argon2=Argon2Params.fast_for_testing()))
 
 
 @attrs.define
@@ -55,7 +55,7 @@ def _sync(store: MemoryStore, clock: FakeClock) -> Front:
         clock=clock,
         recovery_codes=store,
         secret=b"s" * 32,
-        fallback=FALLBACK,
+        config=CONFIG,
     )
     return Front(clock, lambda name, *a, **k: getattr(service, name)(*a, **k))
 
@@ -69,7 +69,7 @@ def _async(store: MemoryStore, clock: FakeClock) -> Front:
         clock=clock,
         recovery_codes=shared,
         secret=b"s" * 32,
-        fallback=FALLBACK,
+        config=CONFIG,
     )
     return Front(clock, lambda name, *a, **k: asyncio.run(getattr(service, name)(*a, **k)))
 

@@ -32,7 +32,6 @@ from mfa_core.recovery import (
 from mfa_core.sealing import AESGCMSealer
 from mfa_core.service import (
     UNAVAILABLE_MESSAGE,
-    FallbackConfig,
     MFAService,
     RecoveryVerificationResult,
     ServiceConfig,
@@ -62,7 +61,7 @@ class Env:
     def failures(self, user: str = "alice") -> int:
         return int(self.store.get_failures(user).count)
 
-    def other_service(self, **fallback: Any) -> MFAService:
+    def other_service(self, **settings: Any) -> MFAService:
         """A second service over the same store and clock (e.g. with other parameters)."""
         return MFAService(
             self.store,
@@ -72,7 +71,7 @@ class Env:
             events=self.events,
             recovery_codes=self.store,
             secret=SECRET,
-            fallback=FallbackConfig(**fallback),
+            config=ServiceConfig(**settings),
         )
 
 
@@ -114,10 +113,12 @@ def make_env(store_factory: Callable[[], Any]) -> Callable[..., Env]:
             AESGCMSealer.generate(),
             clock=clock,
             events=events,
-            config=ServiceConfig(throttle=throttle or ThrottleConfig()),
+            config=ServiceConfig(
+                throttle=throttle or ThrottleConfig(),
+                recovery=recovery or RecoveryConfig(argon2=FAST),
+            ),
             recovery_codes=port,
             secret=SECRET,
-            fallback=FallbackConfig(recovery=recovery or RecoveryConfig(argon2=FAST)),
         )
         return Env(service, backing, clock, events)
 
@@ -285,10 +286,11 @@ def test_a_right_code_costs_one_slow_hash_however_many_are_left(
     assert slow_hashes.calls == 1
 
 
-def test_user_without_codes_is_refused_without_counting(env: Env) -> None:
+def test_user_without_codes_is_refused_and_the_attempt_counted(env: Env) -> None:
+    # Admitted (and counted) before the records are read: no attempt is ever free.
     result = env.service.verify_recovery_code("alice", wrong_code())
     assert result.reason is VerifyReason.NO_CREDENTIAL and not result.accepted
-    assert env.failures() == 0
+    assert env.failures() == 1
 
 
 def test_codes_of_one_user_do_not_work_for_another(env: Env) -> None:
@@ -476,10 +478,12 @@ def _property_service() -> tuple[MFAService, MemoryStore]:
         store,
         AESGCMSealer.generate(),
         clock=FakeClock(T0),
-        config=ServiceConfig(throttle=ThrottleConfig(max_failures=100, base_delay=0.0)),
+        config=ServiceConfig(
+            throttle=ThrottleConfig(max_failures=100, base_delay=0.0),
+            recovery=RecoveryConfig(count=3, argon2=FAST),
+        ),
         recovery_codes=store,
         secret=SECRET,
-        fallback=FallbackConfig(recovery=RecoveryConfig(count=3, argon2=FAST)),
     )
     return service, store
 

@@ -1,4 +1,4 @@
-"""Properties of the service's window arithmetic and matching (``mfa_core._windows``).
+"""Properties of the service's window arithmetic and matching (``mfa_core.service._windows``).
 
 Each function is checked against a plain reference written with the public ``hotp``
 primitive, and for constant work (every value of the window computed, wherever a match is).
@@ -9,7 +9,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mfa_core._windows import (
+from mfa_core.otp import MAX_COUNTER, MAX_WINDOW, HOTPState, hotp
+from mfa_core.service._windows import (
     WindowScan,
     clamp_drift,
     find_consecutive,
@@ -17,7 +18,6 @@ from mfa_core._windows import (
     scan_window,
     totp_window,
 )
-from mfa_core.otp import MAX_COUNTER, MAX_WINDOW, HOTPState, hotp
 
 KEY = bytes(range(1, 21))
 small = st.integers(min_value=0, max_value=MAX_WINDOW)

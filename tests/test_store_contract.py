@@ -8,7 +8,7 @@ import importlib.util
 import math
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -19,8 +19,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import mfa_core.stores.sqlite as sqlite_module
+from mfa_core import throttle
 from mfa_core.errors import ErrorCode, InvalidParameter, StoreError, StoreUnavailable
 from mfa_core.models import (
+    Admission,
     Credential,
     CredentialKind,
     CredentialState,
@@ -41,6 +43,7 @@ from mfa_core.testing import (
     RecordingEventSink,
     RecoveryCodeStoreContract,
 )
+from mfa_core.throttle import ThrottleConfig
 
 T0 = 1_800_000_000.0
 
@@ -159,15 +162,66 @@ class _UnversionedUpdate(MemoryStore):
         return True
 
 
-class _LostIncrements(MemoryStore):
-    """Failure counting as get, then set: concurrent failures get lost."""
+class _ReadThenWriteAdmit(MemoryStore):
+    """Admission as get, decide, then set: concurrent attempts get lost (or over-admitted)."""
 
-    def record_failure(self, user_id: str, now: float) -> FailureState:
+    def admit_attempt(self, user_id: str, now: float, limits: ThrottleConfig) -> Admission:
         old = self.get_failures(user_id)
         time.sleep(0.002)
-        new = FailureState(old.count + 1, now)
-        self._failures[user_id] = new
-        return new
+        admission = throttle.admit(old, now, limits)
+        if admission.admitted:
+            self._failures[user_id] = admission.state
+        return admission
+
+
+class _ClockRewinds(MemoryStore):
+    """Stores ``now`` as the latest failure even when it is earlier (a lock can shrink)."""
+
+    def admit_attempt(self, user_id: str, now: float, limits: ThrottleConfig) -> Admission:
+        admission = super().admit_attempt(user_id, now, limits)
+        if admission.admitted:
+            rewound = FailureState(admission.state.count, float(now))
+            self._failures[user_id] = rewound
+            return Admission(True, rewound)
+        return admission
+
+
+class _CountsRefusals(MemoryStore):
+    """Counts a refused attempt too (a delay would never end)."""
+
+    def admit_attempt(self, user_id: str, now: float, limits: ThrottleConfig) -> Admission:
+        admission = super().admit_attempt(user_id, now, limits)
+        if not admission.admitted:
+            old = admission.state
+            self._failures[user_id] = FailureState(old.count + 1, old.last_failure_at)
+        return admission
+
+
+class _LocksOneLate(MemoryStore):
+    """Locks after ``max_failures + 1`` failures (one guess too many)."""
+
+    def admit_attempt(self, user_id: str, now: float, limits: ThrottleConfig) -> Admission:
+        late = attrs.evolve(limits, max_failures=min(100, limits.max_failures + 1))
+        return super().admit_attempt(user_id, now, late)
+
+
+class _ListsWhenRefused(MemoryStore):
+    """``begin_attempt`` hands out the credentials even when the attempt is refused."""
+
+    def begin_attempt(
+        self, user_id: str, now: float, limits: ThrottleConfig
+    ) -> tuple[Admission, Sequence[Credential]]:
+        admission, _ = super().begin_attempt(user_id, now, limits)
+        return admission, self.list_for_user(user_id)
+
+
+class _ResetsOnALostClaim(MemoryStore):
+    """``claim_and_reset`` resets the failures whether or not the claim won."""
+
+    def claim_and_reset(self, credential_id: str, value: int, *, drift: int, user_id: str) -> bool:
+        won = self.claim(credential_id, value, drift=drift)
+        self.reset(user_id)
+        return won
 
 
 def _run_contract_test(contract: type[Any], store: Any, name: str) -> None:
@@ -214,9 +268,43 @@ def _run_contract_test(contract: type[Any], store: Any, name: str) -> None:
             "test_credentials_update_with_stale_version_changes_nothing",
         ),
         (
-            _LostIncrements,
+            _ReadThenWriteAdmit,
             FailureCounterContract,
             "test_failures_burst_from_threads_is_counted_exactly",
+        ),
+        (
+            _ReadThenWriteAdmit,
+            FailureCounterContract,
+            "test_failures_admit_race_admits_exactly_max_failures",
+        ),
+        (
+            _ReadThenWriteAdmit,
+            FailureCounterContract,
+            "test_failures_admit_race_with_delays_admits_one_per_instant",
+        ),
+        (
+            _ClockRewinds,
+            FailureCounterContract,
+            "test_failures_time_going_backwards_never_moves_the_time_back",
+        ),
+        (_ClockRewinds, FailureCounterContract, "test_failures_admit_agrees_with_the_reference"),
+        (_CountsRefusals, FailureCounterContract, "test_failures_refusal_changes_nothing"),
+        (_CountsRefusals, FailureCounterContract, "test_failures_admit_agrees_with_the_reference"),
+        (
+            _LocksOneLate,
+            FailureCounterContract,
+            "test_failures_admit_agrees_for_every_max_failures",
+        ),
+        (_LocksOneLate, FailureCounterContract, "test_failures_lockout_none_locks_until_reset"),
+        (
+            _ListsWhenRefused,
+            FailureCounterContract,
+            "test_attempts_begin_agrees_with_admit_then_list",
+        ),
+        (
+            _ResetsOnALostClaim,
+            FailureCounterContract,
+            "test_attempts_claim_and_reset_resets_only_when_the_claim_wins",
         ),
     ],
 )

@@ -41,6 +41,7 @@ from .errors import ErrorCode, IllegalTransition, InvalidParameter
 from .models import STORED_STATES, Credential, CredentialState
 
 __all__ = [
+    "STORED_FORM",
     "TRANSITIONS",
     "LifecycleConfig",
     "LifecycleEvent",
@@ -48,6 +49,7 @@ __all__ = [
     "effective_state",
     "renewal_due",
     "state_diagram",
+    "stored_state",
     "transition",
 ]
 
@@ -297,3 +299,22 @@ def state_diagram() -> str:
     for source, target, label in _TIME_EDGES:
         lines.append(f"    {_node(source)} --> {_node(target)} : {label}")
     return "\n".join(lines) + "\n"
+
+
+# -- persistence rules -------------------------------------------------------------------------
+
+STORED_FORM: Final[Mapping[CredentialState, CredentialState]] = MappingProxyType(
+    {
+        CredentialState.EXPIRED: CredentialState.ACTIVE,
+        CredentialState.PENDING_EXPIRED: CredentialState.PENDING,
+    }
+)
+"""Effective states that are never written: expiry is derived from the timestamps at read
+time, so a credential that :func:`transition` leads to EXPIRED (or PENDING_EXPIRED) is
+stored as ACTIVE (or PENDING). Every other target of :data:`TRANSITIONS` is stored as is."""
+
+
+def stored_state(target: CredentialState) -> CredentialState:
+    """The status a store keeps for a credential whose effective state is ``target``
+    (:data:`STORED_FORM`; the service writes a transition's target through this)."""
+    return STORED_FORM.get(target, target)

@@ -28,8 +28,13 @@ Stores with a ``close()`` method are closed after each test (override
 :meth:`StoreContract.close_store` to clean up differently). The races (32 threads by
 default, :attr:`StoreContract.race_threads`) check every compare-and-set: of N concurrent
 ``claim`` calls with one value exactly one wins, of N concurrent ``update`` calls with one
-expected version exactly one wins, and N concurrent ``record_failure`` calls return the
-counts 1..N, each exactly once.
+expected version exactly one wins, of N concurrent ``admit_attempt`` calls for one user
+exactly as many are admitted as the limits allow (10 of 32 with ``max_failures=10`` and no
+delays, 1 at one instant with the default delays), each with its own count.
+``admit_attempt`` must also agree exactly with :func:`mfa_core.throttle.admit` on long
+walks over many limits; a store with the fused operations of
+:class:`~mfa_core.ports.AttemptStore` (``begin_attempt``, ``claim_and_reset``) has them
+checked against the separate calls they stand for.
 
 :class:`RecoveryCodeStoreContract` and :class:`OOBChallengeStoreContract` do the same for
 the recovery-code and out-of-band ports (16 threads by default,
@@ -46,8 +51,10 @@ from __future__ import annotations
 import hmac
 import math
 import os
+import random
 import secrets
 import threading
+import unittest
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final, Protocol, TypeVar
@@ -55,13 +62,29 @@ from typing import Any, Final, Protocol, TypeVar
 import attrs
 
 from .errors import ErrorCode, InvalidParameter, StoreError, StoreUnavailable
-from .models import Credential, CredentialKind, CredentialState, Event, EventType, FailureState
+from .models import (
+    Admission,
+    Credential,
+    CredentialKind,
+    CredentialState,
+    Event,
+    EventType,
+    FailureState,
+)
 from .oob import MAX_ATTEMPTS_LIMIT, OOBChannel, OOBConfig, OOBPurpose, OOBRecord
 from .oob import issue as oob_issue
 from .otp import Algorithm
-from .ports import CredentialStore, FailureCounter, OOBChallengeStore, RecoveryCodeStore
+from .ports import (
+    AttemptStore,
+    CredentialStore,
+    FailureCounter,
+    OOBChallengeStore,
+    RecoveryCodeStore,
+)
 from .recovery import ALPHABET as RECOVERY_ALPHABET
 from .recovery import TAG_BYTES, Argon2Params, RecoveryRecord, hash_recovery_code
+from .throttle import ThrottleConfig
+from .throttle import admit as throttle_admit
 
 __all__ = [
     "CombinedStore",
@@ -406,7 +429,7 @@ class StoreContract:
     race_rounds: int = 10
     """Rounds per race (each round is checked on its own)."""
     burst_per_thread: int = 4
-    """``record_failure`` calls per thread in the failure-count burst."""
+    """``admit_attempt`` calls per thread in the failure-count burst."""
 
     def make_store(self) -> Any:
         """Return a fresh store implementing the port(s) under test. Override this."""
@@ -683,67 +706,390 @@ class CredentialStoreContract(StoreContract):
         _race(threads, self.race_rounds, act, after_round=check)
 
 
+_T: Final = 1_700_000_000.0
+"""The time the failure-counter tests start at."""
+
+_NO_DELAY: Final = ThrottleConfig(max_failures=10, base_delay=0.0, max_delay=0.0, lockout=900.0)
+"""10 attempts without delays, then a 15-minute lock: the races' limits."""
+
+_FUSED: Final = ("begin_attempt", "claim_and_reset")
+"""The operations :class:`~mfa_core.ports.AttemptStore` adds."""
+
+_STEPS: Final = (-7.0, -0.5, 0.0, 0.0, 0.25, 0.5, 1.0, 1.0, 2.0, 3.0, 4.0, 8.0, 30.0, 61.0, 900.0)
+"""Moves of the clock in a walk: backwards, standing still, to (and past) every delay."""
+
+_WALK_LIMITS: Final = (
+    ThrottleConfig(),
+    ThrottleConfig(max_failures=1),
+    ThrottleConfig(max_failures=3, base_delay=0.0, max_delay=0.0, lockout=5.0),
+    ThrottleConfig(max_failures=4, base_delay=0.25, max_delay=1.0, lockout=None),
+    ThrottleConfig(max_failures=6, base_delay=2.0, max_delay=8.0, lockout=8.0),
+    ThrottleConfig(max_failures=2, base_delay=0.0, max_delay=0.0, lockout=None),
+    ThrottleConfig(max_failures=100, base_delay=0.5, max_delay=3.0, lockout=3.0),
+)
+"""The limits the reference walks run under (delays, caps, locks, ``lockout=None``)."""
+
+
+def _walk_rng(seed: int) -> random.Random:
+    """A seeded generator for a reproducible walk (test times, never secrets)."""
+    return random.Random(seed)  # noqa: S311 - deterministic on purpose
+
+
+def _walk(
+    counter: FailureCounter, user: str, limits: ThrottleConfig, rng: random.Random, *, steps: int
+) -> None:
+    """Drive ``admit_attempt`` for ``user`` through ``steps`` calls at times moved by
+    :data:`_STEPS` (with an occasional reset) and check each answer, and the stored state,
+    against :func:`mfa_core.throttle.admit` on a model of the state."""
+    state = FailureState()
+    now = _T
+    for step in range(steps):
+        if rng.random() < 0.08:
+            counter.reset(user)
+            state = FailureState()
+        now = max(0.0, now + rng.choice(_STEPS))
+        expected = throttle_admit(state, now, limits)
+        got = counter.admit_attempt(user, now, limits)
+        _equal(got, expected, f"admit_attempt() step {step} at {now} under {limits!r}")
+        _equal(counter.get_failures(user), expected.state, f"get_failures() after step {step}")
+        state = expected.state
+
+
 class FailureCounterContract(StoreContract):
-    """The rules every :class:`~mfa_core.ports.FailureCounter` follows, as tests."""
+    """The rules every :class:`~mfa_core.ports.FailureCounter` follows, as tests.
+
+    :meth:`~mfa_core.ports.FailureCounter.admit_attempt` must agree exactly with the
+    reference :func:`mfa_core.throttle.admit` on long walks over many limits (delays,
+    locks, ``lockout=None``, times going backwards), change nothing when it refuses, and
+    admit exactly as many concurrent attempts as the limits allow. When the store also
+    implements the fused operations of :class:`~mfa_core.ports.AttemptStore`
+    (``begin_attempt``, ``claim_and_reset``) they are tested too; set
+    :attr:`attempt_store` to ``True`` to require them, ``False`` to skip them.
+    """
+
+    attempt_store: bool | None = None
+    """``None``: test the fused operations when the store has them; ``True``: require them
+    (a store without them fails); ``False``: never test them."""
 
     def _counter(self) -> FailureCounter:
         counter: FailureCounter = self._new_store()
         return counter
 
+    def _attempts(self) -> AttemptStore:
+        store = self._new_store()
+        fused = all(callable(getattr(store, name, None)) for name in _FUSED)
+        if self.attempt_store is False or (self.attempt_store is None and not fused):
+            raise unittest.SkipTest("the store does not implement the AttemptStore operations")
+        _check(fused, "the store must implement begin_attempt() and claim_and_reset()")
+        attempts: AttemptStore = store
+        return attempts
+
     def test_failures_unknown_user_has_none(self) -> None:
         counter = self._counter()
         _equal(counter.get_failures(_uid("user")), FailureState(), "failures of a new user")
 
-    def test_failures_record_increments_and_returns_the_new_state(self) -> None:
+    def test_failures_admit_counts_the_attempt_before_the_check(self) -> None:
         counter = self._counter()
         user = _uid("user")
+        limits = ThrottleConfig(max_failures=5, base_delay=0.0, max_delay=0.0, lockout=60.0)
         for count, now in enumerate((1_700_000_000.5, 1_700_000_001.25, 1_700_000_009.0), 1):
-            state = counter.record_failure(user, now)
-            _equal(state, FailureState(count=count, last_failure_at=now), "record_failure()")
-            _equal(counter.get_failures(user), state, "get_failures() after record_failure()")
+            admission = counter.admit_attempt(user, now, limits)
+            expected = Admission(admitted=True, state=FailureState(count, now))
+            _equal(admission, expected, f"admit_attempt() #{count}")
+            _equal(counter.get_failures(user), admission.state, "get_failures() after admit")
+            _check(type(admission.state.last_failure_at) is float, "last_failure_at is a float")
+            _check(type(admission.state.count) is int, "count is an int")
+
+    def test_failures_admit_agrees_with_the_reference(self) -> None:
+        counter = self._counter()
+        for index, limits in enumerate(_WALK_LIMITS):
+            _walk(counter, _uid(f"walk{index}"), limits, _walk_rng(index), steps=36)
+
+    def test_failures_admit_agrees_for_every_max_failures(self) -> None:
+        counter = self._counter()
+        for max_failures in range(1, 13):
+            for lockout in (30.0, None):
+                limits = ThrottleConfig(
+                    max_failures=max_failures, base_delay=0.5, max_delay=4.0, lockout=lockout
+                )
+                rng = _walk_rng(1000 + max_failures)
+                _walk(counter, _uid(f"max{max_failures}"), limits, rng, steps=2 * max_failures + 4)
+
+    def test_failures_refusal_changes_nothing(self) -> None:
+        counter = self._counter()
+        user = _uid("user")
+        limits = ThrottleConfig(max_failures=3, base_delay=10.0, max_delay=20.0, lockout=100.0)
+        first = counter.admit_attempt(user, _T, limits)
+        _equal(first, Admission(True, FailureState(1, _T)), "the first attempt")
+        for now in (_T, _T + 9.5, _T - 50.0):  # within the 10 s delay, or behind it
+            refused = counter.admit_attempt(user, now, limits)
+            _equal(refused, Admission(False, FailureState(1, _T)), f"a delayed attempt at {now}")
+            _equal(counter.get_failures(user), FailureState(1, _T), "state after a refusal")
+        _equal(counter.admit_attempt(user, _T + 10, limits).state, FailureState(2, _T + 10), "#2")
+        _equal(counter.admit_attempt(user, _T + 30, limits).state, FailureState(3, _T + 30), "#3")
+        for now in (_T + 30, _T + 129.9, _T + 1.0):  # locked for 100 s from the latest
+            refused = counter.admit_attempt(user, now, limits)
+            _equal(refused, Admission(False, FailureState(3, _T + 30)), f"locked at {now}")
+        _equal(counter.get_failures(user), FailureState(3, _T + 30), "state while locked")
+        again = counter.admit_attempt(user, _T + 130, limits)  # the lock ran out
+        _equal(again, Admission(True, FailureState(4, _T + 130)), "after the lock")
+        _equal(
+            counter.admit_attempt(user, _T + 131, limits),
+            Admission(False, FailureState(4, _T + 130)),
+            "locked again at once",
+        )
+
+    def test_failures_lockout_none_locks_until_reset(self) -> None:
+        counter = self._counter()
+        user = _uid("user")
+        limits = ThrottleConfig(max_failures=2, base_delay=0.0, max_delay=0.0, lockout=None)
+        for count in (1, 2):
+            _check(counter.admit_attempt(user, _T + count, limits).admitted, f"attempt {count}")
+        for now in (_T + 3, _T + 86400 * 365 * 5, 0.0):
+            _equal(
+                counter.admit_attempt(user, now, limits),
+                Admission(False, FailureState(2, _T + 2)),
+                f"an attempt at {now} while locked for ever",
+            )
+        counter.reset(user)
+        _equal(
+            counter.admit_attempt(user, _T + 4, limits),
+            Admission(True, FailureState(1, _T + 4)),
+            "the first attempt after an unlock",
+        )
+
+    def test_failures_time_going_backwards_never_moves_the_time_back(self) -> None:
+        # Two app servers with slightly different clocks: a delay or a lock never shrinks.
+        counter = self._counter()
+        user = _uid("user")
+        limits = ThrottleConfig(max_failures=10, base_delay=0.0, max_delay=0.0, lockout=900.0)
+        _equal(counter.admit_attempt(user, _T + 10, limits).state, FailureState(1, _T + 10), "1")
+        _equal(counter.admit_attempt(user, _T + 4, limits).state, FailureState(2, _T + 10), "2")
+        _equal(counter.get_failures(user), FailureState(2, _T + 10), "stored after a late clock")
+        _equal(counter.admit_attempt(user, _T + 11, limits).state, FailureState(3, _T + 11), "3")
+        _equal(counter.admit_attempt(user, 5, limits).state, FailureState(4, _T + 11), "an int")
+
+    def test_failures_admit_refuses_bad_input_and_changes_nothing(self) -> None:
+        counter: Any = self._counter()  # Any: the arguments below are deliberately wrong
+        user = _uid("user")
+        limits = ThrottleConfig()
+        counter.admit_attempt(user, _T, ThrottleConfig(base_delay=0.0))
+        before = counter.get_failures(user)
+        bad_calls: list[tuple[str, Callable[[], object]]] = [
+            ("now=nan", lambda: counter.admit_attempt(user, math.nan, limits)),
+            ("now=inf", lambda: counter.admit_attempt(user, math.inf, limits)),
+            ("now='1'", lambda: counter.admit_attempt(user, "1", limits)),
+            ("now=None", lambda: counter.admit_attempt(user, None, limits)),
+            ("limits=None", lambda: counter.admit_attempt(user, _T + 60, None)),
+            ("limits=dict", lambda: counter.admit_attempt(user, _T + 60, {"max_failures": 1})),
+        ]
+        for what, call in bad_calls:
+            _raises(InvalidParameter, call, f"admit_attempt() with {what}")
+        _equal(counter.get_failures(user), before, "state after refused bad input")
 
     def test_failures_reset_forgets_and_counting_restarts(self) -> None:
         counter = self._counter()
         user = _uid("user")
-        counter.record_failure(user, 1_700_000_000.0)
-        counter.record_failure(user, 1_700_000_001.0)
+        limits = ThrottleConfig(max_failures=3, base_delay=0.0, max_delay=0.0, lockout=900.0)
+        for i in range(4):
+            counter.admit_attempt(user, _T + i, limits)
+        _equal(counter.get_failures(user), FailureState(3, _T + 2), "locked before reset()")
         counter.reset(user)
         _equal(counter.get_failures(user), FailureState(), "failures after reset()")
         _equal(
-            counter.record_failure(user, 1_700_000_002.0),
-            FailureState(count=1, last_failure_at=1_700_000_002.0),
-            "first failure after reset()",
+            counter.admit_attempt(user, _T + 3, limits),
+            Admission(True, FailureState(1, _T + 3)),
+            "first attempt after reset()",
         )
         counter.reset(_uid("nobody"))  # resetting an unknown user is not an error
 
     def test_failures_are_counted_per_user(self) -> None:
         counter = self._counter()
         alice, bob = _uid("alice"), _uid("bob")
-        for _ in range(3):
-            counter.record_failure(alice, 1_700_000_000.0)
-        counter.record_failure(bob, 1_700_000_005.0)
-        _equal(counter.get_failures(alice).count, 3, "alice's failures")
-        _equal(counter.get_failures(bob).count, 1, "bob's failures")
+        limits = ThrottleConfig(max_failures=3, base_delay=0.0, max_delay=0.0, lockout=900.0)
+        for i in range(4):
+            counter.admit_attempt(alice, _T + i, limits)
+        _equal(
+            counter.admit_attempt(bob, _T + 5, limits),
+            Admission(True, FailureState(1, _T + 5)),
+            "bob is not locked by alice's attempts",
+        )
+        _equal(counter.get_failures(alice), FailureState(3, _T + 2), "alice's failures")
         counter.reset(alice)
-        _equal(counter.get_failures(bob).count, 1, "bob's failures after alice's reset")
+        _equal(counter.get_failures(bob), FailureState(1, _T + 5), "bob after alice's reset")
+        _equal(counter.get_failures(alice), FailureState(), "alice after her reset")
+
+    def test_failures_admit_race_admits_exactly_max_failures(self) -> None:
+        counter = self._counter()
+        user = _uid("user")
+        limits = _NO_DELAY
+        threads = self.race_threads
+        expected = min(threads, limits.max_failures)
+
+        def check_round(round_: int) -> None:
+            _equal(counter.get_failures(user).count, expected, f"count after round {round_}")
+            counter.reset(user)
+
+        results = _race(
+            threads,
+            self.race_rounds,
+            lambda round_, thread: counter.admit_attempt(user, _T + round_, limits),
+            after_round=check_round,
+        )
+        for round_, outcomes in enumerate(results):
+            admitted = sorted(a.state.count for a in outcomes if a.admitted)
+            _equal(admitted, list(range(1, expected + 1)), f"admitted counts, round {round_}")
+            refused = {a.state for a in outcomes if not a.admitted}
+            _check(
+                refused <= {FailureState(limits.max_failures, _T + round_)},
+                f"refusals of round {round_} report the locked state: {refused!r}",
+            )
+
+    def test_failures_admit_race_with_delays_admits_one_per_instant(self) -> None:
+        counter = self._counter()
+        user = _uid("user")
+        limits = ThrottleConfig()  # 1, 2, 4 ... 60 s delays, locked after 10
+        rounds = min(self.race_rounds, limits.max_failures)
+        results = _race(
+            self.race_threads,
+            rounds,
+            lambda round_, thread: counter.admit_attempt(user, _T + 120.0 * round_, limits),
+        )
+        for round_, outcomes in enumerate(results):
+            _equal(sum(a.admitted for a in outcomes), 1, f"admitted at one instant, {round_}")
+        _equal(counter.get_failures(user), FailureState(rounds, _T + 120.0 * (rounds - 1)), "end")
 
     def test_failures_burst_from_threads_is_counted_exactly(self) -> None:
         counter = self._counter()
         user = _uid("user")
+        limits = ThrottleConfig(max_failures=100, base_delay=0.0, max_delay=0.0, lockout=900.0)
         per_thread = self.burst_per_thread
         results = _race(
             self.race_threads,
             per_thread,
-            lambda round_, thread: counter.record_failure(user, 1_700_000_000.0 + round_),
+            lambda round_, thread: counter.admit_attempt(user, _T + round_, limits),
         )
-        total = self.race_threads * per_thread
-        counts = sorted(state.count for outcomes in results for state in outcomes)
-        _equal(counts, list(range(1, total + 1)), "counts returned by concurrent failures")
+        total = min(self.race_threads * per_thread, limits.max_failures)
+        admitted = [a for outcomes in results for a in outcomes if a.admitted]
+        counts = sorted(a.state.count for a in admitted)
+        _equal(counts, list(range(1, total + 1)), "counts admitted by concurrent attempts")
+        _equal(counter.get_failures(user).count, total, "count after the burst")
+
+    # -- the fused operations of AttemptStore (when the store has them) ------------------
+
+    def test_attempts_begin_agrees_with_admit_then_list(self) -> None:
+        store = self._attempts()
+        user, other = _uid("user"), _uid("user")
+        mine = [_credential(user, created_at=1_700_000_000.0 + i) for i in (2, 0, 1)]
+        for credential in (*mine, _credential(other)):
+            store.add(credential)
+        listed = sorted(mine, key=lambda c: c.created_at)
+        limits = ThrottleConfig(max_failures=4, base_delay=2.0, max_delay=8.0, lockout=60.0)
+        state = FailureState()
+        rng = _walk_rng(7)
+        now = _T
+        for step in range(30):
+            now = max(0.0, now + rng.choice(_STEPS))
+            expected = throttle_admit(state, now, limits)
+            admission, credentials = store.begin_attempt(user, now, limits)
+            _equal(admission, expected, f"begin_attempt() step {step} at {now}")
+            if admission.admitted:
+                _equal(list(credentials), listed, f"credentials of an admitted attempt, {step}")
+            else:
+                _equal(list(credentials), [], f"credentials of a refused attempt, {step}")
+            state = expected.state
+            _equal(store.get_failures(user), state, f"state after begin_attempt(), {step}")
+            if step % 11 == 10:
+                store.reset(user)
+                state = FailureState()
+        nobody = _uid("nobody")
+        admission, credentials = store.begin_attempt(nobody, _T, limits)
+        _equal(admission, Admission(True, FailureState(1, _T)), "a user without credentials")
+        _equal(list(credentials), [], "credentials of a user without any")
+        _equal(store.get_failures(other), FailureState(), "the other user is untouched")
+
+    def test_attempts_claim_and_reset_resets_only_when_the_claim_wins(self) -> None:
+        store = self._attempts()
+        user, other = _uid("user"), _uid("user")
+        credential = _credential(user, status=CredentialState.ACTIVE)
+        store.add(credential)
+        limits = _NO_DELAY
+        for i in range(3):
+            store.admit_attempt(user, _T + i, limits)
+            store.admit_attempt(other, _T + i, limits)
+        _check(store.claim_and_reset(credential.id, 5, drift=1, user_id=user), "a winning claim")
+        _equal(store.get_failures(user), FailureState(), "failures after a winning claim")
+        _equal(store.get_failures(other), FailureState(3, _T + 2), "the other user's failures")
         _equal(
-            counter.get_failures(user),
-            FailureState(count=total, last_failure_at=1_700_000_000.0 + per_thread - 1),
-            "failure state after the burst",
+            store.get(credential.id),
+            attrs.evolve(credential, last_accepted=5, drift=1),
+            "credential after claim_and_reset()",
         )
+        store.admit_attempt(user, _T + 10, limits)
+        store.admit_attempt(user, _T + 11, limits)
+        for value in (5, 4):
+            _check(
+                not store.claim_and_reset(credential.id, value, drift=2, user_id=user),
+                f"a replayed claim of {value}",
+            )
+        _check(
+            not store.claim_and_reset(_uid("missing"), 9, drift=0, user_id=user),
+            "a claim of an unknown credential",
+        )
+        _equal(store.get_failures(user), FailureState(2, _T + 11), "failures after lost claims")
+        _equal(
+            store.get(credential.id),
+            attrs.evolve(credential, last_accepted=5, drift=1),
+            "credential after lost claims",
+        )
+        _check(
+            store.claim_and_reset(credential.id, 6, drift=0, user_id=other),
+            "a winning claim that resets another user id",
+        )
+        _equal(store.get_failures(other), FailureState(), "the named user is reset")
+        _equal(store.get_failures(user), FailureState(2, _T + 11), "the owner is not")
+
+    def test_attempts_begin_race_admits_exactly_max_failures(self) -> None:
+        store = self._attempts()
+        user = _uid("user")
+        credential = _credential(user)
+        store.add(credential)
+        limits = _NO_DELAY
+        [outcomes] = _race(
+            self.race_threads, 1, lambda round_, thread: store.begin_attempt(user, _T, limits)
+        )
+        admitted = [listed for admission, listed in outcomes if admission.admitted]
+        expected = min(self.race_threads, limits.max_failures)
+        _equal(len(admitted), expected, "attempts admitted by concurrent begin_attempt()")
+        _check(all(list(c) == [credential] for c in admitted), "admitted ones get the list")
+        refused = [listed for admission, listed in outcomes if not admission.admitted]
+        _check(all(len(c) == 0 for c in refused), "refused ones get no credentials")
+        _equal(store.get_failures(user).count, expected, "count after the race")
+
+    def test_attempts_claim_and_reset_race_has_exactly_one_winner(self) -> None:
+        store = self._attempts()
+        user = _uid("user")
+        credential = _credential(user, status=CredentialState.ACTIVE)
+        store.add(credential)
+
+        def fail_twice(round_: int) -> None:
+            _equal(store.get_failures(user), FailureState(), f"reset after round {round_}")
+            store.admit_attempt(user, _T + round_, _NO_DELAY)
+            store.admit_attempt(user, _T + round_, _NO_DELAY)
+
+        fail_twice(-1)
+        results = _race(
+            self.race_threads,
+            self.race_rounds,
+            lambda round_, thread: store.claim_and_reset(
+                credential.id, round_, drift=thread, user_id=user
+            ),
+            after_round=fail_twice,
+        )
+        for round_, outcomes in enumerate(results):
+            _equal(outcomes.count(True), 1, f"winners of claim_and_reset({round_})")
+        got = _stored(store, credential.id, "get() after the races")
+        _equal(got.last_accepted, self.race_rounds - 1, "last_accepted after the races")
 
 
 # -- recovery codes and out-of-band challenges (issue 4) -----------------------------------

@@ -17,8 +17,9 @@ import attrs
 from mfa_core.aio import AsyncMFAService
 from mfa_core.aio.ports import AsyncCredentialStore, AsyncFailureCounter
 from mfa_core.errors import StoreError
-from mfa_core.models import Credential, FailureState
+from mfa_core.models import Admission, Credential, FailureState
 from mfa_core.sealing import AESGCMSealer
+from mfa_core.throttle import ThrottleConfig, admit
 
 
 class AsyncHostStore:
@@ -81,14 +82,13 @@ class AsyncHostStore:
         async with self._lock:
             return self._credentials.pop(credential_id, None) is not None
 
-    async def record_failure(self, user_id: str, now: float) -> FailureState:
-        async with self._lock:
+    async def admit_attempt(self, user_id: str, now: float, limits: ThrottleConfig) -> Admission:
+        async with self._lock:  # the decision and the write in one step for other tasks
             await asyncio.sleep(0)
-            old = self._failures.get(user_id, FailureState())
-            last = now if old.last_failure_at is None else max(old.last_failure_at, now)
-            new = FailureState(count=old.count + 1, last_failure_at=last)
-            self._failures[user_id] = new
-            return new
+            admission = admit(self._failures.get(user_id, FailureState()), now, limits)
+            if admission.admitted:
+                self._failures[user_id] = admission.state
+            return admission
 
     async def get_failures(self, user_id: str) -> FailureState:
         return self._failures.get(user_id, FailureState())

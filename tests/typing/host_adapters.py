@@ -19,7 +19,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from mfa_core.errors import InvalidParameter, SealingError, StoreError
-from mfa_core.models import Credential, Event, FailureState
+from mfa_core.models import Admission, Credential, Event, FailureState
 from mfa_core.oob import OOBChannel, OOBPurpose, OOBRecord
 from mfa_core.ports import (
     Clock,
@@ -32,6 +32,7 @@ from mfa_core.ports import (
     Sealer,
 )
 from mfa_core.recovery import RecoveryRecord
+from mfa_core.throttle import ThrottleConfig, admit
 
 log = logging.getLogger("host.mfa")
 
@@ -132,12 +133,13 @@ class HostStore:
         with self._lock:
             return self._rows.pop(credential_id, None) is not None
 
-    def record_failure(self, user_id: str, now: float) -> FailureState:
+    def admit_attempt(self, user_id: str, now: float, limits: ThrottleConfig) -> Admission:
+        # The library's reference decision, applied under the host's lock (atomic).
         with self._lock:
-            old = self._failures.get(user_id, FailureState())
-            new = FailureState(count=old.count + 1, last_failure_at=now)
-            self._failures[user_id] = new
-            return new
+            admission = admit(self._failures.get(user_id, FailureState()), now, limits)
+            if admission.admitted:
+                self._failures[user_id] = admission.state
+            return admission
 
     def get_failures(self, user_id: str) -> FailureState:
         with self._lock:

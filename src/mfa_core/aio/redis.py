@@ -1,15 +1,11 @@
 """An asyncio store on Redis: :class:`AsyncRedisStore` (``redis.asyncio``, the ``redis`` extra).
 
 Same server layout, Lua scripts, encoding, validation and error mapping as
-:class:`~mfa_core.stores.RedisStore`, and not a second copy of any of them: every call is
-planned and decoded by a private ``RedisStore`` whose wire method never does I/O.
-
-1. The blocking store's method runs up to its one round trip (each of its operations is
-   exactly one command or one script) and hands the command over instead of sending it;
-2. this store sends the command on a ``redis.asyncio`` connection and awaits the reply
-   (``EVALSHA``, then ``EVAL`` on the same connection if the server does not know the
-   script; never retried, so a write is applied at most once);
-3. the blocking store's method runs again with that reply and decodes it.
+:class:`~mfa_core.stores.RedisStore`, and not a second copy of any of them: both stores are
+I/O loops over :mod:`mfa_core.stores._redis_protocol`. Each call builds its one command
+there (checking the arguments first), sends it once on a ``redis.asyncio`` connection
+(``EVALSHA``, then ``EVAL`` on the same connection if the server does not know the script;
+never retried, so a write is applied at most once) and decodes the reply there.
 
 Connection problems raise :class:`~mfa_core.errors.StoreUnavailable`, other Redis errors
 :class:`~mfa_core.errors.StoreError` (the service refuses the attempt: fail closed). A
@@ -19,12 +15,11 @@ a stale reply.
 
 from __future__ import annotations
 
-import contextvars
 import inspect
-from collections.abc import Callable
-from typing import Any, Final, ParamSpec, TypeVar, cast
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
-from ..errors import InvalidParameter, MissingDependency, StoreError, StoreUnavailable
+from ..errors import InvalidParameter, MissingDependency
 
 try:
     import redis
@@ -37,61 +32,29 @@ except ImportError:  # pragma: no cover - the blocking store's test covers the m
         "the async Redis store needs redis-py: pip install 'mfa_core[redis]'"
     ) from None
 
+from ..models import Admission, Credential, FailureState
+from ..oob import OOBRecord
+from ..recovery import RecoveryRecord
+from ..stores._redis_protocol import Call, RedisProtocol
 from ..stores.redis import (
     _UNAVAILABLE,
     DEFAULT_CHALLENGE_GRACE,
     DEFAULT_FAILURE_TTL,
     DEFAULT_PENDING_GRACE,
     DEFAULT_PREFIX,
-    RedisStore,
     _socket_timeout,
+    _store_error,
 )
-from .stores import AsyncStoreAdapter
+from ..throttle import ThrottleConfig
 
 __all__ = ["AsyncRedisStore"]
 
-_P = ParamSpec("_P")
-_R = TypeVar("_R")
-_NO_REPLY: Final = object()
-# The reply for the decoding pass of the current task (contextvars: task-local).
-_REPLY: contextvars.ContextVar[object] = contextvars.ContextVar(
-    "mfa_core_async_redis_reply", default=_NO_REPLY
-)
+_T = TypeVar("_T")
 
 
-class _Planned(BaseException):
-    """The blocking store's command, handed over instead of sent (control flow only; a
-    BaseException so that no ``except Exception`` on the way can swallow it)."""
-
-    def __init__(
-        self, operation: str, command: tuple[bytes, ...], fallback: tuple[bytes, ...] | None
-    ) -> None:
-        super().__init__(operation)
-        self.operation = operation
-        self.command = command
-        self.fallback = fallback
-
-
-class _Planner(RedisStore):
-    """A RedisStore that plans commands and decodes replies, never touching a socket."""
-
-    __slots__ = ()
-
-    def _execute(
-        self,
-        operation: str,
-        command: tuple[bytes, ...],
-        fallback: tuple[bytes, ...] | None = None,
-    ) -> Any:
-        reply = _REPLY.get()
-        if reply is _NO_REPLY:
-            raise _Planned(operation, command, fallback)
-        _REPLY.set(_NO_REPLY)
-        return reply
-
-
-class AsyncRedisStore(AsyncStoreAdapter):
-    """The four async store ports on a Redis server, shared by any number of processes.
+class AsyncRedisStore:
+    """The four async store ports (and :class:`~mfa_core.aio.ports.AsyncAttemptStore`'s
+    fused operations) on a Redis server, shared by any number of processes.
 
     ``client`` is the host's ``redis.asyncio.Redis`` (its connection pool is used, not its
     retry settings). ``prefix``, ``pending_grace``, ``failure_ttl`` and ``challenge_grace``
@@ -99,7 +62,7 @@ class AsyncRedisStore(AsyncStoreAdapter):
     write the same keys, so blocking and asyncio workers can share one server.
     """
 
-    __slots__ = ("_client", "_owns_client")
+    __slots__ = ("_client", "_owns_client", "_protocol")
 
     def __init__(
         self,
@@ -112,15 +75,12 @@ class AsyncRedisStore(AsyncStoreAdapter):
     ) -> None:
         if not isinstance(client, aioredis.Redis):
             raise InvalidParameter("client must be a redis.asyncio.Redis client")
-        # The planner's own client never connects: only its script registry is used.
-        planner = _Planner(
-            redis.Redis(),
+        self._protocol = RedisProtocol(
             prefix=prefix,
             pending_grace=pending_grace,
             failure_ttl=failure_ttl,
             challenge_grace=challenge_grace,
         )
-        super().__init__(planner, offload=False)
         self._client = client
         self._owns_client = False
 
@@ -175,39 +135,31 @@ class AsyncRedisStore(AsyncStoreAdapter):
     @property
     def prefix(self) -> str:
         """The key prefix of this store."""
-        return cast(_Planner, self.blocking).prefix
+        return self._protocol.prefix
 
     async def close(self) -> None:
         """Close the client if :meth:`from_url` made it; a client passed in is the host's."""
         if self._owns_client:
             await self._client.aclose(close_connection_pool=True)
 
-    async def _do(self, fn: Callable[_P, _R], *args: _P.args, **kwargs: _P.kwargs) -> _R:
-        try:
-            fn(*args, **kwargs)
-        except _Planned as planned:
-            reply = await self._send(planned)
-        else:  # pragma: no cover - every store operation is one round trip
-            raise StoreError("the Redis store planned no command")
-        token = _REPLY.set(reply)
-        try:
-            return fn(*args, **kwargs)
-        finally:
-            _REPLY.reset(token)
+    # -- the wire ------------------------------------------------------------------------
 
-    async def _send(self, planned: _Planned) -> Any:
+    async def _call(self, call: Call[_T]) -> _T:
+        """Send ``call``'s command on one pooled connection and decode its reply (EVAL
+        after NOSCRIPT on the same connection; never anything else resent)."""
         pool: Any = self._client.connection_pool
         try:
             connection: Any = await pool.get_connection()
             try:
-                await connection.send_command(*planned.command)
+                await connection.send_command(*call.command)
                 try:
-                    return await connection.read_response(disable_decoding=True)
+                    reply = await connection.read_response(disable_decoding=True)
                 except NoScriptError:
-                    if planned.fallback is None:
+                    fallback = call.fallback()
+                    if fallback is None:
                         raise
-                await connection.send_command(*planned.fallback)
-                return await connection.read_response(disable_decoding=True)
+                    await connection.send_command(*fallback)
+                    reply = await connection.read_response(disable_decoding=True)
             except BaseException as exc:
                 if not isinstance(exc, redis.exceptions.ResponseError):
                     await connection.disconnect()  # unknown protocol state: never reuse
@@ -216,11 +168,107 @@ class AsyncRedisStore(AsyncStoreAdapter):
                 released = pool.release(connection)
                 if inspect.isawaitable(released):
                     await released
-        except _UNAVAILABLE as exc:
-            raise StoreUnavailable(
-                f"the Redis store is unavailable: {planned.operation} failed ({type(exc).__name__})"
-            ) from exc
-        except redis.exceptions.RedisError as exc:
-            raise StoreError(
-                f"the Redis store failed: {planned.operation} failed ({type(exc).__name__})"
-            ) from exc
+        except (*_UNAVAILABLE, redis.exceptions.RedisError) as exc:
+            raise _store_error(call, exc) from exc
+        return call.decode(reply)
+
+    # -- AsyncCredentialStore ------------------------------------------------------------
+
+    async def add(self, credential: Credential) -> None:
+        """See :meth:`mfa_core.stores.RedisStore.add`."""
+        await self._call(self._protocol.add(credential))
+
+    async def get(self, credential_id: str) -> Credential | None:
+        """See :meth:`mfa_core.stores.RedisStore.get`."""
+        return await self._call(self._protocol.get(credential_id))
+
+    async def list_for_user(self, user_id: str) -> Sequence[Credential]:
+        """See :meth:`mfa_core.stores.RedisStore.list_for_user`."""
+        return await self._call(self._protocol.list_for_user(user_id))
+
+    async def update(self, credential: Credential, *, expected_version: int) -> bool:
+        """See :meth:`mfa_core.stores.RedisStore.update`."""
+        call = self._protocol.update(credential, expected_version=expected_version)
+        return await self._call(call)
+
+    async def claim(self, credential_id: str, value: int, *, drift: int) -> bool:
+        """See :meth:`mfa_core.stores.RedisStore.claim`."""
+        return await self._call(self._protocol.claim(credential_id, value, drift=drift))
+
+    async def delete(self, credential_id: str) -> bool:
+        """See :meth:`mfa_core.stores.RedisStore.delete`."""
+        return await self._call(self._protocol.delete(credential_id))
+
+    # -- AsyncFailureCounter -------------------------------------------------------------
+
+    async def admit_attempt(self, user_id: str, now: float, limits: ThrottleConfig) -> Admission:
+        """See :meth:`mfa_core.stores.RedisStore.admit_attempt`."""
+        return await self._call(self._protocol.admit_attempt(user_id, now, limits))
+
+    async def get_failures(self, user_id: str) -> FailureState:
+        """See :meth:`mfa_core.stores.RedisStore.get_failures`."""
+        return await self._call(self._protocol.get_failures(user_id))
+
+    async def reset(self, user_id: str) -> None:
+        """See :meth:`mfa_core.stores.RedisStore.reset`."""
+        await self._call(self._protocol.reset(user_id))
+
+    # -- AsyncAttemptStore ---------------------------------------------------------------
+
+    async def begin_attempt(
+        self, user_id: str, now: float, limits: ThrottleConfig
+    ) -> tuple[Admission, Sequence[Credential]]:
+        """See :meth:`mfa_core.stores.RedisStore.begin_attempt`."""
+        return await self._call(self._protocol.begin_attempt(user_id, now, limits))
+
+    async def claim_and_reset(
+        self, credential_id: str, value: int, *, drift: int, user_id: str
+    ) -> bool:
+        """See :meth:`mfa_core.stores.RedisStore.claim_and_reset`."""
+        call = self._protocol.claim_and_reset(credential_id, value, drift=drift, user_id=user_id)
+        return await self._call(call)
+
+    # -- AsyncRecoveryCodeStore ----------------------------------------------------------
+
+    async def replace_recovery_codes(self, user_id: str, records: Sequence[RecoveryRecord]) -> None:
+        """See :meth:`mfa_core.stores.RedisStore.replace_recovery_codes`."""
+        await self._call(self._protocol.replace_recovery_codes(user_id, records))
+
+    async def recovery_codes(self, user_id: str) -> Sequence[RecoveryRecord]:
+        """See :meth:`mfa_core.stores.RedisStore.recovery_codes`."""
+        return await self._call(self._protocol.recovery_codes(user_id))
+
+    async def consume_recovery_code(self, user_id: str, record_id: str, now: float) -> int | None:
+        """See :meth:`mfa_core.stores.RedisStore.consume_recovery_code`."""
+        return await self._call(self._protocol.consume_recovery_code(user_id, record_id, now))
+
+    async def update_recovery_hash(self, user_id: str, record_id: str, phc: str) -> bool:
+        """See :meth:`mfa_core.stores.RedisStore.update_recovery_hash`."""
+        return await self._call(self._protocol.update_recovery_hash(user_id, record_id, phc))
+
+    # -- AsyncOOBChallengeStore ----------------------------------------------------------
+
+    async def put_challenge(self, record: OOBRecord) -> None:
+        """See :meth:`mfa_core.stores.RedisStore.put_challenge`."""
+        await self._call(self._protocol.put_challenge(record))
+
+    async def get_challenge(self, challenge_id: str) -> OOBRecord | None:
+        """See :meth:`mfa_core.stores.RedisStore.get_challenge`."""
+        return await self._call(self._protocol.get_challenge(challenge_id))
+
+    async def replace_challenge(self, record: OOBRecord, *, expected_generation: int) -> bool:
+        """See :meth:`mfa_core.stores.RedisStore.replace_challenge`."""
+        call = self._protocol.replace_challenge(record, expected_generation=expected_generation)
+        return await self._call(call)
+
+    async def update_challenge(self, record: OOBRecord, *, expected: OOBRecord) -> bool:
+        """See :meth:`mfa_core.stores.RedisStore.update_challenge`."""
+        return await self._call(self._protocol.update_challenge(record, expected=expected))
+
+    async def delete_challenge(self, challenge_id: str) -> bool:
+        """See :meth:`mfa_core.stores.RedisStore.delete_challenge`."""
+        return await self._call(self._protocol.delete_challenge(challenge_id))
+
+    async def count_send(self, key: str, window_start: float, expires_at: float) -> int:
+        """See :meth:`mfa_core.stores.RedisStore.count_send`."""
+        return await self._call(self._protocol.count_send(key, window_start, expires_at))

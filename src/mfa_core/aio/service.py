@@ -26,21 +26,56 @@ from collections.abc import Iterable
 from concurrent.futures import Executor
 from typing import TypeVar
 
-from .._effects import Flow, Port, run_async
-from .._enrolment import EnrolmentFlows
-from .._fallback_base import FallbackConfig, OOBVerificationResult, RecoveryVerificationResult
-from .._oob_flow import OOBFlows
-from .._policy_flow import PolicyFlows
-from .._recovery_flow import RecoveryFlows
-from .._service_base import CredentialInfo, Enrolment, ServiceConfig, VerificationResult
 from ..errors import InvalidParameter
 from ..models import CredentialKind
 from ..oob import OOBChannel, OOBPurpose
 from ..policy import Decision, Policy, RequestContext
-from ..ports import Clock, EventSink, Sealer
+from ..ports import (
+    Clock,
+    CodeSender,
+    CredentialStore,
+    EventSink,
+    FailureCounter,
+    OOBChallengeStore,
+    RecoveryCodeStore,
+    Sealer,
+)
 from ..recovery import RecoveryCodeSet, RecoveryConfig
+from ..service._admin import (
+    admin_reset_flow,
+    admin_unlock_flow,
+    disable_flow,
+    list_credentials_flow,
+    reseal_flow,
+)
+from ..service._context import configure
+from ..service._effects import Flow
+from ..service._enrol import (
+    begin_enrolment_flow,
+    begin_renewal_flow,
+    cancel_enrolment_flow,
+    confirm_enrolment_flow,
+)
+from ..service._oob import resend_oob_code_flow, send_oob_code_flow, verify_oob_code_flow
+from ..service._policy import decide_flow
+from ..service._recovery import (
+    generate_recovery_codes_flow,
+    recovery_codes_left_flow,
+    verify_recovery_code_flow,
+)
+from ..service._verify import resync_hotp_flow, throttle_status_flow, verify_flow
+from ..service.config import ServiceConfig
+from ..service.results import (
+    CredentialInfo,
+    Enrolment,
+    OOBVerificationResult,
+    RecoveryVerificationResult,
+    VerificationResult,
+)
 from ..throttle import ThrottleDecision
+from ._driver import run_async
 from .ports import (
+    AsyncAttemptStore,
     AsyncCodeSender,
     AsyncCredentialStore,
     AsyncFailureCounter,
@@ -48,23 +83,22 @@ from .ports import (
     AsyncRecoveryCodeStore,
 )
 
-__all__ = ["AsyncMFAService", "check_async_ports"]
+__all__ = ["AsyncMFAService", "check_async_port"]
 
 _R = TypeVar("_R")
 
 
-def check_async_ports(ports: Iterable[tuple[object, type, str]]) -> None:
+def check_async_port(value: object, port: type, name: str) -> None:
     """Raise InvalidParameter for a port that is not an async implementation of its
     Protocol (a blocking store passed by mistake is refused here, not at the first call)."""
-    for value, port, name in ports:
-        methods = [m for m, f in vars(port).items() if inspect.iscoroutinefunction(f)]
-        if not isinstance(value, port) or not all(
-            inspect.iscoroutinefunction(getattr(value, m)) for m in methods
-        ):
-            raise InvalidParameter(f"{name} must implement {port.__name__} (async methods)")
+    methods = [m for m, f in vars(port).items() if inspect.iscoroutinefunction(f)]
+    if not isinstance(value, port) or not all(
+        inspect.iscoroutinefunction(getattr(value, m)) for m in methods
+    ):
+        raise InvalidParameter(f"{name} must implement {port.__name__} (async methods)")
 
 
-class AsyncMFAService(PolicyFlows, EnrolmentFlows, RecoveryFlows, OOBFlows):
+class AsyncMFAService:
     """Two-factor authentication for an asyncio host, through async ports.
 
     Takes the arguments of :class:`~mfa_core.service.MFAService`, with async stores
@@ -77,7 +111,7 @@ class AsyncMFAService(PolicyFlows, EnrolmentFlows, RecoveryFlows, OOBFlows):
     Task-safe as far as the ports are: the service keeps no mutable state of its own.
     """
 
-    __slots__ = ("_cpu_executor",)
+    __slots__ = ("_cpu_executor", "_ctx", "_table")
 
     def __init__(
         self,
@@ -92,32 +126,35 @@ class AsyncMFAService(PolicyFlows, EnrolmentFlows, RecoveryFlows, OOBFlows):
         oob: AsyncOOBChallengeStore | None = None,
         sender: AsyncCodeSender | None = None,
         secret: bytes | None = None,
-        fallback: FallbackConfig | None = None,
         cpu_executor: Executor | None = None,
     ) -> None:
-        ports = (
-            (Port.CREDENTIALS, credentials, AsyncCredentialStore),
-            (Port.FAILURES, failures, AsyncFailureCounter),
-            (Port.RECOVERY_CODES, recovery_codes, AsyncRecoveryCodeStore),
-            (Port.OOB, oob, AsyncOOBChallengeStore),
-            (Port.SENDER, sender, AsyncCodeSender),
-        )
-        self._configure(
-            ports,
-            check_async_ports,
+        self._ctx, self._table = configure(
+            (
+                (CredentialStore, AsyncCredentialStore, credentials, "credentials"),
+                (FailureCounter, AsyncFailureCounter, failures, "failures"),
+                (RecoveryCodeStore, AsyncRecoveryCodeStore, recovery_codes, "recovery_codes"),
+                (OOBChallengeStore, AsyncOOBChallengeStore, oob, "oob"),
+                (CodeSender, AsyncCodeSender, sender, "sender"),
+            ),
+            AsyncAttemptStore,
+            check_async_port,
             sealer,
             clock=clock,
             events=events,
             config=config,
             secret=secret,
-            fallback=fallback,
         )
         if cpu_executor is not None and not isinstance(cpu_executor, Executor):
             raise InvalidParameter("cpu_executor must be a concurrent.futures.Executor")
         self._cpu_executor = cpu_executor
 
+    @property
+    def config(self) -> ServiceConfig:
+        """The service's settings."""
+        return self._ctx.config
+
     async def _run(self, flow: Flow[_R]) -> _R:
-        return await run_async(flow, self._port, self._cpu_executor)
+        return await run_async(flow, self._table, self._cpu_executor)
 
     async def begin_enrolment(
         self,
@@ -129,7 +166,7 @@ class AsyncMFAService(PolicyFlows, EnrolmentFlows, RecoveryFlows, OOBFlows):
     ) -> Enrolment:
         """Awaitable :meth:`~mfa_core.service.MFAService.begin_enrolment`."""
         return await self._run(
-            self._begin_enrolment_flow(user_id, kind=kind, label=label, account=account)
+            begin_enrolment_flow(self._ctx, user_id, kind=kind, label=label, account=account)
         )
 
     async def begin_renewal(
@@ -142,34 +179,34 @@ class AsyncMFAService(PolicyFlows, EnrolmentFlows, RecoveryFlows, OOBFlows):
     ) -> Enrolment:
         """Awaitable :meth:`~mfa_core.service.MFAService.begin_renewal`."""
         return await self._run(
-            self._begin_renewal_flow(user_id, credential_id, label=label, account=account)
+            begin_renewal_flow(self._ctx, user_id, credential_id, label=label, account=account)
         )
 
     async def cancel_enrolment(self, user_id: str, credential_id: str) -> None:
         """Awaitable :meth:`~mfa_core.service.MFAService.cancel_enrolment`."""
-        return await self._run(self._cancel_enrolment_flow(user_id, credential_id))
+        return await self._run(cancel_enrolment_flow(self._ctx, user_id, credential_id))
 
     async def confirm_enrolment(
         self, user_id: str, credential_id: str, code: str
     ) -> VerificationResult:
         """Awaitable :meth:`~mfa_core.service.MFAService.confirm_enrolment`."""
-        return await self._run(self._confirm_enrolment_flow(user_id, credential_id, code))
+        return await self._run(confirm_enrolment_flow(self._ctx, user_id, credential_id, code))
 
     async def verify(self, user_id: str, code: str) -> VerificationResult:
         """Awaitable :meth:`~mfa_core.service.MFAService.verify`."""
-        return await self._run(self._verify_flow(user_id, code))
+        return await self._run(verify_flow(self._ctx, user_id, code))
 
     async def resync_hotp(
         self, user_id: str, credential_id: str, first_code: str, second_code: str
     ) -> VerificationResult:
         """Awaitable :meth:`~mfa_core.service.MFAService.resync_hotp`."""
         return await self._run(
-            self._resync_hotp_flow(user_id, credential_id, first_code, second_code)
+            resync_hotp_flow(self._ctx, user_id, credential_id, first_code, second_code)
         )
 
     async def throttle_status(self, user_id: str) -> ThrottleDecision:
         """Awaitable :meth:`~mfa_core.service.MFAService.throttle_status`."""
-        return await self._run(self._throttle_status_flow(user_id))
+        return await self._run(throttle_status_flow(self._ctx, user_id))
 
     async def disable(
         self,
@@ -181,7 +218,9 @@ class AsyncMFAService(PolicyFlows, EnrolmentFlows, RecoveryFlows, OOBFlows):
     ) -> None:
         """Awaitable :meth:`~mfa_core.service.MFAService.disable`."""
         return await self._run(
-            self._disable_flow(user_id, credential_id, step_up_code=step_up_code, by_admin=by_admin)
+            disable_flow(
+                self._ctx, user_id, credential_id, step_up_code=step_up_code, by_admin=by_admin
+            )
         )
 
     async def admin_reset(
@@ -189,40 +228,40 @@ class AsyncMFAService(PolicyFlows, EnrolmentFlows, RecoveryFlows, OOBFlows):
     ) -> int:
         """Awaitable :meth:`~mfa_core.service.MFAService.admin_reset`."""
         return await self._run(
-            self._admin_reset_flow(user_id, admin_id=admin_id, credential_id=credential_id)
+            admin_reset_flow(self._ctx, user_id, admin_id=admin_id, credential_id=credential_id)
         )
 
     async def admin_unlock(self, user_id: str, *, admin_id: str) -> None:
         """Awaitable :meth:`~mfa_core.service.MFAService.admin_unlock`."""
-        return await self._run(self._admin_unlock_flow(user_id, admin_id=admin_id))
+        return await self._run(admin_unlock_flow(self._ctx, user_id, admin_id=admin_id))
 
     async def list_credentials(self, user_id: str) -> list[CredentialInfo]:
         """Awaitable :meth:`~mfa_core.service.MFAService.list_credentials`."""
-        return await self._run(self._list_credentials_flow(user_id))
+        return await self._run(list_credentials_flow(self._ctx, user_id))
 
     async def decide(self, policy: Policy, context: RequestContext) -> Decision:
         """Awaitable :meth:`~mfa_core.service.MFAService.decide`."""
-        return await self._run(self._decide_flow(policy, context))
+        return await self._run(decide_flow(self._ctx, policy, context))
 
     async def reseal(
         self, user_id: str | None = None, *, credential_ids: Iterable[str] | None = None
     ) -> int:
         """Awaitable :meth:`~mfa_core.service.MFAService.reseal`."""
-        return await self._run(self._reseal_flow(user_id, credential_ids=credential_ids))
+        return await self._run(reseal_flow(self._ctx, user_id, credential_ids=credential_ids))
 
     async def generate_recovery_codes(
         self, user_id: str, *, config: RecoveryConfig | None = None
     ) -> RecoveryCodeSet:
         """Awaitable :meth:`~mfa_core.service.MFAService.generate_recovery_codes`."""
-        return await self._run(self._generate_recovery_codes_flow(user_id, config=config))
+        return await self._run(generate_recovery_codes_flow(self._ctx, user_id, config=config))
 
     async def recovery_codes_left(self, user_id: str) -> int:
         """Awaitable :meth:`~mfa_core.service.MFAService.recovery_codes_left`."""
-        return await self._run(self._recovery_codes_left_flow(user_id))
+        return await self._run(recovery_codes_left_flow(self._ctx, user_id))
 
     async def verify_recovery_code(self, user_id: str, code: str) -> RecoveryVerificationResult:
         """Awaitable :meth:`~mfa_core.service.MFAService.verify_recovery_code`."""
-        return await self._run(self._verify_recovery_code_flow(user_id, code))
+        return await self._run(verify_recovery_code_flow(self._ctx, user_id, code))
 
     async def send_oob_code(
         self,
@@ -234,17 +273,19 @@ class AsyncMFAService(PolicyFlows, EnrolmentFlows, RecoveryFlows, OOBFlows):
     ) -> str:
         """Awaitable :meth:`~mfa_core.service.MFAService.send_oob_code`."""
         return await self._run(
-            self._send_oob_code_flow(
-                user_id, channel=channel, destination=destination, purpose=purpose
+            send_oob_code_flow(
+                self._ctx, user_id, channel=channel, destination=destination, purpose=purpose
             )
         )
 
     async def resend_oob_code(self, user_id: str, challenge_id: str, destination: str) -> str:
         """Awaitable :meth:`~mfa_core.service.MFAService.resend_oob_code`."""
-        return await self._run(self._resend_oob_code_flow(user_id, challenge_id, destination))
+        return await self._run(resend_oob_code_flow(self._ctx, user_id, challenge_id, destination))
 
     async def verify_oob_code(
         self, user_id: str, challenge_id: str, code: str, purpose: OOBPurpose | str
     ) -> OOBVerificationResult:
         """Awaitable :meth:`~mfa_core.service.MFAService.verify_oob_code`."""
-        return await self._run(self._verify_oob_code_flow(user_id, challenge_id, code, purpose))
+        return await self._run(
+            verify_oob_code_flow(self._ctx, user_id, challenge_id, code, purpose)
+        )

@@ -23,13 +23,16 @@ from __future__ import annotations
 import asyncio
 import inspect
 import threading
+import unittest
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
 import attrs
 
-from ..models import CredentialState
+from ..models import CredentialState, FailureState
 from ..testing import (
+    _FUSED,
+    _NO_DELAY,
     CredentialStoreContract,
     FailureCounterContract,
     OOBChallengeStoreContract,
@@ -42,6 +45,7 @@ from ..testing import (
     _recovery_records,
     _uid,
 )
+from ..throttle import ThrottleConfig
 
 __all__ = [
     "AsyncCredentialStoreContract",
@@ -174,17 +178,84 @@ class AsyncCredentialStoreContract(AsyncStoreContract, CredentialStoreContract):
 
 class AsyncFailureCounterContract(AsyncStoreContract, FailureCounterContract):
     """:class:`~mfa_core.testing.FailureCounterContract` for an
-    :class:`~mfa_core.aio.ports.AsyncFailureCounter`, plus a task burst."""
+    :class:`~mfa_core.aio.ports.AsyncFailureCounter`, plus task races:
+    :attr:`admit_gather_tasks` (500) concurrent ``admit_attempt`` calls for one user admit
+    exactly ``max_failures`` (10) without delays, and exactly one at one instant with the
+    default delays; the same for ``begin_attempt`` when the store has the fused
+    operations of :class:`~mfa_core.aio.ports.AsyncAttemptStore`."""
 
-    def test_async_failures_gather_are_counted_exactly(self) -> None:
+    admit_gather_tasks: int = 500
+    """Tasks started at once by the admission races."""
+
+    def test_async_admit_gather_admits_exactly_max_failures(self) -> None:
         async def test(store: Any) -> None:
             user = _uid("user")
-            states = await asyncio.gather(
-                *(store.record_failure(user, 1_700_000_000.0 + i) for i in range(self.gather_tasks))
+            admissions = await asyncio.gather(
+                *(
+                    store.admit_attempt(user, 1_700_000_000.0 + i % 7, _NO_DELAY)
+                    for i in range(self.admit_gather_tasks)
+                )
             )
-            counts = sorted(state.count for state in states)
-            _equal(counts, list(range(1, self.gather_tasks + 1)), "counts returned by the burst")
-            _equal((await store.get_failures(user)).count, self.gather_tasks, "final count")
+            expected = min(self.admit_gather_tasks, _NO_DELAY.max_failures)
+            counts = sorted(a.state.count for a in admissions if a.admitted)
+            _equal(counts, list(range(1, expected + 1)), "counts admitted by the tasks")
+            _check(
+                all(a.state.count == expected for a in admissions if not a.admitted),
+                "every refusal reports the locked count",
+            )
+            _equal((await store.get_failures(user)).count, expected, "count after the race")
+
+        self.run_async(test)
+
+    def test_async_admit_gather_with_delays_admits_one_per_instant(self) -> None:
+        async def test(store: Any) -> None:
+            user = _uid("user")
+            limits = ThrottleConfig()
+            for instant in (1_700_000_000.0, 1_700_000_000.5, 1_700_000_001.0):
+                admissions = await asyncio.gather(
+                    *(
+                        store.admit_attempt(user, instant, limits)
+                        for _ in range(self.admit_gather_tasks)
+                    )
+                )
+                admitted = sum(a.admitted for a in admissions)
+                # 1 s after the first failure the second attempt is due; not half-way.
+                _equal(admitted, 0 if instant % 1 else 1, f"admitted at {instant}")
+            state = await store.get_failures(user)
+            _equal(state, FailureState(2, 1_700_000_001.0), "state after the races")
+
+        self.run_async(test)
+
+    def test_async_begin_attempt_gather_admits_exactly_max_failures(self) -> None:
+        async def test(store: Any) -> None:
+            fused = all(callable(getattr(store, name, None)) for name in _FUSED)
+            if self.attempt_store is False or (self.attempt_store is None and not fused):
+                raise unittest.SkipTest("the store does not implement the AttemptStore operations")
+            _check(fused, "the store must implement begin_attempt() and claim_and_reset()")
+            user = _uid("user")
+            credential = _credential(user)
+            await store.add(credential)
+            results = await asyncio.gather(
+                *(
+                    store.begin_attempt(user, 1_700_000_000.0, _NO_DELAY)
+                    for _ in range(self.admit_gather_tasks)
+                )
+            )
+            admitted = [list(listed) for admission, listed in results if admission.admitted]
+            _equal(len(admitted), _NO_DELAY.max_failures, "attempts admitted by the tasks")
+            _check(all(c == [credential] for c in admitted), "admitted ones get the list")
+            _check(
+                all(len(c) == 0 for a, c in results if not a.admitted),
+                "refused ones get no credentials",
+            )
+            won = await asyncio.gather(
+                *(
+                    store.claim_and_reset(credential.id, 9, drift=0, user_id=user)
+                    for _ in range(self.admit_gather_tasks)
+                )
+            )
+            _equal(won.count(True), 1, "winners of concurrent claim_and_reset()")
+            _equal(await store.get_failures(user), FailureState(), "reset by the winner")
 
         self.run_async(test)
 

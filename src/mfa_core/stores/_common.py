@@ -16,6 +16,7 @@ from ..models import STORED_STATES, Credential, CredentialKind, CredentialState
 from ..oob import MAX_SEND_KEY, OOBChannel, OOBPurpose, OOBRecord
 from ..otp import Algorithm
 from ..recovery import RecoveryRecord
+from ..throttle import ThrottleConfig
 
 __all__ = [
     "INT64_MAX",
@@ -27,6 +28,7 @@ __all__ = [
     "check_drift",
     "check_generation",
     "check_id",
+    "check_limits",
     "check_oob_record",
     "check_phc",
     "check_recovery_records",
@@ -313,3 +315,11 @@ def challenge_from_row(row: Sequence[Any], store: str) -> OOBRecord:
         )
     except (MFAError, ValueError, TypeError) as exc:
         raise StoreError(f"the {store} store holds a challenge row it cannot read") from exc
+
+
+def check_limits(limits: object) -> ThrottleConfig:
+    """Return ``limits`` if it is a :class:`~mfa_core.throttle.ThrottleConfig` (whose own
+    checks have already run when it was made)."""
+    if not isinstance(limits, ThrottleConfig):
+        raise InvalidParameter("limits must be a mfa_core.throttle.ThrottleConfig")
+    return limits

@@ -13,15 +13,17 @@ from collections.abc import Sequence
 import attrs
 
 from ..errors import InvalidParameter, StoreError
-from ..models import Credential, FailureState
+from ..models import Admission, Credential, FailureState
 from ..oob import OOBRecord
 from ..recovery import RecoveryRecord
+from ..throttle import ThrottleConfig, admit
 from ._common import (
     check_claim_value,
     check_credential,
     check_drift,
     check_generation,
     check_id,
+    check_limits,
     check_oob_record,
     check_phc,
     check_recovery_records,
@@ -47,7 +49,8 @@ def _creation_order(entry: tuple[int, Credential]) -> tuple[float, int]:
 
 class MemoryStore:
     """A thread-safe in-memory :class:`~mfa_core.ports.CredentialStore`,
-    :class:`~mfa_core.ports.FailureCounter`, :class:`~mfa_core.ports.RecoveryCodeStore` and
+    :class:`~mfa_core.ports.FailureCounter` (with the fused operations of
+    :class:`~mfa_core.ports.AttemptStore`), :class:`~mfa_core.ports.RecoveryCodeStore` and
     :class:`~mfa_core.ports.OOBChallengeStore` in one object.
 
     ``MemoryStore()`` starts empty. Not shared between processes (each has its own copy);
@@ -162,11 +165,14 @@ class MemoryStore:
         check_claim_value(value)
         check_drift(drift)
         with self._lock:
-            entry = self._credentials.get(credential_id)
-            if entry is None or value <= entry[1].last_accepted:
-                return False
-            self._credentials[credential_id] = (entry[0], entry[1].with_claim(value, drift))
-            return True
+            return self._claim(credential_id, value, drift)
+
+    def _claim(self, credential_id: str, value: int, drift: int) -> bool:
+        entry = self._credentials.get(credential_id)
+        if entry is None or value <= entry[1].last_accepted:
+            return False
+        self._credentials[credential_id] = (entry[0], entry[1].with_claim(value, drift))
+        return True
 
     def delete(self, credential_id: str) -> bool:
         """Remove a credential; return whether it existed."""
@@ -187,25 +193,22 @@ class MemoryStore:
 
     # -- FailureCounter ----------------------------------------------------------------
 
-    def record_failure(self, user_id: str, now: float) -> FailureState:
-        """Add one failure and return the new state.
-
-        ``last_failure_at`` becomes the later of ``now`` and the stored time, so a caller
-        with a lagging clock never shortens a delay or a lock.
-        """
+    def admit_attempt(self, user_id: str, now: float, limits: ThrottleConfig) -> Admission:
+        """Admit and count one attempt at ``now``, or refuse it, under the store's lock:
+        :func:`mfa_core.throttle.admit` applied to the stored state. ``last_failure_at``
+        becomes the later of ``now`` and the stored time, so a caller with a lagging clock
+        never shortens a delay or a lock. A refusal changes nothing."""
         check_id(user_id, "user_id")
         at = check_time(now)
+        config = check_limits(limits)
         with self._lock:
-            old = self._failures.get(user_id)
-            if old is None:
-                new = FailureState(count=1, last_failure_at=at)
-            else:
-                last = old.last_failure_at
-                new = FailureState(
-                    count=old.count + 1, last_failure_at=at if last is None else max(last, at)
-                )
-            self._failures[user_id] = new
-            return new
+            return self._admit(user_id, at, config)
+
+    def _admit(self, user_id: str, now: float, limits: ThrottleConfig) -> Admission:
+        admission = admit(self._failures.get(user_id, _NO_FAILURES), now, limits)
+        if admission.admitted:
+            self._failures[user_id] = admission.state
+        return admission
 
     def get_failures(self, user_id: str) -> FailureState:
         """Return the user's failure state (``FailureState()`` if none)."""
@@ -218,6 +221,37 @@ class MemoryStore:
         check_id(user_id, "user_id")
         with self._lock:
             self._failures.pop(user_id, None)
+
+    # -- AttemptStore ------------------------------------------------------------------
+
+    def begin_attempt(
+        self, user_id: str, now: float, limits: ThrottleConfig
+    ) -> tuple[Admission, Sequence[Credential]]:
+        """:meth:`admit_attempt`, then (only when admitted) :meth:`list_for_user`, in one
+        step under the store's lock; a refused attempt gets an empty list."""
+        check_id(user_id, "user_id")
+        at = check_time(now)
+        config = check_limits(limits)
+        with self._lock:
+            admission = self._admit(user_id, at, config)
+            if not admission.admitted:
+                return admission, []
+            entries = [self._credentials[i] for i in self._by_user.get(user_id, ())]
+        entries.sort(key=_creation_order)
+        return admission, [credential for _, credential in entries]
+
+    def claim_and_reset(self, credential_id: str, value: int, *, drift: int, user_id: str) -> bool:
+        """:meth:`claim`, then (only when the claim won) :meth:`reset` of ``user_id``, in
+        one step under the store's lock. Returns whether the claim won."""
+        check_id(credential_id, "credential_id")
+        check_claim_value(value)
+        check_drift(drift)
+        check_id(user_id, "user_id")
+        with self._lock:
+            if not self._claim(credential_id, value, drift):
+                return False
+            self._failures.pop(user_id, None)
+            return True
 
     # -- RecoveryCodeStore -------------------------------------------------------------
 

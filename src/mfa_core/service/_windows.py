@@ -20,7 +20,7 @@ import hmac
 
 import attrs
 
-from .otp import MAX_COUNTER, HOTPState
+from ..otp import MAX_COUNTER, HOTPState
 
 __all__ = [
     "WindowScan",

@@ -24,11 +24,13 @@ Operations that decide on a code (:meth:`~MFAService.verify`,
 reason, never an exception and never an acceptance. Lifecycle operations raise typed
 :class:`~mfa_core.errors.MFAError` subclasses and change nothing when they do.
 
-The flows live in private modules by topic (``_verification``, ``_enrolment``, ``_admin``,
-``_recovery_flow``, ``_oob_flow``), each written once as a generator over effects
-(:mod:`mfa_core._effects`); :class:`MFAService` runs them with the blocking driver and
-:class:`~mfa_core.aio.AsyncMFAService` with the async one. This module is the public home
-of every name.
+The flows are functions over one explicit context, in private modules of this package by
+topic (``_verify``, ``_enrol``, ``_admin``, ``_recovery``, ``_oob``, ``_policy``), each
+written once as a generator over effects (``_effects``); :class:`MFAService` runs them with
+the blocking driver and :class:`~mfa_core.aio.AsyncMFAService` with the async one. The
+public types live in public modules (:mod:`mfa_core.service.config`,
+:mod:`mfa_core.service.results`, :mod:`mfa_core.service.defaults`) and are re-exported
+here.
 """
 
 from __future__ import annotations
@@ -36,32 +38,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TypeVar
 
-from ._effects import Flow, Port, run_sync
-from ._enrolment import EnrolmentFlows
-from ._fallback_base import FallbackConfig, OOBVerificationResult, RecoveryVerificationResult
-from ._oob_flow import OOBFlows
-from ._policy_flow import PolicyFlows
-from ._recovery_flow import RecoveryFlows
-from ._service_base import (
-    ACCEPTED_MESSAGE,
-    EXPIRED_MESSAGE,
-    INVALID_CODE_MESSAGE,
-    MAX_RESYNC_WINDOW,
-    UNAVAILABLE_MESSAGE,
-    CredentialInfo,
-    Enrolment,
-    LoggingEventSink,
-    NullEventSink,
-    ServiceConfig,
-    SystemClock,
-    VerificationResult,
-    VerifyReason,
-    check_ports,
-)
-from .models import CredentialKind
-from .oob import OOBChannel, OOBPurpose
-from .policy import Decision, Policy, RequestContext
-from .ports import (
+from ..errors import InvalidParameter
+from ..models import CredentialKind
+from ..oob import OOBChannel, OOBPurpose
+from ..policy import Decision, Policy, RequestContext
+from ..ports import (
+    AttemptStore,
     Clock,
     CodeSender,
     CredentialStore,
@@ -71,8 +53,45 @@ from .ports import (
     RecoveryCodeStore,
     Sealer,
 )
-from .recovery import RecoveryCodeSet, RecoveryConfig
-from .throttle import ThrottleDecision
+from ..recovery import RecoveryCodeSet, RecoveryConfig
+from ..throttle import ThrottleDecision
+from ._admin import (
+    admin_reset_flow,
+    admin_unlock_flow,
+    disable_flow,
+    list_credentials_flow,
+    reseal_flow,
+)
+from ._context import configure
+from ._effects import Flow, run_sync
+from ._enrol import (
+    begin_enrolment_flow,
+    begin_renewal_flow,
+    cancel_enrolment_flow,
+    confirm_enrolment_flow,
+)
+from ._oob import resend_oob_code_flow, send_oob_code_flow, verify_oob_code_flow
+from ._policy import decide_flow
+from ._recovery import (
+    generate_recovery_codes_flow,
+    recovery_codes_left_flow,
+    verify_recovery_code_flow,
+)
+from ._verify import resync_hotp_flow, throttle_status_flow, verify_flow
+from .config import MAX_RESYNC_WINDOW, ServiceConfig
+from .defaults import LoggingEventSink, NullEventSink, SystemClock
+from .results import (
+    ACCEPTED_MESSAGE,
+    EXPIRED_MESSAGE,
+    INVALID_CODE_MESSAGE,
+    UNAVAILABLE_MESSAGE,
+    CredentialInfo,
+    Enrolment,
+    OOBVerificationResult,
+    RecoveryVerificationResult,
+    VerificationResult,
+    VerifyReason,
+)
 
 __all__ = [
     "ACCEPTED_MESSAGE",
@@ -82,7 +101,6 @@ __all__ = [
     "UNAVAILABLE_MESSAGE",
     "CredentialInfo",
     "Enrolment",
-    "FallbackConfig",
     "LoggingEventSink",
     "MFAService",
     "NullEventSink",
@@ -97,7 +115,12 @@ __all__ = [
 _R = TypeVar("_R")
 
 
-class MFAService(PolicyFlows, EnrolmentFlows, RecoveryFlows, OOBFlows):
+def _check_port(value: object, protocol: type, name: str) -> None:
+    if not isinstance(value, protocol):
+        raise InvalidParameter(f"{name} must implement {protocol.__name__}")
+
+
+class MFAService:
     """Two-factor authentication for a host application, through the host's ports.
 
     ``credentials`` and ``failures`` are often one object (every store in
@@ -112,12 +135,16 @@ class MFAService(PolicyFlows, EnrolmentFlows, RecoveryFlows, OOBFlows):
     :class:`~mfa_core.ports.OOBChallengeStore`) with ``sender=`` (the host's
     :class:`~mfa_core.ports.CodeSender`), a host ``secret=`` (16 to 256 random bytes, kept
     stable; the recovery lookup-tag key and the out-of-band code key are derived from it
-    with HKDF-SHA256) and optionally ``fallback=FallbackConfig(...)``.
+    with HKDF-SHA256); their settings are ``config.recovery`` and ``config.oob``.
+
+    When ``credentials`` and ``failures`` are one :class:`~mfa_core.ports.AttemptStore`
+    (every reference store is), a verify is at most two store calls: the admission of the
+    attempt fused with the read of the credentials, and the claim fused with the reset.
 
     Thread-safe as far as the ports are: the service keeps no mutable state of its own.
     """
 
-    __slots__ = ()
+    __slots__ = ("_ctx", "_table")
 
     def __init__(
         self,
@@ -132,28 +159,31 @@ class MFAService(PolicyFlows, EnrolmentFlows, RecoveryFlows, OOBFlows):
         oob: OOBChallengeStore | None = None,
         sender: CodeSender | None = None,
         secret: bytes | None = None,
-        fallback: FallbackConfig | None = None,
     ) -> None:
-        ports = (
-            (Port.CREDENTIALS, credentials, CredentialStore),
-            (Port.FAILURES, failures, FailureCounter),
-            (Port.RECOVERY_CODES, recovery_codes, RecoveryCodeStore),
-            (Port.OOB, oob, OOBChallengeStore),
-            (Port.SENDER, sender, CodeSender),
-        )
-        self._configure(
-            ports,
-            check_ports,
+        self._ctx, self._table = configure(
+            (
+                (CredentialStore, CredentialStore, credentials, "credentials"),
+                (FailureCounter, FailureCounter, failures, "failures"),
+                (RecoveryCodeStore, RecoveryCodeStore, recovery_codes, "recovery_codes"),
+                (OOBChallengeStore, OOBChallengeStore, oob, "oob"),
+                (CodeSender, CodeSender, sender, "sender"),
+            ),
+            AttemptStore,
+            _check_port,
             sealer,
             clock=clock,
             events=events,
             config=config,
             secret=secret,
-            fallback=fallback,
         )
 
+    @property
+    def config(self) -> ServiceConfig:
+        """The service's settings."""
+        return self._ctx.config
+
     def _run(self, flow: Flow[_R]) -> _R:
-        return run_sync(flow, self._port)
+        return run_sync(flow, self._table)
 
     def begin_enrolment(
         self,
@@ -177,7 +207,7 @@ class MFAService(PolicyFlows, EnrolmentFlows, RecoveryFlows, OOBFlows):
         already has one, as for :meth:`begin_renewal`.
         """
         return self._run(
-            self._begin_enrolment_flow(user_id, kind=kind, label=label, account=account)
+            begin_enrolment_flow(self._ctx, user_id, kind=kind, label=label, account=account)
         )
 
     def begin_renewal(
@@ -199,7 +229,7 @@ class MFAService(PolicyFlows, EnrolmentFlows, RecoveryFlows, OOBFlows):
         nothing changes) or :class:`~mfa_core.errors.StoreError`.
         """
         return self._run(
-            self._begin_renewal_flow(user_id, credential_id, label=label, account=account)
+            begin_renewal_flow(self._ctx, user_id, credential_id, label=label, account=account)
         )
 
     def cancel_enrolment(self, user_id: str, credential_id: str) -> None:
@@ -209,12 +239,14 @@ class MFAService(PolicyFlows, EnrolmentFlows, RecoveryFlows, OOBFlows):
         :class:`~mfa_core.errors.IllegalTransition` for a confirmed credential (use
         ``disable``) or :class:`~mfa_core.errors.StoreError`.
         """
-        return self._run(self._cancel_enrolment_flow(user_id, credential_id))
+        return self._run(cancel_enrolment_flow(self._ctx, user_id, credential_id))
 
     def confirm_enrolment(self, user_id: str, credential_id: str, code: str) -> VerificationResult:
         """Confirm a pending enrolment or renewal with a code from the new authenticator.
 
-        Throttled and counted like ``verify`` (a wrong code is a failure for the user). On
+        Throttled like ``verify`` (a delayed or locked user is refused), and a wrong code
+        counts as a failure for the user; but a confirmation is not a guess at an
+        established factor, so it is checked before it is counted. On
         success the code's step/counter is claimed, so it cannot be used again, the
         credential becomes ACTIVE and learns the authenticator's drift, and the events
         ENROLMENT_CONFIRMED, then for a renewal CREDENTIAL_RENEWED (the old credential is
@@ -227,17 +259,22 @@ class MFAService(PolicyFlows, EnrolmentFlows, RecoveryFlows, OOBFlows):
         disabled, or past its deadline: start again). Store and sealer failures are
         refusals with a reason, as in ``verify``.
         """
-        return self._run(self._confirm_enrolment_flow(user_id, credential_id, code))
+        return self._run(confirm_enrolment_flow(self._ctx, user_id, credential_id, code))
 
     def verify(self, user_id: str, code: str) -> VerificationResult:
         """Check a code typed by ``user_id`` against all of the user's usable credentials.
+
+        The attempt is admitted and counted by ONE atomic store operation before the code
+        is looked at (a delayed or locked user is refused there, with no key unsealed and
+        no HMAC computed), so with ``throttle.max_failures = N`` at most N guesses are
+        evaluated per lock period, under any concurrency; a success resets the count.
 
         Returns a :class:`VerificationResult`; never raises for a wrong, malformed or
         replayed code, a throttled or locked user, or a failing store (those are refusals
         with a :class:`VerifyReason`). Raises :class:`~mfa_core.errors.InvalidParameter` only
         for a ``user_id`` that is not a non-empty string.
         """
-        return self._run(self._verify_flow(user_id, code))
+        return self._run(verify_flow(self._ctx, user_id, code))
 
     def resync_hotp(
         self, user_id: str, credential_id: str, first_code: str, second_code: str
@@ -252,7 +289,9 @@ class MFAService(PolicyFlows, EnrolmentFlows, RecoveryFlows, OOBFlows):
         :class:`~mfa_core.errors.IllegalTransition` for one that cannot authenticate
         (pending or disabled).
         """
-        return self._run(self._resync_hotp_flow(user_id, credential_id, first_code, second_code))
+        return self._run(
+            resync_hotp_flow(self._ctx, user_id, credential_id, first_code, second_code)
+        )
 
     def throttle_status(self, user_id: str) -> ThrottleDecision:
         """Return whether ``user_id`` may attempt a code now, and how long to wait if not.
@@ -260,7 +299,7 @@ class MFAService(PolicyFlows, EnrolmentFlows, RecoveryFlows, OOBFlows):
         For the host's own use (e.g. an HTTP ``Retry-After``); users are shown the uniform
         message either way. Raises :class:`~mfa_core.errors.StoreError` if the store fails.
         """
-        return self._run(self._throttle_status_flow(user_id))
+        return self._run(throttle_status_flow(self._ctx, user_id))
 
     def disable(
         self,
@@ -285,7 +324,9 @@ class MFAService(PolicyFlows, EnrolmentFlows, RecoveryFlows, OOBFlows):
         nothing changes when it raises.
         """
         return self._run(
-            self._disable_flow(user_id, credential_id, step_up_code=step_up_code, by_admin=by_admin)
+            disable_flow(
+                self._ctx, user_id, credential_id, step_up_code=step_up_code, by_admin=by_admin
+            )
         )
 
     def admin_reset(self, user_id: str, *, admin_id: str, credential_id: str | None = None) -> int:
@@ -299,7 +340,7 @@ class MFAService(PolicyFlows, EnrolmentFlows, RecoveryFlows, OOBFlows):
         removed; each removal is atomic).
         """
         return self._run(
-            self._admin_reset_flow(user_id, admin_id=admin_id, credential_id=credential_id)
+            admin_reset_flow(self._ctx, user_id, admin_id=admin_id, credential_id=credential_id)
         )
 
     def admin_unlock(self, user_id: str, *, admin_id: str) -> None:
@@ -307,7 +348,7 @@ class MFAService(PolicyFlows, EnrolmentFlows, RecoveryFlows, OOBFlows):
 
         Raises :class:`~mfa_core.errors.StoreError` if the store fails.
         """
-        return self._run(self._admin_unlock_flow(user_id, admin_id=admin_id))
+        return self._run(admin_unlock_flow(self._ctx, user_id, admin_id=admin_id))
 
     def list_credentials(self, user_id: str) -> list[CredentialInfo]:
         """Return the user's credentials, oldest first, with their effective state now.
@@ -316,7 +357,7 @@ class MFAService(PolicyFlows, EnrolmentFlows, RecoveryFlows, OOBFlows):
         superseding leads to (or left out when superseding removes it). No key material.
         Raises :class:`~mfa_core.errors.StoreError` if the store fails.
         """
-        return self._run(self._list_credentials_flow(user_id))
+        return self._run(list_credentials_flow(self._ctx, user_id))
 
     def decide(self, policy: Policy, context: RequestContext) -> Decision:
         """Evaluate ``policy`` for a request (:func:`mfa_core.policy.evaluate`) at the
@@ -330,7 +371,7 @@ class MFAService(PolicyFlows, EnrolmentFlows, RecoveryFlows, OOBFlows):
         :class:`~mfa_core.errors.InvalidParameter` for arguments of the wrong type and
         :class:`~mfa_core.errors.StoreError` if a store fails.
         """
-        return self._run(self._decide_flow(policy, context))
+        return self._run(decide_flow(self._ctx, policy, context))
 
     def reseal(
         self, user_id: str | None = None, *, credential_ids: Iterable[str] | None = None
@@ -343,7 +384,7 @@ class MFAService(PolicyFlows, EnrolmentFlows, RecoveryFlows, OOBFlows):
         returns how many were re-sealed. Raises :class:`~mfa_core.errors.SealingError` or
         :class:`~mfa_core.errors.StoreError` (those done before stay done).
         """
-        return self._run(self._reseal_flow(user_id, credential_ids=credential_ids))
+        return self._run(reseal_flow(self._ctx, user_id, credential_ids=credential_ids))
 
     def generate_recovery_codes(
         self, user_id: str, *, config: RecoveryConfig | None = None
@@ -354,7 +395,7 @@ class MFAService(PolicyFlows, EnrolmentFlows, RecoveryFlows, OOBFlows):
         user exactly once (they cannot be retrieved later; ``repr`` hides them); only
         the records (lookup tag and Argon2id hash) are stored. The old set, used or not,
         stops working in the same atomic store operation. ``config`` overrides the
-        service's ``fallback.recovery`` settings for this set (e.g.
+        service's ``config.recovery`` settings for this set (e.g.
         ``RecoveryConfig.recovery_key()`` for one long recovery key). Emits
         RECOVERY_CODES_GENERATED.
 
@@ -364,14 +405,14 @@ class MFAService(PolicyFlows, EnrolmentFlows, RecoveryFlows, OOBFlows):
         bad arguments or when recovery codes are not configured, and
         :class:`~mfa_core.errors.StoreError` if the store fails (the old set then stays).
         """
-        return self._run(self._generate_recovery_codes_flow(user_id, config=config))
+        return self._run(generate_recovery_codes_flow(self._ctx, user_id, config=config))
 
     def recovery_codes_left(self, user_id: str) -> int:
         """Return how many unused recovery codes ``user_id`` has (0 if none were made).
 
         Raises :class:`~mfa_core.errors.StoreError` if the store fails.
         """
-        return self._run(self._recovery_codes_left_flow(user_id))
+        return self._run(recovery_codes_left_flow(self._ctx, user_id))
 
     def verify_recovery_code(self, user_id: str, code: str) -> RecoveryVerificationResult:
         """Check and consume one recovery code of ``user_id``.
@@ -393,7 +434,7 @@ class MFAService(PolicyFlows, EnrolmentFlows, RecoveryFlows, OOBFlows):
         :class:`~mfa_core.errors.InvalidParameter` for a ``user_id`` that is not a
         non-empty string or when recovery codes are not configured.
         """
-        return self._run(self._verify_recovery_code_flow(user_id, code))
+        return self._run(verify_recovery_code_flow(self._ctx, user_id, code))
 
     def send_oob_code(
         self,
@@ -407,8 +448,8 @@ class MFAService(PolicyFlows, EnrolmentFlows, RecoveryFlows, OOBFlows):
         challenge id to pass to :meth:`verify_oob_code` and :meth:`resend_oob_code`.
 
         The store keeps only a keyed hash of the code and a masked destination hint. The
-        code is valid for ``fallback.oob.ttl`` seconds (default 180). Emits OOB_CODE_SENT.
-        The send is counted first against ``fallback.oob.max_sends_per_user`` and
+        code is valid for ``config.oob.ttl`` seconds (default 180). Emits OOB_CODE_SENT.
+        The send is counted first against ``config.oob.max_sends_per_user`` and
         ``max_sends_per_destination`` (per ``send_window``, default 10 an hour each).
 
         Raises :class:`~mfa_core.errors.OutOfBandError` with code
@@ -424,8 +465,8 @@ class MFAService(PolicyFlows, EnrolmentFlows, RecoveryFlows, OOBFlows):
         :class:`~mfa_core.errors.StoreError` if a store fails.
         """
         return self._run(
-            self._send_oob_code_flow(
-                user_id, channel=channel, destination=destination, purpose=purpose
+            send_oob_code_flow(
+                self._ctx, user_id, channel=channel, destination=destination, purpose=purpose
             )
         )
 
@@ -450,7 +491,7 @@ class MFAService(PolicyFlows, EnrolmentFlows, RecoveryFlows, OOBFlows):
         the challenge; :class:`~mfa_core.errors.Throttled` (code LOCKED) for a locked user;
         :class:`~mfa_core.errors.StoreError` if a store fails.
         """
-        return self._run(self._resend_oob_code_flow(user_id, challenge_id, destination))
+        return self._run(resend_oob_code_flow(self._ctx, user_id, challenge_id, destination))
 
     def verify_oob_code(
         self, user_id: str, challenge_id: str, code: str, purpose: OOBPurpose | str
@@ -471,4 +512,4 @@ class MFAService(PolicyFlows, EnrolmentFlows, RecoveryFlows, OOBFlows):
         :class:`~mfa_core.errors.InvalidParameter` for a bad ``user_id`` or ``purpose`` or
         when out-of-band codes are not configured.
         """
-        return self._run(self._verify_oob_code_flow(user_id, challenge_id, code, purpose))
+        return self._run(verify_oob_code_flow(self._ctx, user_id, challenge_id, code, purpose))

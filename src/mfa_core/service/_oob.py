@@ -1,0 +1,456 @@
+"""The out-of-band (email / SMS) code flows of the service front ends.
+
+* ``send_oob_code`` issues a numeric code for one purpose bound to a new
+  challenge id, stores only its keyed hash, and hands the code to the host's
+  :class:`~mfa_core.ports.CodeSender`. Email login codes are refused to a user with a
+  usable authenticator unless ``allow_email_login_with_totp`` is set.
+* Both count every code they are about to send (after the lock check and the email rule,
+  before anything is stored): ONE atomic ``count_send`` per limit on the challenge store,
+  under the user's key and under a keyed hash of the destination, in the fixed window of
+  ``OOBConfig.send_window`` seconds. Over ``max_sends_per_user`` or
+  ``max_sends_per_destination``, nothing is stored or sent and
+  :class:`~mfa_core.errors.SendLimitExceeded` is raised (``retry_after``: the window's
+  end), with an ``OOB_SEND_LIMITED`` event. A send that then fails to deliver still counts.
+* ``resend_oob_code`` issues a new code for the same challenge after a
+  cooldown that grows by 30 s per resend; ONE compare-and-set on the record's generation
+  replaces the old code (dead at once), so of concurrent resends exactly one sends.
+* ``verify_oob_code`` checks an attempt: throttle check first (the per-user
+  counter shared with OTP and recovery codes), then the pure decision
+  (:func:`mfa_core.oob.check`: challenge, purpose, used, expiry, per-code attempt limit,
+  format, constant-time hash comparison), then ONE compare-and-set on the record's
+  ``(generation, attempts, used)``; a lost compare-and-set re-reads and decides again, so
+  a code is accepted at most once and wrong attempts are counted exactly. Every refusal
+  feeds the per-user counter; a resend never resets it.
+
+Store failures refuse an attempt (fail closed); sending and resending raise typed errors.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Final
+
+from ..errors import (
+    ErrorCode,
+    InvalidParameter,
+    OutOfBandError,
+    SendLimitExceeded,
+    StoreError,
+    Throttled,
+)
+from ..models import Event, EventType, FailureState
+from ..oob import (
+    IssuedCode,
+    OOBChannel,
+    OOBPurpose,
+    OOBReason,
+    OOBRecord,
+    check,
+    destination_send_key,
+    issue,
+    mask_destination,
+    parse_purpose,
+    resend,
+    send_window_for,
+    user_send_key,
+)
+from ..ports import CodeSender, CredentialStore, FailureCounter, OOBChallengeStore
+from ..throttle import check as throttle_check
+from ._context import (
+    Context,
+    admit_flow,
+    broken,
+    check_id,
+    checked,
+    count_failure_flow,
+    fail,
+    gate_flow,
+    usable,
+)
+from ._effects import Flow, call
+from .results import OOBVerificationResult, VerificationResult, VerifyReason
+
+__all__ = ["resend_oob_code_flow", "send_oob_code_flow", "verify_oob_code_flow"]
+
+_logger = logging.getLogger("mfa_core.service")
+
+# Enough for every compare-and-set a challenge can see: each one that wins changes the
+# record, and a record takes at most max_attempts + 1 changes per generation.
+_CAS_ATTEMPTS: Final = 64
+_CHALLENGE_RE: Final = re.compile(r"[A-Za-z0-9_.:-]{1,128}", re.ASCII)
+
+_RESETS_FAILURES: Final = frozenset({OOBPurpose.LOGIN, OOBPurpose.STEP_UP, OOBPurpose.RESET})
+
+_REASONS: Final = {
+    OOBReason.EXPIRED: VerifyReason.EXPIRED,
+    OOBReason.USED: VerifyReason.REPLAYED,
+    OOBReason.WRONG_PURPOSE: VerifyReason.INVALID_CODE,
+    OOBReason.WRONG_CHALLENGE: VerifyReason.INVALID_CODE,
+    OOBReason.WRONG_CODE: VerifyReason.INVALID_CODE,
+    OOBReason.TOO_MANY_ATTEMPTS: VerifyReason.INVALID_CODE,
+    OOBReason.MALFORMED: VerifyReason.MALFORMED,
+}
+
+
+def _parse_channel(channel: object) -> OOBChannel:
+    if isinstance(channel, OOBChannel):
+        return channel
+    if type(channel) is str:
+        for member in OOBChannel:
+            if member.value == channel:
+                return member
+    raise InvalidParameter("channel must be one of " + ", ".join(c.value for c in OOBChannel))
+
+
+def oob_code_key(ctx: Context) -> bytes:
+    if not ctx.has_oob or ctx.oob_key is None:
+        raise InvalidParameter(
+            "out-of-band codes are not configured: pass oob=, sender= and secret="
+        )
+    return ctx.oob_key
+
+
+def count_sends_flow(
+    ctx: Context,
+    user_id: str,
+    channel: OOBChannel,
+    purpose: OOBPurpose,
+    destination: str,
+    now: float,
+    *,
+    resend: bool,
+) -> Flow[None]:
+    """Count one send for the user, then one for the destination (each ONE atomic
+    ``count_send``); raise SendLimitExceeded at the first count over its limit (the
+    destination is then not counted). A failing store raises StoreError."""
+    config = ctx.config.oob
+    key = ctx.send_key
+    if key is None:  # pragma: no cover - _oob_code_key() checked the configuration
+        raise InvalidParameter("out-of-band codes are not configured")
+    limits: list[tuple[str, int, str]] = []
+    if config.max_sends_per_user is not None:
+        limits.append(("user", config.max_sends_per_user, user_send_key(key, user_id)))
+    if config.max_sends_per_destination is not None:
+        counter = destination_send_key(key, channel, destination)
+        limits.append(("destination", config.max_sends_per_destination, counter))
+    if not limits:
+        return
+    window_start, expires_at = send_window_for(now, config)
+    for which, limit, counter in limits:
+        count = yield from checked(
+            call(OOBChallengeStore.count_send, counter, window_start, expires_at)
+        )
+        if type(count) is not int:  # never compared as a limit
+            raise StoreError("the challenge store returned a send count that is not an integer")
+        if count > limit:
+            retry_after = expires_at - now
+            ctx.emit(
+                Event(
+                    type=EventType.OOB_SEND_LIMITED,
+                    user_id=user_id,
+                    at=now,
+                    reason=which,
+                    data={
+                        "limit": which,
+                        "max_sends": limit,
+                        "channel": channel.value,
+                        "purpose": purpose.value,
+                        "resend": resend,
+                        "window_ends_at": expires_at,
+                    },
+                )
+            )
+            raise SendLimitExceeded(
+                f"too many codes were sent to this {which}; try again later",
+                retry_after=retry_after,
+            )
+
+
+def refuse_locked_flow(ctx: Context, user_id: str, now: float) -> Flow[None]:
+    state = yield from checked(call(FailureCounter.get_failures, user_id))
+    decision = throttle_check(state, now, ctx.config.throttle)
+    if decision.locked:
+        raise Throttled(
+            "too many failed attempts; try again later",
+            retry_after=decision.retry_after,
+            code=ErrorCode.LOCKED,
+        )
+
+
+def send_oob_code_flow(
+    ctx: Context,
+    user_id: str,
+    *,
+    channel: OOBChannel | str,
+    destination: str,
+    purpose: OOBPurpose | str,
+) -> Flow[str]:
+    check_id(user_id, "user_id")
+    via = _parse_channel(channel)
+    kind = parse_purpose(purpose)
+    key = oob_code_key(ctx)
+    now = ctx.now()
+    if (
+        kind is OOBPurpose.LOGIN
+        and via is OOBChannel.EMAIL
+        and not ctx.config.allow_email_login_with_totp
+        and (yield from has_usable_otp_flow(ctx, user_id, now))
+    ):
+        raise OutOfBandError(
+            "email login codes are not offered once an authenticator is enabled",
+            code=ErrorCode.OOB_CHANNEL_NOT_ALLOWED,
+        )
+    yield from refuse_locked_flow(ctx, user_id, now)
+    mask_destination(via, destination)  # a bad destination is refused before counting
+    yield from count_sends_flow(ctx, user_id, via, kind, destination, now, resend=False)
+    issued = issue(
+        user_id=user_id,
+        purpose=kind,
+        channel=via,
+        destination=destination,
+        now=now,
+        key=key,
+        config=ctx.config.oob,
+    )
+    record = issued.record
+    yield from checked(call(OOBChallengeStore.put_challenge, record))
+    try:
+        yield from _deliver_flow(issued, destination)
+    except OutOfBandError:
+        try:
+            yield from call(OOBChallengeStore.delete_challenge, record.challenge_id)
+        except Exception:
+            _logger.warning("undelivered challenge not removed", exc_info=True)
+        raise
+    emit_sent(ctx, record, now)
+    return record.challenge_id
+
+
+def resend_oob_code_flow(
+    ctx: Context, user_id: str, challenge_id: str, destination: str
+) -> Flow[str]:
+    check_id(user_id, "user_id")
+    key = oob_code_key(ctx)
+    if type(challenge_id) is not str or _CHALLENGE_RE.fullmatch(challenge_id) is None:
+        raise _not_found()
+    now = ctx.now()
+    yield from refuse_locked_flow(ctx, user_id, now)
+    counted = False
+    for _ in range(_CAS_ATTEMPTS):
+        record = yield from checked(call(OOBChallengeStore.get_challenge, challenge_id))
+        if record is None or record.user_id != user_id:
+            raise _not_found()
+        if mask_destination(record.channel, destination) != record.destination_hint:
+            raise InvalidParameter("the destination does not match the challenge")
+        issued = resend(record, now=now, key=key, config=ctx.config.oob)
+        if not counted:
+            # Once per call, after the cooldown check and before the compare-and-set.
+            yield from count_sends_flow(
+                ctx, user_id, record.channel, record.purpose, destination, now, resend=True
+            )
+            counted = True
+        generation = record.generation
+        replace = call(
+            OOBChallengeStore.replace_challenge, issued.record, expected_generation=generation
+        )
+        if (yield from checked(replace)):
+            break
+    else:
+        raise StoreError("the challenge kept changing concurrently; no code was sent")
+    try:
+        yield from _deliver_flow(issued, destination)
+    except OutOfBandError:
+        try:
+            new_generation = issued.record.generation
+            yield from call(
+                OOBChallengeStore.replace_challenge, record, expected_generation=new_generation
+            )
+        except Exception:
+            _logger.warning("previous out-of-band code not restored", exc_info=True)
+        raise
+    emit_sent(ctx, issued.record, now)
+    return challenge_id
+
+
+def verify_oob_code_flow(
+    ctx: Context, user_id: str, challenge_id: str, code: object, purpose: OOBPurpose | str
+) -> Flow[OOBVerificationResult]:
+    check_id(user_id, "user_id")
+    kind = parse_purpose(purpose)
+    key = oob_code_key(ctx)
+    now = ctx.now()
+    failed = EventType.OOB_CODE_FAILED
+    after: FailureState | None = None
+    if kind in _RESETS_FAILURES:
+        # A code that proves the user's identity: admitted and counted before it is read.
+        admitted = yield from admit_flow(ctx, user_id, now, event_type=failed)
+        if isinstance(admitted, VerificationResult):
+            return _as_oob(admitted, None, None)
+        after = admitted
+    else:
+        # A phone confirmation proves control of a number, not the user's identity (a
+        # confirmation, like an enrolment's): checked without counting, and only a wrong
+        # code counts; a success must not clear failures piled up against the account.
+        refusal = yield from gate_flow(ctx, user_id, now, event_type=failed)
+        if refusal is not None:
+            return _as_oob(refusal, None, None)
+    if type(challenge_id) is not str or _CHALLENGE_RE.fullmatch(challenge_id) is None:
+        wrong = OOBReason.WRONG_CHALLENGE
+        return (yield from oob_failed_flow(ctx, user_id, now, after, wrong, None))
+    for _ in range(_CAS_ATTEMPTS):
+        try:
+            record = yield from call(OOBChallengeStore.get_challenge, challenge_id)
+        except Exception as exc:
+            return oob_broken(ctx, user_id, now, exc, challenge_id)
+        if record is None or record.user_id != user_id:
+            wrong = OOBReason.WRONG_CHALLENGE
+            return (yield from oob_failed_flow(ctx, user_id, now, after, wrong, challenge_id))
+        decided = check(record, code, purpose=kind, challenge_id=challenge_id, now=now, key=key)
+        if decided.changed:
+            try:
+                written = yield from call(
+                    OOBChallengeStore.update_challenge, decided.record, expected=record
+                )
+            except Exception as exc:
+                return oob_broken(ctx, user_id, now, exc, challenge_id)
+            if not written:
+                continue  # changed concurrently: read again and decide again
+        if not decided.ok:
+            reason = decided.reason
+            return (yield from oob_failed_flow(ctx, user_id, now, after, reason, challenge_id))
+        return (yield from oob_succeeded_flow(ctx, user_id, now, after, record, challenge_id))
+    return oob_broken(
+        ctx, user_id, now, StoreError("the challenge kept changing concurrently"), challenge_id
+    )
+
+
+# -- helpers -------------------------------------------------------------------------
+
+
+def emit_sent(ctx: Context, record: OOBRecord, now: float) -> None:
+    ctx.emit(
+        Event(
+            type=EventType.OOB_CODE_SENT,
+            user_id=record.user_id,
+            at=now,
+            data={
+                "challenge_id": record.challenge_id,
+                "channel": record.channel.value,
+                "purpose": record.purpose.value,
+                "destination": record.destination_hint,
+                "expires_at": record.expires_at,
+                "resend_count": record.resend_count,
+            },
+        )
+    )
+
+
+def oob_broken(
+    ctx: Context, user_id: str, now: float, exc: BaseException, challenge_id: str | None
+) -> OOBVerificationResult:
+    result = broken(
+        ctx, user_id, now, VerifyReason.STORE_ERROR, exc, event_type=EventType.OOB_CODE_FAILED
+    )
+    return _as_oob(result, None, challenge_id)
+
+
+def oob_failed_flow(
+    ctx: Context,
+    user_id: str,
+    now: float,
+    after: FailureState | None,
+    reason: OOBReason,
+    challenge_id: str | None,
+) -> Flow[OOBVerificationResult]:
+    failed = EventType.OOB_CODE_FAILED
+    verify_reason = _REASONS[reason]
+    if after is None:
+        result = yield from count_failure_flow(
+            ctx, user_id, now, verify_reason, event_type=failed, detail=reason.value
+        )
+    else:
+        result = fail(
+            ctx, user_id, now, after, verify_reason, event_type=failed, detail=reason.value
+        )
+    return _as_oob(result, reason, challenge_id)
+
+
+def oob_succeeded_flow(
+    ctx: Context,
+    user_id: str,
+    now: float,
+    after: FailureState | None,
+    record: OOBRecord,
+    challenge_id: str,
+) -> Flow[OOBVerificationResult]:
+    # Only an admitted (counted) attempt resets: a phone confirmation never does.
+    if after is not None and record.purpose in _RESETS_FAILURES:
+        try:
+            yield from call(FailureCounter.reset, user_id)
+        except Exception:
+            # The code is used up; refusing now would not give it back.
+            _logger.warning("failure count not reset after an out-of-band code", exc_info=True)
+    ctx.emit(
+        Event(
+            type=EventType.OOB_CODE_VERIFIED,
+            user_id=user_id,
+            at=now,
+            reason=OOBReason.OK.value,
+            data={
+                "challenge_id": challenge_id,
+                "channel": record.channel.value,
+                "purpose": record.purpose.value,
+            },
+        )
+    )
+    return OOBVerificationResult(
+        accepted=True,
+        reason=VerifyReason.OK,
+        oob_reason=OOBReason.OK,
+        challenge_id=challenge_id,
+    )
+
+
+def _deliver_flow(issued: IssuedCode, destination: str) -> Flow[None]:
+    record = issued.record
+    try:
+        yield from call(
+            CodeSender.send,
+            channel=record.channel,
+            destination=destination,
+            code=issued.code,
+            purpose=record.purpose,
+            challenge_id=record.challenge_id,
+            expires_at=record.expires_at,
+        )
+    except Exception as exc:
+        # Never chain the sender's exception text into ours: it may quote the code.
+        _logger.warning("code sender failed (%s)", type(exc).__name__)
+        raise OutOfBandError(
+            "the code could not be delivered", code=ErrorCode.OOB_DELIVERY_FAILED
+        ) from None
+
+
+def _not_found() -> OutOfBandError:
+    return OutOfBandError("no such challenge", code=ErrorCode.OOB_CHALLENGE_NOT_FOUND)
+
+
+def _as_oob(
+    result: VerificationResult, reason: OOBReason | None, challenge_id: str | None
+) -> OOBVerificationResult:
+    return OOBVerificationResult(
+        accepted=result.accepted,
+        reason=result.reason,
+        credential_id=result.credential_id,
+        retry_after=result.retry_after,
+        oob_reason=reason,
+        challenge_id=challenge_id,
+    )
+
+
+def has_usable_otp_flow(ctx: Context, user_id: str, now: float) -> Flow[bool]:
+    """Whether the user has a TOTP/HOTP credential that can authenticate now."""
+    credentials = yield from checked(call(CredentialStore.list_for_user, user_id))
+    found, _ = usable(ctx, credentials, now)
+    return bool(found)
