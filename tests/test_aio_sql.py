@@ -39,6 +39,8 @@ import test_service
 import test_service_oob
 import test_service_recovery
 from aio_front import Facades, adopt
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from server_tools import (
     create_postgres_schema,
     drop_postgres_schema,
@@ -59,16 +61,19 @@ from mfa_core.aio.testing import (
     AsyncRecoveryCodeStoreContract,
 )
 from mfa_core.errors import InvalidParameter, MFAError, StoreError, StoreUnavailable
-from mfa_core.models import Credential, FailureState
+from mfa_core.models import Admission, Credential, FailureState
 from mfa_core.oob import OOBConfig, OOBRecord
 from mfa_core.recovery import RecoveryConfig, RecoveryRecord
 from mfa_core.sealing import AESGCMSealer
 from mfa_core.service import ServiceConfig, VerifyReason
 from mfa_core.stores.sql import SQLStore, credentials_table, recovery_codes_table
 from mfa_core.testing import FakeClock, FakeCodeSender, RecordingEventSink
-from mfa_core.throttle import ThrottleConfig
+from mfa_core.throttle import ThrottleConfig, admit
 
 pytest_plugins = ("servers",)
+
+OPEN = ThrottleConfig(max_failures=100, base_delay=0, max_delay=0, lockout=900)
+"""Limits that admit every attempt up to 100 (for tests of something else)."""
 
 _T = TypeVar("_T")
 TABLE_NAMES = [
@@ -280,7 +285,9 @@ def test_arguments_are_checked_before_any_io() -> None:
                 await store.get_failures("")
             for call in (
                 lambda: store.claim("c", 1, drift=0),
-                lambda: store.record_failure("alice", T0),
+                lambda: store.admit_attempt("alice", T0, OPEN),
+                lambda: store.begin_attempt("alice", T0, OPEN),
+                lambda: store.claim_and_reset("c", 1, drift=0, user_id="alice"),
                 lambda: store.get("c"),
             ):
                 with pytest.raises(StoreUnavailable) as caught:
@@ -342,8 +349,12 @@ def test_blocking_and_async_stores_share_one_database(database: Database) -> Non
         assert not await store.claim(credential.id, 7, drift=0)
         stored = await store.get(credential.id)
         assert stored is not None and (stored.last_accepted, stored.drift) == (7, 1)
-        blocking.record_failure("alice", T0)
-        assert await store.record_failure("alice", T0 + 1) == FailureState(2, T0 + 1)
+        blocking.admit_attempt("alice", T0, OPEN)
+        assert await store.admit_attempt("alice", T0 + 1, OPEN) == Admission(
+            admitted=True, state=FailureState(2, T0 + 1)
+        )
+        assert await store.claim_and_reset(credential.id, 8, drift=2, user_id="alice")
+        assert blocking.get_failures("alice") == FailureState()
         records = _records(3)
         await store.replace_recovery_codes("alice", records)
         assert blocking.consume_recovery_code("alice", records[0].id, T0) == 2
@@ -520,7 +531,12 @@ def _operations(
         ("claim", ("claim", (credential.id, 7), {"drift": 0})),
         ("update", ("update", (credential,), {"expected_version": 0})),
         ("delete", ("delete", ("no-such-credential",), {})),
-        ("record_failure", ("record_failure", (user, T0), {})),
+        ("admit_attempt", ("admit_attempt", (user, T0, OPEN), {})),
+        ("begin_attempt", ("begin_attempt", (user, T0, OPEN), {})),
+        (
+            "claim_and_reset",
+            ("claim_and_reset", (credential.id, 8), {"drift": 0, "user_id": user}),
+        ),
         ("get_failures", ("get_failures", (user,), {})),
         ("reset", ("reset", (user,), {})),
         ("replace_recovery_codes", ("replace_recovery_codes", (user + "-b", records), {})),
@@ -564,9 +580,10 @@ class Statements:
 
 def test_each_call_executes_the_statements_of_the_blocking_store(database: Database) -> None:
     """Per operation, from the same state, the async store executes exactly the statements
-    SQLStore executes: one for every operation on PostgreSQL but
-    ``replace_recovery_codes`` and ``purge_challenges`` (their transactions), and on SQLite
-    also ``consume_recovery_code``'s two."""
+    SQLStore executes: one for every operation on PostgreSQL (``admit_attempt``,
+    ``begin_attempt`` and ``claim_and_reset`` included) but ``replace_recovery_codes`` and
+    ``purge_challenges`` (their transactions), and on SQLite also the two of
+    ``consume_recovery_code``, ``begin_attempt`` (admitted) and ``claim_and_reset`` (won)."""
     blocking_engine = database.blocking_engine()
     blocking = SQLStore(blocking_engine)
     user, credential, records, challenge = _fixtures()
@@ -583,7 +600,9 @@ def test_each_call_executes_the_statements_of_the_blocking_store(database: Datab
         counter.close()
         blocking_engine.dispose()
     multi = {"replace_recovery_codes", "purge_challenges"} | (
-        {"consume_recovery_code"} if database.kind == "sqlite" else set()
+        {"consume_recovery_code", "begin_attempt", "claim_and_reset"}
+        if database.kind == "sqlite"
+        else set()
     )
     assert all(len(seen) == 1 for name, seen in expected.items() if name not in multi), expected
     assert all(len(expected[name]) > 1 for name in multi), expected
@@ -736,6 +755,124 @@ def test_a_thousand_tasks_one_code_on_postgresql(
     }
 
 
+# -- admissions -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["admit_attempt", "begin_attempt"])
+def test_500_tasks_are_admitted_exactly_max_failures_times(database: Database, fused: bool) -> None:
+    """500 tasks (100 on SQLite) attempt at once for one user: exactly ``max_failures``
+    are admitted, each with its own count, every other one refused with the locked state."""
+    limits = ThrottleConfig(max_failures=10, base_delay=0, max_delay=0, lockout=900)
+    tasks = 500 if database.kind == "postgresql" else 100
+
+    async def test(store: AsyncSQLStore) -> None:
+        credential = _credential("alice")
+        await store.add(credential)
+
+        async def attempt() -> Admission:
+            if not fused:
+                return await store.admit_attempt("alice", T0, limits)
+            admission, credentials = await store.begin_attempt("alice", T0, limits)
+            assert list(credentials) == ([credential] if admission.admitted else [])
+            return admission
+
+        admissions = await asyncio.gather(*(attempt() for _ in range(tasks)))
+        admitted = sorted(a.state.count for a in admissions if a.admitted)
+        assert admitted == list(range(1, 11))
+        assert all(a.state == FailureState(10, T0) for a in admissions if not a.admitted)
+        assert await store.get_failures("alice") == FailureState(10, T0)
+        assert store.engine.sync_engine.pool.checkedout() == 0
+
+    _run(database, test, pool_size=10, max_overflow=0, pool_timeout=60)
+
+
+def test_claim_and_reset_from_100_tasks_wins_once(database: Database) -> None:
+    async def test(store: AsyncSQLStore) -> None:
+        credential = _credential("bob")
+        await store.add(credential)
+        for value in range(1, 4):
+            await store.admit_attempt("bob", T0, OPEN)
+            won = await asyncio.gather(
+                *(
+                    store.claim_and_reset(credential.id, value, drift=0, user_id="bob")
+                    for _ in range(100)
+                )
+            )
+            assert won.count(True) == 1, value
+            assert await store.get_failures("bob") == FailureState()
+        got = await store.get(credential.id)
+        assert got is not None and got.last_accepted == 3
+
+    _run(database, test, pool_size=5, max_overflow=0, pool_timeout=60)
+
+
+_ASYNC_STEP = st.tuples(
+    st.sampled_from(["admit", "begin", "reset"]),
+    st.sampled_from([0.0, 0.5, 1.0, 2.0, -1.0]) | st.floats(-10, 4000),
+)
+
+
+@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
+def shared_database(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Database]:
+    """One PostgreSQL schema or SQLite file for all the examples of a property test of
+    this module (each example uses its own user)."""
+    if request.param == "sqlite":
+        yield _sqlite_database(tmp_path_factory.mktemp("prop") / "prop.db")
+        return
+    url = request.getfixturevalue("postgres_url")
+    schema = unique("mfa_test_")
+    create_postgres_schema(url, schema)
+    try:
+        yield Database("postgresql", url, schema)
+    finally:
+        drop_postgres_schema(url, schema)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    limits=st.builds(
+        ThrottleConfig,
+        max_failures=st.integers(1, 6),
+        base_delay=st.sampled_from([0.0, 0.25, 1.0, 1.5]),
+        max_delay=st.just(2.0),
+        lockout=st.sampled_from([None, 2.0, 30.0, 900.0]),
+    ),
+    steps=st.lists(_ASYNC_STEP, min_size=1, max_size=20),
+)
+def test_async_admissions_agree_with_throttle_admit(
+    shared_database: Database,
+    limits: ThrottleConfig,
+    steps: list[tuple[str, float]],
+) -> None:
+    """Through the async store (SQLStore's methods over the greenlet bridge), every
+    admission is the one mfa_core.throttle.admit gives on the stored state."""
+    user = unique("p-")
+
+    async def test(store: AsyncSQLStore) -> None:
+        credential = _credential(user)
+        await store.add(credential)
+        state, now = FailureState(), T0
+        for operation, delta in steps:
+            if operation == "reset":
+                await store.reset(user)
+                state = FailureState()
+                continue
+            now = max(0.0, now + delta)
+            expected = admit(state, now, limits)
+            if operation == "admit":
+                assert await store.admit_attempt(user, now, limits) == expected
+            else:
+                admission, credentials = await store.begin_attempt(user, now, limits)
+                assert admission == expected
+                assert list(credentials) == ([credential] if expected.admitted else [])
+            state = expected.state
+        assert await store.get_failures(user) == state
+
+    _run(shared_database, test, pool_size=1)
+
+
 # -- faults on PostgreSQL, for real -----------------------------------------------------------
 
 
@@ -827,10 +964,12 @@ def test_backend_terminated_between_calls(faults: Faults) -> None:
         credential = _credential()
         await store.add(credential)
         assert await store.claim(credential.id, 10, drift=0)
-        await store.record_failure("alice", T0)
+        await store.admit_attempt("alice", T0, OPEN)
         for call in (
             lambda: store.claim(credential.id, 11, drift=0),
-            lambda: store.record_failure("alice", T0 + 1),
+            lambda: store.admit_attempt("alice", T0 + 1, OPEN),
+            lambda: store.begin_attempt("alice", T0 + 1, OPEN),
+            lambda: store.claim_and_reset(credential.id, 11, drift=0, user_id="alice"),
             lambda: store.get(credential.id),
             lambda: store.replace_recovery_codes("alice", _records(2)),
         ):
@@ -843,7 +982,7 @@ def test_backend_terminated_between_calls(faults: Faults) -> None:
         assert await store.get_failures("alice") == FailureState(1, T0)  # nothing counted
         assert await store.recovery_codes("alice") == []
         assert await store.claim(credential.id, 11, drift=0)
-        assert (await store.record_failure("alice", T0 + 2)).count == 2
+        assert (await store.admit_attempt("alice", T0 + 2, OPEN)).state.count == 2
 
     faults.run(test)
 
@@ -856,7 +995,7 @@ def test_backend_terminated_while_a_statement_waits_on_a_row_lock(faults: Faults
         credential = _credential()
         await store.add(credential)
         assert await store.claim(credential.id, 10, drift=0)
-        await store.record_failure("alice", T0)
+        await store.admit_attempt("alice", T0, OPEN)
 
         outcome = await faults.while_waiting(
             "mfa_credentials",
@@ -873,14 +1012,14 @@ def test_backend_terminated_while_a_statement_waits_on_a_row_lock(faults: Faults
             "mfa_failures",
             "user_id",
             "alice",
-            lambda: store.record_failure("alice", T0 + 1),
+            lambda: store.admit_attempt("alice", T0 + 1, OPEN),
             terminate,
         )
         assert isinstance(outcome, StoreUnavailable), outcome
         assert await store.get_failures("alice") == FailureState(1, T0)  # not counted
 
         assert await store.claim(credential.id, 11, drift=0)
-        assert (await store.record_failure("alice", T0 + 2)).count == 2
+        assert (await store.admit_attempt("alice", T0 + 2, OPEN)).state.count == 2
 
     faults.run(test)
 
@@ -966,7 +1105,7 @@ def test_mass_cancellation_leaves_no_connection_to_the_garbage_collector(
         rng = random.Random(11)
         for round_ in range(120):
             tasks = [
-                asyncio.create_task(store.record_failure(users[i % 12], T0 + round_))
+                asyncio.create_task(store.admit_attempt(users[i % 12], T0 + round_, OPEN))
                 for i in range(24)
             ]
             for _ in range(rng.randrange(6)):
@@ -1017,7 +1156,11 @@ def test_cancelled_calls_never_leave_a_stale_result_behind(database: Database) -
             for user in users:
                 tasks.append((user, "get", asyncio.create_task(store.get(f"{user}-c0"))))
                 tasks.append(
-                    (user, "fail", asyncio.create_task(store.record_failure(user, T0 + round_)))
+                    (
+                        user,
+                        "fail",
+                        asyncio.create_task(store.admit_attempt(user, T0 + round_, OPEN)),
+                    )
                 )
             for _ in range(rng.randrange(6)):
                 await asyncio.sleep(0)
@@ -1033,7 +1176,8 @@ def test_cancelled_calls_never_leave_a_stale_result_behind(database: Database) -
                 if kind == "get":
                     assert result is not None and result.label == user
                 else:
-                    assert isinstance(result, FailureState) and result.count >= 1
+                    assert isinstance(result, Admission) and result.admitted
+                    assert result.state.count >= 1
                     counted[user] += 1
             # Every later call reads its own result.
             found = await store.get("user5-c0")
@@ -1056,14 +1200,14 @@ def test_a_cancelled_sqlite_write_never_blocks_the_next_one(tmp_path: Path) -> N
     database = _sqlite_database(tmp_path / "cancelled.db")
 
     async def test(store: AsyncSQLStore) -> None:
-        await store.record_failure("warm-up", T0)
+        await store.admit_attempt("warm-up", T0, OPEN)
         for step in range(60):
-            task = asyncio.create_task(store.record_failure("a", T0))
+            task = asyncio.create_task(store.admit_attempt("a", T0, OPEN))
             await asyncio.sleep(step * 0.0001)
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
             started = time.monotonic()
-            assert (await store.record_failure("b", T0)).count == step + 1
+            assert (await store.admit_attempt("b", T0, OPEN)).state.count == step + 1
             assert time.monotonic() - started < 1.0, f"step {step}: the write waited"
         assert (await store.get_failures("a")).count <= 60
         await _nothing_checked_out(store)

@@ -19,6 +19,7 @@ the skip-or-fail rule when the server is missing.
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import subprocess
@@ -35,6 +36,8 @@ from typing import Any
 import attrs
 import pytest
 import sqlalchemy as sa
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from server_tools import (
     create_postgres_schema,
     drop_postgres_schema,
@@ -49,9 +52,10 @@ from store_race import (
 )
 
 from mfa_core.errors import InvalidParameter, StoreError, StoreUnavailable
-from mfa_core.models import Credential, CredentialKind, CredentialState, FailureState
+from mfa_core.models import Admission, Credential, CredentialKind, CredentialState, FailureState
 from mfa_core.oob import OOBChannel, OOBPurpose, OOBRecord
 from mfa_core.recovery import TAG_BYTES, Argon2Params, RecoveryRecord, hash_recovery_code
+from mfa_core.stores import sql
 from mfa_core.stores.sql import (
     SQLStore,
     create_schema,
@@ -68,8 +72,12 @@ from mfa_core.testing import (
     OOBChallengeStoreContract,
     RecoveryCodeStoreContract,
 )
+from mfa_core.throttle import ThrottleConfig, admit, check, delay_after
 
 pytest_plugins = ("servers",)
+
+OPEN = ThrottleConfig(max_failures=100, base_delay=0, max_delay=0, lockout=900)
+"""Limits that admit every attempt up to 100 (for tests of something else)."""
 
 INT63 = 2**63 - 1
 T0 = 1_700_000_000.0
@@ -237,7 +245,7 @@ def test_ddl_runs_on_an_empty_database(tmp_path: Path, postgres_url: str) -> Non
             store.add(credential)
             assert store.claim(credential.id, 3, drift=0)
             assert store.list_for_user("alice") == [attrs.evolve(credential, last_accepted=3)]
-            assert store.record_failure("alice", T0).count == 1
+            assert store.admit_attempt("alice", T0, OPEN).state.count == 1
             records = _records(2)
             store.replace_recovery_codes("alice", records)
             assert store.consume_recovery_code("alice", records[1].id, T0) == 1
@@ -302,9 +310,9 @@ def test_claims_at_the_64_bit_edge(store: SQLStore) -> None:
 
 
 def test_failure_time_never_goes_back(store: SQLStore) -> None:
-    assert store.record_failure("alice", T0 + 10) == FailureState(1, T0 + 10)
-    assert store.record_failure("alice", T0 + 5) == FailureState(2, T0 + 10)
-    assert store.record_failure("alice", T0 + 20.5) == FailureState(3, T0 + 20.5)
+    assert store.admit_attempt("alice", T0 + 10, OPEN).state == FailureState(1, T0 + 10)
+    assert store.admit_attempt("alice", T0 + 5, OPEN).state == FailureState(2, T0 + 10)
+    assert store.admit_attempt("alice", T0 + 20.5, OPEN).state == FailureState(3, T0 + 20.5)
     assert store.get_failures("alice") == FailureState(3, T0 + 20.5)
 
 
@@ -324,7 +332,10 @@ def test_nul_characters_are_refused_on_postgresql(postgres_url: str, postgres_sc
         store = SQLStore(made)
         for call in (
             lambda: store.get("a\x00b"),
-            lambda: store.record_failure("a\x00b", T0),
+            lambda: store.admit_attempt("a\x00b", T0, OPEN),
+            lambda: store.begin_attempt("a\x00b", T0, OPEN),
+            lambda: store.claim_and_reset("c", 1, drift=0, user_id="a\x00b"),
+            lambda: store.claim_and_reset("c\x00", 1, drift=0, user_id="alice"),
             lambda: store.add(_credential("a\x00b")),
             lambda: store.add(_credential(label="x\x00")),
             lambda: store.update(_credential(replaces="r\x00"), expected_version=0),
@@ -560,7 +571,9 @@ def test_no_server_is_store_unavailable() -> None:
         store = SQLStore(made)
         for call in (
             lambda: store.claim("c", 1, drift=0),
-            lambda: store.record_failure("alice", T0),
+            lambda: store.admit_attempt("alice", T0, OPEN),
+            lambda: store.begin_attempt("alice", T0, OPEN),
+            lambda: store.claim_and_reset("c", 1, drift=0, user_id="alice"),
             lambda: store.get("c"),
         ):
             with pytest.raises(StoreUnavailable) as caught:
@@ -658,7 +671,11 @@ def test_every_operation_is_one_round_trip_on_postgresql(
             "list_for_user": lambda: store.list_for_user("alice"),
             "claim": lambda: store.claim(credential.id, 7, drift=0),
             "update": lambda: store.update(credential, expected_version=0),
-            "record_failure": lambda: store.record_failure("alice", T0),
+            "admit_attempt": lambda: store.admit_attempt("alice", T0, OPEN),
+            "begin_attempt": lambda: store.begin_attempt("alice", T0, OPEN),
+            "claim_and_reset": lambda: store.claim_and_reset(
+                credential.id, 7, drift=0, user_id="alice"
+            ),
             "get_failures": lambda: store.get_failures("alice"),
             "reset": lambda: store.reset("alice"),
             "recovery_codes": lambda: store.recovery_codes("alice"),
@@ -762,18 +779,21 @@ def test_eight_processes_submit_the_same_recovery_code_exactly_one_succeeds(
     )
 
 
-def test_burst_of_failures_from_eight_processes_is_counted_exactly(
+def test_a_burst_of_attempts_from_eight_processes_admits_exactly_the_limit(
     crew: tuple[str, Crew, SQLStore],
 ) -> None:
     backend, workers, store = crew
     user = unique("burst-")
     per_process = 25 if backend == "postgresql" else 10
-    total = PROCESSES * per_process
-    for burst in range(1, 3):
-        results = workers.run(("fail", user, per_process, T0))
-        counts = sorted(count for result in results for count in result)
-        assert counts == list(range((burst - 1) * total + 1, burst * total + 1))
-        assert store.get_failures(user) == FailureState(burst * total, T0)
+    limit = PROCESSES * per_process // 2
+    limits = ThrottleConfig(max_failures=limit, base_delay=0, max_delay=0, lockout=900)
+    results = workers.run(("admit", user, per_process, T0, limits))
+    assert sum(admitted for result in results for admitted in result) == limit
+    assert store.get_failures(user) == FailureState(limit, T0)
+    # locked: a second burst admits nothing, and changes nothing
+    results = workers.run(("admit", user, per_process, T0 + 899, limits))
+    assert not any(admitted for result in results for admitted in result)
+    assert store.get_failures(user) == FailureState(limit, T0)
 
 
 # -- faults on PostgreSQL, for real ----------------------------------------------------------
@@ -810,10 +830,12 @@ def test_backend_terminated_between_operations(
         credential = _credential()
         store.add(credential)
         assert store.claim(credential.id, 10, drift=0)
-        store.record_failure("alice", T0)
+        store.admit_attempt("alice", T0, OPEN)
         for call in (
             lambda: store.claim(credential.id, 11, drift=0),
-            lambda: store.record_failure("alice", T0 + 1),
+            lambda: store.admit_attempt("alice", T0 + 1, OPEN),
+            lambda: store.begin_attempt("alice", T0 + 1, OPEN),
+            lambda: store.claim_and_reset(credential.id, 11, drift=0, user_id="alice"),
             lambda: store.get(credential.id),
         ):
             store.get_failures("warm-up")  # the pool holds a live connection again
@@ -824,7 +846,7 @@ def test_backend_terminated_between_operations(
         assert got is not None and got.last_accepted == 10  # nothing was accepted
         assert store.get_failures("alice") == FailureState(1, T0)  # nothing counted
         assert store.claim(credential.id, 11, drift=0)
-        assert store.record_failure("alice", T0 + 2).count == 2
+        assert store.admit_attempt("alice", T0 + 2, OPEN).state.count == 2
     finally:
         made.dispose()
 
@@ -944,7 +966,7 @@ def test_backend_terminated_while_a_statement_runs(
         credential = _credential()
         store.add(credential)
         assert store.claim(credential.id, 10, drift=0)
-        store.record_failure("alice", T0)
+        store.admit_attempt("alice", T0, OPEN)
         schema = postgres_schema
 
         outcome = _terminated_while_waiting(
@@ -963,12 +985,463 @@ def test_backend_terminated_while_a_statement_runs(
             application,
             f'SELECT 1 FROM "{schema}".mfa_failures WHERE user_id = :u FOR UPDATE',  # noqa: S608
             {"u": "alice"},
-            lambda: store.record_failure("alice", T0 + 1),
+            lambda: store.admit_attempt("alice", T0 + 1, OPEN),
         )
         assert isinstance(outcome, StoreUnavailable), outcome
         assert store.get_failures("alice") == FailureState(1, T0)  # not counted
 
+        outcome = _terminated_while_waiting(
+            admin,
+            application,
+            f'SELECT 1 FROM "{schema}".mfa_credentials WHERE id = :id FOR UPDATE',  # noqa: S608
+            {"id": credential.id},
+            lambda: store.claim_and_reset(credential.id, 11, drift=0, user_id="alice"),
+        )
+        assert isinstance(outcome, StoreUnavailable), outcome
+        assert store.get_failures("alice") == FailureState(1, T0)  # not reset
+
         assert store.claim(credential.id, 11, drift=0)
-        assert store.record_failure("alice", T0 + 2).count == 2
+        assert store.admit_attempt("alice", T0 + 2, OPEN).state.count == 2
     finally:
         made.dispose()
+
+
+# -- admissions: exactly throttle.admit, atomically ------------------------------------------
+
+_YEAR = 365 * 86400.0
+
+
+@st.composite
+def _limits(draw: st.DrawFn) -> ThrottleConfig:
+    """Any valid ThrottleConfig, with the edges (zero delays, equal bounds, no lockout)
+    drawn often."""
+    max_delay = draw(st.sampled_from([0.0, 1.0, 60.0, 86400.0]) | st.floats(0, 86400))
+    base = draw(st.sampled_from([0.0, max_delay, max_delay / 3]) | st.floats(0, max_delay))
+    floor = max(max_delay, 1e-6)
+    lockout = draw(st.none() | st.sampled_from([floor, 900.0]) | st.floats(floor, _YEAR))
+    failures = draw(st.integers(1, 12) | st.just(100))
+    return ThrottleConfig(
+        max_failures=failures, base_delay=base, max_delay=max_delay, lockout=lockout
+    )
+
+
+# A step: reset, or an attempt (through admit_attempt or begin_attempt) at a time either
+# moved by a delta from the previous one (negative: a worker whose clock is behind) or set
+# at an edge of the current state (the end of its delay or lock, or the double just
+# before or after it), where Python's and SQL's arithmetic must agree to the last bit.
+_STEP = st.one_of(
+    st.tuples(st.just("reset"), st.just(""), st.just(0.0)),
+    st.tuples(
+        st.sampled_from(["admit", "begin"]),
+        st.just("delta"),
+        st.sampled_from([0.0, 0.5, 1.0, -1.0]) | st.floats(-100, 2 * 86400),
+    ),
+    st.tuples(
+        st.sampled_from(["admit", "begin"]),
+        st.sampled_from(["delay", "lockout"]),
+        st.sampled_from([-1.0, 0.0, 1.0]),
+    ),
+)
+
+
+def _when(state: FailureState, previous: float, how: str, amount: float, limits: Any) -> float:
+    if how == "delta" or state.last_failure_at is None:
+        return max(0.0, previous + amount)
+    wait = delay_after(state.count, limits) if how == "delay" else (limits.lockout or _YEAR)
+    edge = state.last_failure_at + wait
+    if amount:
+        edge = math.nextafter(edge, math.copysign(math.inf, amount))
+    return max(0.0, edge)
+
+
+@settings(
+    max_examples=60,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    limits=_limits(),
+    start=st.sampled_from([T0, 0.0, 0.1]) | st.floats(0, 4e9),
+    steps=st.lists(_STEP, min_size=1, max_size=30),
+)
+def test_admissions_agree_with_throttle_admit(
+    store: SQLStore, limits: ThrottleConfig, start: float, steps: list[tuple[str, str, float]]
+) -> None:
+    """Over any sequence of calls, admit_attempt and begin_attempt return exactly what
+    mfa_core.throttle.admit returns on the state they store (which matches too), to the
+    last bit of every double: the throttle's decision is made in SQL."""
+    user = unique("h-")
+    credential = _credential(user)
+    store.add(credential)
+    state, now = FailureState(), start
+    for operation, how, amount in steps:
+        if operation == "reset":
+            store.reset(user)
+            state = FailureState()
+            continue
+        now = _when(state, now, how, amount, limits)
+        expected = admit(state, now, limits)
+        if operation == "admit":
+            assert store.admit_attempt(user, now, limits) == expected, (state, now)
+        else:
+            admission, credentials = store.begin_attempt(user, now, limits)
+            assert admission == expected, (state, now)
+            assert list(credentials) == ([credential] if expected.admitted else [])
+        state = expected.state
+        assert store.get_failures(user) == state
+    assert store.get_failures(user) == state
+
+
+def test_a_refusal_reports_the_state_that_refused_it(store: SQLStore) -> None:
+    limits = ThrottleConfig(max_failures=3, base_delay=10, max_delay=40, lockout=900)
+    assert store.admit_attempt("bob", T0, limits) == Admission(True, FailureState(1, T0))
+    refused = store.admit_attempt("bob", T0 + 9.5, limits)
+    assert refused == Admission(False, FailureState(1, T0))
+    assert check(refused.state, T0 + 9.5, limits).retry_after == 0.5
+    assert store.begin_attempt("bob", T0 + 9.5, limits) == (refused, ())
+    assert store.admit_attempt("bob", T0 + 10, limits).state == FailureState(2, T0 + 10)
+    assert store.admit_attempt("bob", T0 + 30, limits).state == FailureState(3, T0 + 30)
+    locked = store.admit_attempt("bob", T0 + 929, limits)  # 899 s into the lock
+    assert locked == Admission(False, FailureState(3, T0 + 30))
+    assert check(locked.state, T0 + 929, limits).locked
+    forever = ThrottleConfig(max_failures=3, base_delay=10, max_delay=40, lockout=None)
+    assert not store.admit_attempt("bob", T0 + 10**7, forever).admitted
+    assert store.admit_attempt("bob", T0 + 930, limits) == Admission(
+        True, FailureState(4, T0 + 930)
+    )  # the lock ran out: admitted, and locked again at once
+    assert not store.admit_attempt("bob", T0 + 930, limits).admitted
+    assert store.get_failures("bob") == FailureState(4, T0 + 930)
+
+
+def test_admission_arguments_are_checked(store: SQLStore) -> None:
+    for call in (
+        lambda: store.admit_attempt("", T0, OPEN),
+        lambda: store.admit_attempt("alice", float("nan"), OPEN),
+        lambda: store.admit_attempt("alice", -1.0, OPEN),
+        lambda: store.admit_attempt("alice", "1", OPEN),  # type: ignore[arg-type]
+        lambda: store.admit_attempt("alice", T0, None),  # type: ignore[arg-type]
+        lambda: store.begin_attempt("alice", T0, {"max_failures": 3}),  # type: ignore[arg-type]
+        lambda: store.begin_attempt(7, T0, OPEN),  # type: ignore[arg-type]
+        lambda: store.claim_and_reset("c", -1, drift=0, user_id="alice"),
+        lambda: store.claim_and_reset("c", 2**63, drift=0, user_id="alice"),
+        lambda: store.claim_and_reset("c", 1, drift=2**63, user_id="alice"),
+        lambda: store.claim_and_reset("c", 1, drift=0, user_id=""),
+        lambda: store.claim_and_reset("", 1, drift=0, user_id="alice"),
+    ):
+        with pytest.raises(InvalidParameter):
+            call()
+    assert store.get_failures("alice") == FailureState()
+
+
+def _damaged_rows(dialect: str) -> list[tuple[int, float | None]]:
+    rows: list[tuple[int, float | None]] = [(-1, T0), (2, None)]
+    if dialect == "postgresql":  # SQLite stores a NaN as NULL
+        rows += [(2, math.nan), (2, math.inf), (0, -math.inf)]
+    else:
+        rows += [(2, math.inf)]
+    return rows
+
+
+def test_a_damaged_failure_row_is_a_store_error_and_stays_as_it_was(
+    store: SQLStore, engine: sa.Engine
+) -> None:
+    for count, last in _damaged_rows(engine.dialect.name):
+        user = unique("dmg-")
+        with engine.begin() as connection:
+            connection.execute(
+                failures_table.insert().values(user_id=user, count=count, last_failure_at=last)
+            )
+        for method in (store.admit_attempt, store.begin_attempt):
+            with pytest.raises(StoreError, match="cannot read"):
+                method(user, T0, OPEN)
+        with engine.connect() as connection:
+            stored = connection.execute(
+                sa.select(failures_table.c.count, failures_table.c.last_failure_at).where(
+                    failures_table.c.user_id == user
+                )
+            ).one()
+        assert stored[0] == count, (count, last)
+        assert (stored[1] is None and last is None) or (
+            stored[1] == last or (math.isnan(stored[1]) and math.isnan(last))  # type: ignore[arg-type]
+        )
+
+
+def test_begin_attempt_returns_the_users_credentials_only_when_admitted(store: SQLStore) -> None:
+    limits = ThrottleConfig(max_failures=2, base_delay=0, max_delay=0, lockout=60)
+    first = _credential("carol", created_at=T0 + 5)
+    second = _credential("carol", created_at=T0)
+    third = _credential("carol", created_at=T0 + 5)
+    for credential in (first, second, third):
+        store.add(credential)
+    store.add(_credential("dave"))
+    admission, credentials = store.begin_attempt("carol", T0, limits)
+    assert admission == Admission(True, FailureState(1, T0))
+    assert list(credentials) == [second, first, third] == list(store.list_for_user("carol"))
+    assert store.begin_attempt("erin", T0, limits) == (Admission(True, FailureState(1, T0)), [])
+    assert store.begin_attempt("carol", T0, limits)[0].state.count == 2
+    assert store.begin_attempt("carol", T0 + 1, limits) == (
+        Admission(False, FailureState(2, T0)),
+        (),
+    )
+
+
+def test_claim_and_reset_resets_only_when_the_claim_wins(store: SQLStore) -> None:
+    credential = _credential("frank")
+    store.add(credential)
+    for user in ("frank", "grace"):
+        store.admit_attempt(user, T0, OPEN)
+    assert store.claim_and_reset(credential.id, 5, drift=-1, user_id="frank")
+    assert store.get_failures("frank") == FailureState()
+    assert store.get_failures("grace") == FailureState(1, T0)  # another user: untouched
+    got = store.get(credential.id)
+    assert got is not None and (got.last_accepted, got.drift) == (5, -1)
+    store.admit_attempt("frank", T0, OPEN)
+    assert not store.claim_and_reset(credential.id, 5, drift=3, user_id="frank")  # a replay
+    assert not store.claim_and_reset("no-such-credential", 9, drift=0, user_id="frank")
+    assert store.get_failures("frank") == FailureState(1, T0)  # kept: no claim won
+    got = store.get(credential.id)
+    assert got is not None and (got.last_accepted, got.drift) == (5, -1)
+    # the claim's user is whichever the caller names (the port: claim, then reset user_id)
+    assert store.claim_and_reset(credential.id, 6, drift=0, user_id="grace")
+    assert store.get_failures("grace") == FailureState()
+    assert store.claim_and_reset(credential.id, 7, drift=0, user_id="nobody")  # no row
+
+
+# -- statements per operation ----------------------------------------------------------------
+
+
+class Statements:
+    """What an engine's connections execute: every statement sent to the driver's cursor
+    (``before_cursor_execute``), and the SQLAlchemy statement object behind it
+    (``before_execute``). pysqlite's implicit ``BEGIN`` and the ``COMMIT`` of a
+    transaction are driver calls, not cursor statements, so they are not counted here."""
+
+    def __init__(self, made: sa.Engine) -> None:
+        self.sent: list[str] = []
+        self.objects: list[object] = []
+        self.engine = made
+        sa.event.listen(made, "before_cursor_execute", self._sent)
+        sa.event.listen(made, "before_execute", self._object)
+
+    def _sent(self, connection: Any, cursor: Any, statement: str, *args: Any) -> None:
+        self.sent.append(statement.split(None, 1)[0].upper())
+
+    def _object(self, connection: Any, clause: object, *args: Any) -> None:
+        self.objects.append(clause)
+
+    def take(self) -> list[str]:
+        taken, self.sent, self.objects = self.sent, [], []
+        return taken
+
+    def close(self) -> None:
+        sa.event.remove(self.engine, "before_cursor_execute", self._sent)
+        sa.event.remove(self.engine, "before_execute", self._object)
+
+
+def test_statements_per_attempt_operation(engine: sa.Engine) -> None:
+    """PostgreSQL: admit_attempt, begin_attempt and claim_and_reset are each ONE statement
+    (a ``WITH`` query), admitted or refused, won or lost, and the very statement object
+    built once at import. SQLite: the upsert, then the row (refused) or the credentials
+    (begin_attempt, admitted); the claim, then the reset (won)."""
+    store = SQLStore(engine)
+    limits = ThrottleConfig(max_failures=2, base_delay=0, max_delay=0, lockout=60)
+    credential = _credential("heidi")
+    store.add(credential)
+    postgres = engine.dialect.name == "postgresql"
+    counter = Statements(engine)
+    try:
+        calls = [
+            ("admit, admitted", lambda: store.admit_attempt("heidi", T0, limits), 1),
+            ("begin, admitted", lambda: store.begin_attempt("heidi", T0, limits), 2),
+            ("admit, refused", lambda: store.admit_attempt("heidi", T0, limits), 2),
+            ("begin, refused", lambda: store.begin_attempt("heidi", T0, limits), 2),
+            (
+                "claim_and_reset, won",
+                lambda: store.claim_and_reset(credential.id, 1, drift=0, user_id="heidi"),
+                2,
+            ),
+            (
+                "claim_and_reset, lost",
+                lambda: store.claim_and_reset(credential.id, 1, drift=0, user_id="heidi"),
+                1,
+            ),
+        ]
+        built = {
+            "admit": sql._PG_ADMIT if postgres else sql._SQLITE_ADMIT,
+            "begin": sql._PG_BEGIN if postgres else sql._SQLITE_ADMIT,
+            "claim_and_reset": sql._PG_CLAIM_AND_RESET if postgres else sql._CLAIM,
+        }
+        for name, call, on_sqlite in calls:
+            counter.take()
+            call()
+            first = counter.objects[0]
+            sent = counter.take()
+            assert len(sent) == (1 if postgres else on_sqlite), (name, sent)
+            if postgres:
+                assert sent == ["WITH"], name
+            assert first is built[name.split(",")[0]], name
+        assert store.get_failures("heidi") == FailureState()
+    finally:
+        counter.close()
+
+
+def test_attempt_operations_are_one_round_trip_on_postgresql(
+    postgres_url: str, postgres_schema: str
+) -> None:
+    """libpq's protocol trace: one round trip (one ``Sync``) per call, admitted or
+    refused, won or lost. The store's PostgreSQL connections are in autocommit mode, so
+    no ``BEGIN`` or ``COMMIT`` is ever sent: the statement is its own transaction."""
+    made = postgres_engine(postgres_url, postgres_schema, pool_size=1)
+    counter = RoundTrips(made)
+    try:
+        store = SQLStore(made)
+        limits = ThrottleConfig(max_failures=1, base_delay=0, max_delay=0, lockout=60)
+        credential = _credential("ivan")
+        store.add(credential)
+        values = iter(range(1, 1000))
+        rounds = [
+            ("admit, admitted", lambda: store.admit_attempt("ivan", T0, limits).admitted),
+            ("admit, refused", lambda: not store.admit_attempt("ivan", T0, limits).admitted),
+            (
+                "claim_and_reset, won",
+                lambda: store.claim_and_reset(credential.id, next(values), drift=0, user_id="ivan"),
+            ),
+            ("begin, admitted", lambda: store.begin_attempt("ivan", T0, limits)[1] != ()),
+            ("begin, refused", lambda: store.begin_attempt("ivan", T0, limits)[1] == ()),
+            (
+                "claim_and_reset, lost",
+                lambda: not store.claim_and_reset(credential.id, 1, drift=0, user_id="ivan"),
+            ),
+            ("reset", lambda: store.reset("ivan") is None),
+        ]
+        for _ in range(6):  # psycopg prepares on the 5th execution: warm up first
+            for _, call in rounds:
+                assert call()
+        counter.take()
+        for name, call in rounds:
+            assert call(), name
+            assert counter.take() == 1, name
+    finally:
+        made.dispose()
+        counter.close()
+
+
+def test_a_refusal_without_its_state_is_retried_then_a_store_error(
+    store: SQLStore, engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The admission runs again when its answer is a refusal without the state that
+    refused it (the race of ``_pg_admission``), three times in all, then StoreError;
+    nothing is written. Simulated by statements that always answer so."""
+    if engine.dialect.name == "postgresql":
+        # a "refusal" with a state that allows the attempt, then one with no row at all
+        stale: Any = sa.select(sa.false(), sa.literal(0), sa.null())
+        monkeypatch.setattr(sql, "_PG_ADMIT", stale)
+        monkeypatch.setattr(sql, "_PG_BEGIN", stale.where(sa.false()))
+    else:
+        monkeypatch.setattr(sql, "_SQLITE_ADMIT", sa.select(sa.literal(1)).where(sa.false()))
+    counter = Statements(engine)
+    try:
+        for call in (
+            lambda: store.admit_attempt("judy", T0, OPEN),
+            lambda: store.begin_attempt("judy", T0, OPEN),
+        ):
+            with pytest.raises(StoreError, match="could not read the failure state"):
+                call()
+            per_try = 1 if engine.dialect.name == "postgresql" else 2
+            assert len(counter.take()) == 3 * per_try
+    finally:
+        counter.close()
+    assert store.get_failures("judy") == FailureState()
+
+
+# -- admissions under concurrency --------------------------------------------------------------
+
+
+def _race(threads: int, body: Any) -> list[Any]:
+    """Run ``body(index)`` in ``threads`` threads released at once; their results."""
+    barrier = threading.Barrier(threads)
+    results: list[Any] = [None] * threads
+    errors: list[BaseException] = []
+
+    def run(index: int) -> None:
+        try:
+            barrier.wait(30)
+            results[index] = body(index)
+        except BaseException as exc:
+            errors.append(exc)
+
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+    assert not errors, errors[:3]
+    return results
+
+
+@pytest.fixture
+def wide_engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
+    """An engine with a pool for 32 threads, on PostgreSQL."""
+    url = request.getfixturevalue("postgres_url")
+    schema = request.getfixturevalue("postgres_schema")
+    made = postgres_engine(url, schema, pool_size=16, max_overflow=16, pool_timeout=60)
+    yield made
+    made.dispose()
+
+
+def test_32_threads_are_admitted_exactly_max_failures_times(wide_engine: sa.Engine) -> None:
+    store = SQLStore(wide_engine)
+    limits = ThrottleConfig(max_failures=10, base_delay=0, max_delay=0, lockout=900)
+    for round_ in range(5):
+        user = unique("t32-")
+        results = _race(
+            32, lambda _, user=user: [store.admit_attempt(user, T0, limits) for _ in range(3)]
+        )
+        admissions = [admission for result in results for admission in result]
+        assert sum(admission.admitted for admission in admissions) == 10, round_
+        assert sorted(a.state.count for a in admissions if a.admitted) == list(range(1, 11))
+        assert all(a.state == FailureState(10, T0) for a in admissions if not a.admitted)
+        assert store.get_failures(user) == FailureState(10, T0)
+
+
+def test_concurrent_first_attempts_each_report_the_state_that_refused_them(
+    wide_engine: sa.Engine,
+) -> None:
+    """A new user's first attempts, 32 at once, with a delay after one failure: one is
+    admitted, and every refusal comes with the state that refused it - also those whose
+    statement began before the first row existed (their ``prior`` read is empty: the
+    statement runs again)."""
+    store = SQLStore(wide_engine)
+    limits = ThrottleConfig(max_failures=10, base_delay=5, max_delay=60, lockout=900)
+    counter = Statements(wide_engine)
+    try:
+        for round_ in range(5):
+            user = unique("first-")
+
+            def attempt(index: int, user: str = user) -> Admission:
+                if index % 2:
+                    return store.admit_attempt(user, T0, limits)
+                return store.begin_attempt(user, T0, limits)[0]
+
+            admissions = _race(32, attempt)
+            assert sum(admission.admitted for admission in admissions) == 1, round_
+            assert all(admission.state == FailureState(1, T0) for admission in admissions)
+        assert len(counter.take()) >= 5 * 32
+    finally:
+        counter.close()
+
+
+def test_claim_and_reset_from_16_threads_wins_once(wide_engine: sa.Engine) -> None:
+    store = SQLStore(wide_engine)
+    credential = _credential("kim")
+    store.add(credential)
+    for value in range(1, 6):
+        store.admit_attempt("kim", T0, OPEN)
+        won = _race(
+            16,
+            lambda _, value=value: store.claim_and_reset(
+                credential.id, value, drift=0, user_id="kim"
+            ),
+        )
+        assert won.count(True) == 1, value
+        assert store.get_failures("kim") == FailureState()

@@ -629,9 +629,11 @@ def _admission(row: Sequence[Any], now: float, limits: ThrottleConfig) -> Admiss
     stale read: the caller asks again). A row that does not decode, or a state ``check``
     cannot read, is a :class:`~mfa_core.errors.StoreError`."""
     state = _failure_state(row[1:3])
+    last = state.last_failure_at
+    if last is not None and not math.isfinite(last):
+        raise StoreError("the SQL store holds a failure row it cannot read")
     if row[0]:
-        last = state.last_failure_at
-        if state.count < 1 or last is None or not math.isfinite(last):
+        if state.count < 1 or last is None:
             raise StoreError("the SQL store holds a failure row it cannot read")
         return Admission(admitted=True, state=state)
     try:
