@@ -163,6 +163,7 @@ class ServiceMachine(RuleBasedStateMachine):
         gated = self.gate()
         if gated is not None:
             return gated
+        self.fail()  # admitted: counted before anything about the attempt is looked at
         usable = [c for c in self.creds.values() if self.usable(c)]
         if not usable:
             expired = any(
@@ -171,7 +172,6 @@ class ServiceMachine(RuleBasedStateMachine):
             )
             return VerifyReason.EXPIRED if expired else VerifyReason.NO_CREDENTIAL
         if code_of is None or code_of not in usable or step is None:
-            self.fail()
             return VerifyReason.INVALID_CODE
         # The window: one step either side of now + the learned drift.
         in_window = abs(step - (self.step + code_of.drift)) <= 1
@@ -180,7 +180,6 @@ class ServiceMachine(RuleBasedStateMachine):
             code_of.drift = step - self.step
             self.failures = FailureState()
             return VerifyReason.OK
-        self.fail()
         return VerifyReason.REPLAYED if in_window else VerifyReason.INVALID_CODE
 
     # -- rules -----------------------------------------------------------------------------
