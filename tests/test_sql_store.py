@@ -788,11 +788,11 @@ def test_a_burst_of_attempts_from_eight_processes_admits_exactly_the_limit(
     limit = PROCESSES * per_process // 2
     limits = ThrottleConfig(max_failures=limit, base_delay=0, max_delay=0, lockout=900)
     results = workers.run(("admit", user, per_process, T0, limits))
-    assert sum(admitted for result in results for admitted in result) == limit
+    assert sum(admitted for result in results for admitted, _ in result) == limit
     assert store.get_failures(user) == FailureState(limit, T0)
     # locked: a second burst admits nothing, and changes nothing
     results = workers.run(("admit", user, per_process, T0 + 899, limits))
-    assert not any(admitted for result in results for admitted in result)
+    assert not any(admitted for result in results for admitted, _ in result)
     assert store.get_failures(user) == FailureState(limit, T0)
 
 
