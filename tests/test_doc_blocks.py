@@ -211,3 +211,23 @@ def test_count_of_blocks_that_run(capsys: pytest.CaptureFixture[str]) -> None:
             f"{total.count(True)} fragments"
         )
     assert total.count(False) >= 20
+
+
+DOCS_SITE = "https://mfa-core.readthedocs.io/en/latest/"
+
+
+def test_readme_links_are_absolute_and_name_pages_the_site_builds() -> None:
+    # The README is also the package index page: no relative link may appear, and every link
+    # to the documentation site names a page docs/ builds (a guide or the API index).
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    targets = re.findall(r"\]\(([^)]+)\)|<(https?://[^>]+)>", text)
+    links = [a or b for a, b in targets]
+    assert links, "the README links to its documentation"
+    for link in links:
+        assert link.startswith("https://"), f"relative link {link!r} breaks on PyPI"
+        if link.startswith(DOCS_SITE):
+            page = link.removeprefix(DOCS_SITE).split("#")[0]
+            if page in ("", "api/index.html"):
+                continue  # the site root, the generated API reference
+            assert page.endswith(".html")
+            assert (ROOT / "docs" / page.replace(".html", ".md")).is_file(), link
