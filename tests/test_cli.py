@@ -383,6 +383,55 @@ def test_help_and_version(capsys: pytest.CaptureFixture[str]) -> None:
     assert status == 0 and out.startswith("mfa-core ")
 
 
+def _help(capsys: pytest.CaptureFixture[str], command: str) -> str:
+    status, out, _ = run(capsys, command, "--help")
+    assert status == 0
+    return " ".join(out.split())  # argparse wraps lines: compare on single spaces
+
+
+@pytest.mark.parametrize("command", ["new", "uri"])
+def test_help_marks_account_as_required(capsys: pytest.CaptureFixture[str], command: str) -> None:
+    text = _help(capsys, command)
+    usage = text.split(" options:")[0]
+    assert " --account ACCOUNT " in usage and "[--account" not in usage
+    assert "[--issuer ISSUER]" in usage  # an optional option keeps its brackets
+    assert "e-mail (required)" in text
+
+
+def test_qr_help_says_when_account_is_needed(capsys: pytest.CaptureFixture[str]) -> None:
+    text = _help(capsys, "qr")
+    assert "[--account ACCOUNT]" in text  # not required: a URI may be given instead
+    assert "(required without URI)" in text
+
+
+@pytest.mark.parametrize(
+    ("command", "shown"),
+    [
+        ("new", ["code length (default: 6)", "(default: SHA1)", "(default: 30)"]),
+        ("new", ["OTP type (default: totp)", "key size in bytes (default: 20)"]),
+        ("qr", ["image format (default: terminal)", "(with --kind hotp; default: 0)"]),
+        ("verify", ["TOTP steps accepted before now (default: 1)", "(default: now)"]),
+        ("diagnose", ["(default 86400: one day)", "when the code was read (default: now)"]),
+    ],
+)
+def test_help_shows_defaults(
+    capsys: pytest.CaptureFixture[str], command: str, shown: list[str]
+) -> None:
+    text = _help(capsys, command)
+    for part in shown:
+        assert part in text
+    assert "(default: None)" not in text and "(default: False)" not in text
+    assert text.count("(default: now)") <= 1  # never doubled on a help that says it already
+
+
+@pytest.mark.parametrize("command", ["new", "uri"])
+def test_missing_account_is_a_usage_error(capsys: pytest.CaptureFixture[str], command: str) -> None:
+    argv = [command, "--no-qr"] if command == "new" else [command, "--secret", B32]
+    status, out, err = run(capsys, *argv)
+    assert status == 2 and out == ""
+    assert "required: --account" in err and err.count("\n") == 1, err
+
+
 # --- the human sentence -------------------------------------------------------------------
 
 

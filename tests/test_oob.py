@@ -140,6 +140,7 @@ def test_bad_config_raises_typed_error(kwargs: dict[str, Any]) -> None:
     assert info.value.code is ErrorCode.INVALID_PARAMETER
 
 
+@pytest.mark.standard("ASVS-6.5.5", "a TTL above 10 minutes is refused")
 def test_ttl_limits() -> None:
     assert OOBConfig(ttl=600).ttl == 600
     assert OOBConfig(ttl=1).ttl == 1

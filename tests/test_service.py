@@ -282,6 +282,10 @@ def test_cancel_enrolment_removes_only_unconfirmed(env: Env) -> None:
 # -- verification ------------------------------------------------------------------------
 
 
+@pytest.mark.standard("ASVS-6.5.1", "a TOTP code works once")
+@pytest.mark.standard(
+    "RFC6238-5.2", "a code is accepted once, and no earlier step after a later one"
+)
 def test_verify_accepts_once_and_never_an_earlier_step(env: Env) -> None:
     cred_id, key = env.enrol_confirmed()
     code = totp(key, env.now)
@@ -323,6 +327,7 @@ def test_verify_accepts_spaces_and_refuses_malformed_without_hmac(env: Env) -> N
     assert env.service.verify("alice", f" {code[:3]} {code[3:]} ").accepted
 
 
+@pytest.mark.standard("RFC6238-6", "the drift of a match is learned and the next window follows it")
 def test_drift_is_learned_and_the_window_follows_it(env: Env) -> None:
     _, key = env.enrol_confirmed()
     # The authenticator runs one step ahead: accepted at the window edge, drift learned.
@@ -340,6 +345,7 @@ def test_drift_is_learned_and_the_window_follows_it(env: Env) -> None:
     assert env.service.verify("alice", totp(key, env.now + 60)).offset == 0
 
 
+@pytest.mark.standard("RFC6238-6", "the learned drift never exceeds max_drift")
 def test_learned_drift_is_bounded(make_env: Callable[..., Env]) -> None:
     env = make_env(max_drift=1)
     _, key = env.enrol_confirmed()
@@ -360,6 +366,10 @@ def test_several_credentials_per_user(env: Env) -> None:
     assert env.service.verify("bob", totp(first_key, env.now)).reason == VerifyReason.NO_CREDENTIAL
 
 
+@pytest.mark.standard("RFC4226-7.4", "two consecutive codes far ahead resynchronise the counter")
+@pytest.mark.standard(
+    "RFC4226-7.2", "a code up to the look-ahead is accepted and moves the counter on"
+)
 def test_hotp_look_ahead_replay_and_resync(env: Env) -> None:
     cred_id, key = env.enrol_confirmed(kind=CredentialKind.HOTP)  # counter 0 used
     assert env.service.verify("alice", hotp(key, 1)).matched == 1
@@ -404,6 +414,10 @@ def test_resync_refuses_totp_and_unknown_credentials(env: Env) -> None:
 # -- throttling --------------------------------------------------------------------------
 
 
+@pytest.mark.standard("ASVS-6.3.1", "growing delay, then a lock that refuses even the right code")
+@pytest.mark.standard(
+    "RFC4226-7.3", "failures grow a delay, then lock; a locked user's right code is refused"
+)
 def test_growing_delay_then_lock_refuses_even_a_correct_code_without_hmac(
     make_env: Callable[..., Env],
 ) -> None:
@@ -447,6 +461,7 @@ def test_replay_counts_as_failure_and_success_resets(env: Env) -> None:
     assert _failure_count(env.store, "alice") == 0
 
 
+@pytest.mark.standard("ASVS-6.3.1", "failures count per user across all of the user's credentials")
 def test_throttling_is_per_user_across_credentials(make_env: Callable[..., Env]) -> None:
     env = make_env(throttle=ThrottleConfig(max_failures=2, lockout=None))
     _, key_a = env.enrol_confirmed()
@@ -479,6 +494,9 @@ def test_expired_still_verifies_by_default_with_renewal_due(env: Env) -> None:
     assert env.events.of_type(EventType.VERIFICATION_SUCCEEDED)[-1].data["renewal_due"] is True
 
 
+@pytest.mark.standard(
+    "NIST-4.4", "with strict expiry an expired credential is refused, reason expired"
+)
 def test_strict_expiry_refuses_with_a_distinct_outcome(make_env: Callable[..., Env]) -> None:
     env = make_env(lifecycle=LifecycleConfig(strict_expiry=True))
     _, key = env.enrol_confirmed()

@@ -202,6 +202,7 @@ def test_a_failing_sender_leaves_no_challenge(env: Env) -> None:
 # -- verification ---------------------------------------------------------------------------
 
 
+@pytest.mark.standard("ASVS-6.5.1", "an email/SMS code works once")
 def test_a_code_works_once(env: Env) -> None:
     challenge, code = env.send()
     result = env.service.verify_oob_code("alice", challenge, code, OOBPurpose.LOGIN)
@@ -257,6 +258,7 @@ def test_a_code_never_works_for_another_challenge_or_user(env: Env) -> None:
     assert env.service.verify_oob_code("alice", second, second_code, "login").accepted
 
 
+@pytest.mark.standard("ASVS-6.5.5", "an email/SMS code is refused from the end of its TTL on")
 @pytest.mark.parametrize("ttl", [180, 600])
 def test_ttl_boundary(make_env: Callable[..., Env], ttl: int) -> None:
     env = make_env(oob=OOBConfig(ttl=ttl))
@@ -367,6 +369,7 @@ def test_expired_codes_can_be_resent(env: Env) -> None:
 # -- policy: email login codes once TOTP is on ----------------------------------------------
 
 
+@pytest.mark.standard("NIST-3.1.3.1", "email codes do not count as a second factor once TOTP is on")
 def test_email_login_codes_are_refused_once_totp_is_enabled(env: Env) -> None:
     env.send(channel=OOBChannel.EMAIL, destination=EMAIL)  # no authenticator yet: fine
     env.enable_totp()

@@ -156,6 +156,7 @@ def wrong_code() -> str:
 # -- generation ---------------------------------------------------------------------------
 
 
+@pytest.mark.standard("ASVS-6.5.2", "recovery codes are stored only as Argon2id hashes")
 def test_generate_returns_codes_once_and_stores_only_hashes(env: Env) -> None:
     generated = env.service.generate_recovery_codes("alice")
     assert len(generated.codes) == 10 and len(set(generated.codes)) == 10
@@ -233,6 +234,7 @@ def test_recovery_needs_a_store_and_a_secret(store_factory: Callable[[], Any]) -
 # -- verification ---------------------------------------------------------------------------
 
 
+@pytest.mark.standard("ASVS-6.5.1", "a recovery code works once")
 def test_a_code_works_once(env: Env) -> None:
     generated = env.service.generate_recovery_codes("alice")
     result = env.service.verify_recovery_code("alice", generated.codes[3])

@@ -6,6 +6,7 @@ primitive, and for constant work (every value of the window computed, wherever a
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -57,6 +58,9 @@ def test_clamp_drift_is_bounded_and_identity_inside(offset: int, bound: int) -> 
         assert clamped == (bound if offset > 0 else -bound)
 
 
+@pytest.mark.standard(
+    "RFC6238-5.2", "the window is a few steps around now (plus the learned drift)"
+)
 @given(counters, st.integers(-300, 300), small, small, small)
 def test_totp_window_is_centred_on_step_plus_bounded_drift(
     step: int, drift: int, behind: int, ahead: int, max_drift: int
@@ -99,6 +103,7 @@ def test_totp_window_equals_the_min_max_formulas(
     assert got == expected
 
 
+@pytest.mark.standard("RFC4226-7.2", "the HOTP window is the expected counter plus the look-ahead")
 @given(st.integers(-1, 10**6), small)
 def test_hotp_window_covers_last_accepted_and_look_ahead(last_accepted: int, ahead: int) -> None:
     expected, first, last = hotp_window(last_accepted, ahead)
@@ -166,6 +171,9 @@ def test_find_consecutive_matches_reference(first: int, width: int, at: int, swa
         assert found is not None and found <= c + 1
 
 
+@pytest.mark.standard(
+    "RFC4226-7.4", "resynchronisation needs both consecutive codes inside the window"
+)
 def test_find_consecutive_needs_the_pair_inside_the_window() -> None:
     one, two = hotp(KEY, 50).encode(), hotp(KEY, 51).encode()
     state = HOTPState(KEY, "SHA1", 6)

@@ -52,6 +52,7 @@ def test_defaults() -> None:
     assert ThrottleConfig(base_delay=0, max_delay=0, lockout=0.5).max_delay == 0
 
 
+@pytest.mark.standard("NIST-3.2.2", "a limit above 100 failures is refused")
 @pytest.mark.parametrize(
     "kwargs",
     [
@@ -160,6 +161,7 @@ def test_delay_boundary_both_sides() -> None:
     assert check(state, T0 + 10, DEFAULT).allowed
 
 
+@pytest.mark.standard("NIST-3.2.2", "the lock starts exactly at max_failures")
 def test_lock_boundary_both_sides() -> None:
     limits = ThrottleConfig(max_failures=4, base_delay=1, max_delay=8, lockout=300)
     three = FailureState(count=3, last_failure_at=T0)

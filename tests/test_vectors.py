@@ -27,6 +27,9 @@ def test_the_vector_file_has_every_rfc_vector() -> None:
     assert max(e["time"] for e in TOTP_VECTORS) == 20_000_000_000  # past 2038
 
 
+@pytest.mark.standard(
+    "RFC4226-5.3", "every RFC 4226 Appendix D value, HMAC and truncation included"
+)
 @pytest.mark.parametrize("entry", HOTP_VECTORS, ids=vector_id)
 def test_hotp_vectors(entry: dict[str, Any]) -> None:
     key = _key(entry)
@@ -37,6 +40,7 @@ def test_hotp_vectors(entry: dict[str, Any]) -> None:
     assert state.value(entry["counter"]) == entry["truncated_decimal"]
 
 
+@pytest.mark.standard("RFC6238-4", "every RFC 6238 Appendix B vector, SHA-1, SHA-256 and SHA-512")
 @pytest.mark.parametrize("entry", TOTP_VECTORS, ids=vector_id)
 def test_totp_vectors(entry: dict[str, Any]) -> None:
     key = _key(entry)

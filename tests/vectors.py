@@ -1,8 +1,8 @@
-"""The one loader for the shared test-vector files (kept apart from behaviour tests).
+"""The one loader for the test-vector files (kept apart from behaviour tests).
 
-The vectors live in ``shared/vectors/`` beside the repository (CI clones the repository
-with ``shared/`` next to it). A missing directory is an error that says where it looked,
-never a silently empty parametrisation.
+The vectors live in ``tests/vectors/`` inside the repository, so a fresh clone with nothing
+beside it runs the suite. A missing file is an error that says where it looked, never a
+silently empty parametrisation.
 """
 
 from __future__ import annotations
@@ -12,17 +12,15 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-SHARED_DIR = Path(__file__).resolve().parents[2] / "shared"
-VECTORS_DIR = SHARED_DIR / "vectors"
+VECTORS_DIR = Path(__file__).resolve().parent / "vectors"
 
 
 def vectors_path(name: str) -> Path:
-    """Return the path of a vector file, failing clearly if ``shared/`` is not in place."""
+    """Return the path of a vector file, failing clearly if it is not in ``tests/vectors/``."""
     path = VECTORS_DIR / name
     if not path.is_file():
         raise FileNotFoundError(
-            f"test vectors not found at {path}: the shared/ directory must sit beside the "
-            "repository checkout (…/shared next to …/<repo>)"
+            f"test vectors not found at {path}: tests/vectors/ is part of the repository"
         )
     return path
 

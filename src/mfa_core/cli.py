@@ -29,7 +29,7 @@ import re
 import sys
 import time
 from collections.abc import Sequence
-from typing import Final, NoReturn
+from typing import Any, Final, NoReturn
 
 from . import __version__
 from .errors import ErrorCode, InvalidParameter, MFAError, MissingDependency
@@ -67,8 +67,32 @@ _UINT_RE: Final = re.compile(r"[0-9]{1,20}", re.ASCII)
 _UNIX_TIME_RE: Final = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,9})?", re.ASCII)
 
 
+class _HelpFormatter(argparse.HelpFormatter):
+    """Help that shows each option's default (when it has a meaningful one)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if (
+            "default" in text
+            or default is None
+            or default is False
+            or default is argparse.SUPPRESS
+            or action.nargs == 0  # flags (store_true), --help, --version
+        ):
+            return action.help
+        return f"{text} (default: %(default)s)" if text else "(default: %(default)s)"
+
+
 class _Parser(argparse.ArgumentParser):
-    """An ArgumentParser whose errors are one line on stderr and exit status 2."""
+    """An ArgumentParser whose errors are one line on stderr and exit status 2.
+
+    Every parser and sub-parser shows defaults in its help (:class:`_HelpFormatter`).
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
@@ -117,12 +141,25 @@ def _add_otp_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_label_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--account", help="account name shown in the app, e.g. an e-mail")
+def _add_label_options(parser: argparse.ArgumentParser, *, account_required: bool) -> None:
+    if account_required:
+        parser.add_argument(
+            "--account",
+            required=True,
+            help="account name shown in the app, e.g. an e-mail (required)",
+        )
+    else:
+        parser.add_argument(
+            "--account",
+            help="account name shown in the app, e.g. an e-mail (required without URI)",
+        )
     parser.add_argument("--issuer", help="service name shown in the app")
     parser.add_argument("--kind", choices=("totp", "hotp"), default="totp", help="OTP type")
     parser.add_argument(
-        "--counter", type=_uint, default=None, help="initial HOTP counter (with --kind hotp)"
+        "--counter",
+        type=_uint,
+        default=None,
+        help="initial HOTP counter (with --kind hotp; default: 0)",
     )
 
 
@@ -148,7 +185,7 @@ def _build_parser() -> argparse.ArgumentParser:
     new = commands.add_parser(
         "new", help="make a fresh key and show its URI and QR code", allow_abbrev=False
     )
-    _add_label_options(new)
+    _add_label_options(new, account_required=True)
     _add_otp_options(new)
     new.add_argument("--bytes", type=_uint, default=DEFAULT_KEY_BYTES, help="key size in bytes")
     new.add_argument("--no-qr", action="store_true", help="do not print the QR code")
@@ -158,7 +195,7 @@ def _build_parser() -> argparse.ArgumentParser:
         "uri", help="print the provisioning URI for a key", allow_abbrev=False
     )
     _add_secret_options(uri)
-    _add_label_options(uri)
+    _add_label_options(uri, account_required=True)
     _add_otp_options(uri)
 
     qr = commands.add_parser("qr", help="show a provisioning URI as a QR code", allow_abbrev=False)
@@ -166,9 +203,11 @@ def _build_parser() -> argparse.ArgumentParser:
         "uri", nargs="?", metavar="URI", help="otpauth:// URI, or '-' to read it from stdin"
     )
     _add_secret_options(qr)
-    _add_label_options(qr)
+    _add_label_options(qr, account_required=False)
     _add_otp_options(qr)
-    qr.add_argument("--format", choices=("terminal", "svg", "png"), default="terminal")
+    qr.add_argument(
+        "--format", choices=("terminal", "svg", "png"), default="terminal", help="image format"
+    )
     qr.add_argument("--output", metavar="FILE", help="write to FILE (required for png)")
     _add_qr_look(qr)
 

@@ -145,8 +145,16 @@ class InvalidURI(MFAError):
     default_code = ErrorCode.INVALID_URI
 
 
-class MissingDependency(MFAError):
-    """An optional extra is needed for this feature; the message says which to install."""
+class MissingDependency(MFAError, ImportError):
+    """An optional extra is needed for this feature; the message says which to install.
+
+    It is also an :class:`ImportError`, so the usual feature check works unchanged::
+
+        try:
+            from mfa_core.stores.redis import RedisStore
+        except ImportError:
+            RedisStore = None
+    """
 
     default_code = ErrorCode.MISSING_DEPENDENCY
 
