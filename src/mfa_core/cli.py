@@ -61,6 +61,9 @@ EXIT_INTERRUPTED: Final = 130
 
 DEFAULT_DIAGNOSE_RANGE: Final = 86_400
 MAX_DIAGNOSE_RANGE: Final = 7 * 86_400
+MAX_DIAGNOSE_STEPS: Final = 2 * (MAX_DIAGNOSE_RANGE // DEFAULT_PERIOD) + 1
+"""Most time steps ``diagnose`` computes (7 days either side at 30 s): the work is bounded
+whatever ``--period`` is."""
 
 _PROG: Final = "mfa-core"
 _UINT_RE: Final = re.compile(r"[0-9]{1,20}", re.ASCII)
@@ -116,7 +119,13 @@ def _instant(text: str) -> float:
         ) from None
     if moment.tzinfo is None:
         raise argparse.ArgumentTypeError("the ISO 8601 time needs a time zone (e.g. Z)")
-    return moment.timestamp()
+    try:
+        seconds = moment.timestamp()
+    except (OverflowError, ValueError, OSError):  # e.g. 0001-01-01T00:00:00+05:00
+        raise argparse.ArgumentTypeError("the ISO 8601 time is out of range") from None
+    if seconds < 0:
+        raise argparse.ArgumentTypeError("the time must not be before 1970-01-01T00:00:00Z")
+    return seconds
 
 
 def _add_secret_options(parser: argparse.ArgumentParser, *, with_allow_short: bool = True) -> None:
@@ -338,6 +347,12 @@ def _cmd_uri(args: argparse.Namespace) -> int:
 
 def _write_private(path: str, data: bytes) -> None:
     """Write ``data`` to ``path`` readable by the owner only (it encodes a secret)."""
+    try:
+        raw = os.fsencode(path)
+    except UnicodeError:  # a lone surrogate the file system encoding cannot carry
+        raise InvalidParameter("--output is not a file name this system can encode") from None
+    if not raw or b"\0" in raw:
+        raise InvalidParameter("--output must be a non-empty file name without NUL")
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(data)
@@ -470,7 +485,10 @@ def clock_sentence(offset_seconds: int, period: int) -> str:
 
 
 def _utc(seconds: int) -> str:
-    moment = dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
+    try:
+        moment = dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
+    except (OverflowError, ValueError, OSError):  # beyond the year 9999
+        return f"Unix time {seconds}"
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
@@ -484,6 +502,11 @@ def _cmd_diagnose(args: argparse.Namespace) -> int:
     period = args.period
     current = time_step(now, period=period)
     span = math.ceil(args.range / period)
+    if 2 * span + 1 > MAX_DIAGNOSE_STEPS:
+        raise InvalidParameter(
+            f"--range / --period asks for more than {MAX_DIAGNOSE_STEPS} time steps; "
+            "give a smaller --range"
+        )
     first, last = max(current - span, 0), min(current + span, MAX_COUNTER)
     compare = hmac.compare_digest
     matches = [

@@ -75,6 +75,7 @@ class ErrorCode(enum.StrEnum):
     URI_MISSING_COUNTER = "uri_missing_counter"
     URI_ISSUER_MISMATCH = "uri_issuer_mismatch"
     URI_INVALID_LABEL = "uri_invalid_label"
+    URI_UNSUPPORTED_ENCODER = "uri_unsupported_encoder"
     INVALID_CODE = "invalid_code"
     MISSING_DEPENDENCY = "missing_dependency"
     STORE_ERROR = "store_error"

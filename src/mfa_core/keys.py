@@ -12,6 +12,7 @@ import re
 import secrets
 from typing import Final
 
+from ._validate import check_ascii as _check_ascii
 from .errors import ErrorCode, InvalidBase32, InvalidKey
 from .otp import MAX_KEY_BYTES, MIN_KEY_BYTES
 
@@ -24,6 +25,7 @@ _MAX_B32_INPUT: Final = 1024
 _B32_RE: Final = re.compile(r"[A-Z2-7]*=*", re.ASCII)
 # Lengths of unpadded base32 that can come from whole bytes (len % 8).
 _VALID_REMAINDERS: Final = frozenset({0, 2, 4, 5, 7})
+_ASCII_SPACE: Final = " \t\n\r\x0b\x0c"
 
 
 def generate_key(nbytes: int = DEFAULT_KEY_BYTES) -> bytes:
@@ -59,12 +61,11 @@ def b32decode_key(text: str) -> bytes:
     padding. Anything else (other characters, impossible lengths, empty or oversized
     input, non-``str``) raises :class:`InvalidBase32`. The message never repeats the input.
     """
-    if not isinstance(text, str):
-        raise InvalidBase32("secret must be a string")
-    if len(text) > _MAX_B32_INPUT:
-        raise InvalidBase32("secret is too long")
-    cleaned = text.strip().replace(" ", "").replace("-", "").upper()
-    if not cleaned.isascii() or _B32_RE.fullmatch(cleaned) is None:
+    # ASCII is checked before stripping and upper-casing: str.upper maps U+017F (long s)
+    # to 'S' and U+0131 (dotless i) to 'I', and str.strip removes non-ASCII whitespace.
+    _check_ascii(text, "secret", max_length=_MAX_B32_INPUT, error=InvalidBase32)
+    cleaned = text.strip(_ASCII_SPACE).replace(" ", "").replace("-", "").upper()
+    if _B32_RE.fullmatch(cleaned) is None:
         raise InvalidBase32("secret contains characters that are not base32 (A-Z, 2-7)")
     body = cleaned.rstrip("=")
     padding = len(cleaned) - len(body)

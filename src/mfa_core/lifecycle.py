@@ -36,8 +36,9 @@ from typing import Final
 
 import attrs
 
-from ._validate import is_number as _is_number
-from .errors import ErrorCode, IllegalTransition, InvalidParameter
+from ._validate import check_duration as _check_duration
+from ._validate import check_time as _check_time
+from .errors import IllegalTransition, InvalidParameter
 from .models import STORED_STATES, Credential, CredentialState
 
 __all__ = [
@@ -121,14 +122,10 @@ _ACTIVE: Final[CredentialState] = CredentialState.ACTIVE  # typed wide: no narro
 _EXPIRED: Final = CredentialState.EXPIRED
 
 
-def _check_now(now: object) -> float:
+def _check_now(now: object, name: str = "now") -> float:
     if type(now) is float and math.isfinite(now):
         return now  # the common case (a service's validated clock reading)
-    if not _is_number(now) or not math.isfinite(now):
-        raise InvalidParameter(
-            "now must be a finite number of seconds", code=ErrorCode.INVALID_TIME
-        )
-    return float(now)
+    return _check_time(now, name, allow_negative=True)
 
 
 def _parse_state(state: object) -> CredentialState:
@@ -173,8 +170,7 @@ def transition(state: CredentialState, event: LifecycleEvent) -> CredentialState
 
 
 def _positive_seconds(value: object, name: str, *, upper: float) -> None:
-    if not _is_number(value) or math.isnan(value) or not 0 < value <= upper:
-        raise InvalidParameter(f"{name} must be a number of seconds in (0, {upper:g}]")
+    _check_duration(value, name, low=0.0, high=upper, low_open=True)
 
 
 @attrs.frozen
@@ -205,16 +201,18 @@ class LifecycleConfig:
 
 def _pending_deadline(credential: Credential, config: LifecycleConfig) -> float:
     if credential.pending_until is not None:
-        return credential.pending_until
-    return credential.created_at + config.pending_ttl
+        return _check_now(credential.pending_until, "pending_until")
+    return _check_now(credential.created_at, "created_at") + config.pending_ttl
 
 
 def _validity_start(credential: Credential) -> float:
+    # Each stored time is checked (a huge int would overflow the subtraction); a float
+    # passes _check_now's fast path.
     if credential.renewed_at is not None:
-        return credential.renewed_at
+        return _check_now(credential.renewed_at, "renewed_at")
     if credential.confirmed_at is not None:
-        return credential.confirmed_at
-    return credential.created_at
+        return _check_now(credential.confirmed_at, "confirmed_at")
+    return _check_now(credential.created_at, "created_at")
 
 
 def effective_state(credential: Credential, now: float, config: LifecycleConfig) -> CredentialState:

@@ -33,15 +33,16 @@ from __future__ import annotations
 import enum
 import hashlib
 import hmac
-import math
 import re
 import secrets
 from typing import Final
 
 import attrs
 
+from ._validate import check_id as _check_text_id
+from ._validate import check_time as _check_time
 from ._validate import int_in as _int_in
-from ._validate import is_int as _is_int
+from ._validate import is_utf8 as _is_utf8
 from .errors import CooldownActive, ErrorCode, IllegalTransition, InvalidParameter
 from .otp import check_key, normalize_code
 
@@ -117,6 +118,8 @@ USER_MESSAGE: Final = "invalid or expired code"
 
 _MAX_COOLDOWN: Final = 3600
 _MAX_ID: Final = 128
+_MAX_USER_ID: Final = 256
+_ASCII_SPACE: Final = " \t\n\r\x0b\x0c"
 _MAX_DESTINATION: Final = 320
 _HASH_LABEL: Final = b"mfa_core/oob-code/v1\x00"
 _SEND_USER_LABEL: Final = b"mfa_core/oob-send-user/v1\x00"
@@ -156,11 +159,7 @@ class OOBReason(enum.StrEnum):
 
 
 def _check_now(now: object, name: str = "now") -> float:
-    if (_is_int(now) or isinstance(now, float)) and math.isfinite(now) and now >= 0:
-        return float(now)
-    raise InvalidParameter(
-        f"{name} must be a finite, non-negative Unix time", code=ErrorCode.INVALID_TIME
-    )
+    return _check_time(now, name)
 
 
 def _check_id(value: object, name: str) -> str:
@@ -170,9 +169,7 @@ def _check_id(value: object, name: str) -> str:
 
 
 def _check_user_id(user_id: object) -> str:
-    if type(user_id) is not str or not 1 <= len(user_id) <= 256:
-        raise InvalidParameter("user_id must be a non-empty string of at most 256")
-    return user_id
+    return _check_text_id(user_id, "user_id", max_length=_MAX_USER_ID)
 
 
 def parse_purpose(purpose: object) -> OOBPurpose:
@@ -367,18 +364,21 @@ def mask_destination(channel: OOBChannel | str, destination: str) -> str:
     kind = _parse_channel(channel)
     if type(destination) is not str or not 1 <= len(destination) <= _MAX_DESTINATION:
         raise InvalidParameter("destination must be a non-empty string")
+    if not _is_utf8(destination):
+        raise InvalidParameter("destination must be valid Unicode text (no lone surrogates)")
+    text = destination.strip(_ASCII_SPACE)  # ASCII only: other spaces are refused below
     if kind is OOBChannel.EMAIL:
-        local, at, domain = destination.strip().rpartition("@")
+        local, at, domain = text.rpartition("@")
         if (
             not at
             or not local
             or not domain
-            or any(ch.isspace() for ch in destination.strip())
+            or any(ch.isspace() or not ch.isprintable() for ch in text)
             or "@" in domain
         ):
             raise InvalidParameter("destination is not an email address")
         return f"{local[0]}***@{domain}"
-    number = destination.strip().translate(_PHONE_PUNCTUATION)
+    number = text.translate(_PHONE_PUNCTUATION)
     if _PHONE_RE.fullmatch(number) is None:
         raise InvalidParameter("destination is not a phone number")
     return "***" + number[-2:]
@@ -395,9 +395,10 @@ def normalize_destination(channel: OOBChannel | str, destination: str) -> str:
     """
     kind = _parse_channel(channel)
     mask_destination(kind, destination)  # the same checks, the same errors
+    text = destination.strip(_ASCII_SPACE)
     if kind is OOBChannel.EMAIL:
-        return destination.strip().lower()
-    return destination.strip().translate(_PHONE_PUNCTUATION).removeprefix("+")
+        return text.lower()
+    return text.translate(_PHONE_PUNCTUATION).removeprefix("+")
 
 
 def _keyed_hex(key: bytes, label: bytes, *parts: bytes) -> str:
@@ -413,7 +414,7 @@ def user_send_key(key: bytes, user_id: str) -> str:
     plain = "u:" + user
     if len(plain) <= MAX_SEND_KEY and plain.isascii() and plain.isprintable():
         return plain
-    return "uh:" + _keyed_hex(key, _SEND_USER_LABEL, user.encode("utf-8", "surrogatepass"))
+    return "uh:" + _keyed_hex(key, _SEND_USER_LABEL, user.encode("utf-8"))
 
 
 def destination_send_key(key: bytes, channel: OOBChannel | str, destination: str) -> str:

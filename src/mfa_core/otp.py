@@ -19,6 +19,7 @@ import struct
 from collections.abc import Callable
 from typing import Any, Final
 
+from ._validate import is_ascii_text as _is_ascii_text
 from ._validate import is_int as _is_int
 from .errors import ErrorCode, InvalidKey, InvalidParameter, UnsupportedAlgorithm
 
@@ -110,13 +111,14 @@ _MAX_FLOAT_TIME: Final = 2.0**62  # far beyond any real clock; larger floats tak
 
 
 def parse_algorithm(algorithm: Algorithm | str) -> Algorithm:
-    """Return the :class:`Algorithm` for ``"SHA1"``/``"SHA256"``/``"SHA512"`` in any case.
+    """Return the :class:`Algorithm` for ``"SHA1"``/``"SHA256"``/``"SHA512"`` in any ASCII case.
 
     Raises :class:`UnsupportedAlgorithm` for anything else (MD5, SHA-3, unknown names).
     """
     if type(algorithm) is Algorithm:
         return algorithm
-    if isinstance(algorithm, str) and len(algorithm) <= 16:
+    # ASCII first: str.upper maps U+017F (long s) to 'S' ("\u017fha1" must not name SHA1).
+    if _is_ascii_text(algorithm, 16):
         found = _BY_NAME.get(algorithm.upper())
         if found is not None:
             return found

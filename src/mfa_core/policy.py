@@ -29,13 +29,12 @@ from __future__ import annotations
 import datetime
 import enum
 import json
-import math
 from collections.abc import Iterable, Mapping
 from typing import Any, Final, NoReturn, TypeVar
 
 import attrs
 
-from ._validate import is_number as _is_number
+from ._validate import is_finite_number as _is_finite_number
 from .errors import ErrorCode, InvalidParameter, PolicyError
 from .models import CredentialState
 
@@ -280,12 +279,7 @@ def _context_error(name: str, problem: str, *, time: bool = False) -> NoReturn:
 
 
 def _finite(value: object) -> bool:
-    if not _is_number(value):
-        return False
-    try:
-        return math.isfinite(float(value))
-    except OverflowError:  # an int too large for a float
-        return False
+    return _is_finite_number(value)  # an int too large for a float is not finite
 
 
 def _check_time(value: object, name: str) -> None:

@@ -7,7 +7,9 @@ it raises :class:`~mfa_core.errors.MissingDependency`.
 Every function first checks the URI with :func:`~mfa_core.uri.parse_uri`, so a QR code is
 never made from a URI an authenticator app would refuse. The codes use error correction
 level M (raised when it fits in the same size) and the standard quiet zone of four
-modules; Micro QR is never used, since authenticator apps cannot read it.
+modules; Micro QR is never used, since authenticator apps cannot read it. A URI with
+non-ASCII text (a raw label such as ``Exämple``) is encoded as UTF-8 with an ECI header
+declaring the charset.
 
 The output encodes the secret: it is meant for the person enrolling, never for a log.
 """
@@ -46,7 +48,15 @@ def _make(uri: str, *, allow_short_key: bool) -> Any:
         import segno  # noqa: PLC0415 - optional extra, imported on use
     except ImportError:
         raise MissingDependency(_INSTALL_HINT) from None
-    return segno.make(uri.strip(), error="m", micro=False, boost_error=True)
+    text = uri.strip()
+    if text.isascii():
+        return segno.make(text, error="m", micro=False, boost_error=True)
+    # A raw non-ASCII label (parse_uri accepts it): UTF-8 bytes with an ECI header that
+    # declares them. Without it segno picks ISO-8859-1 or Kanji mode, which the apps'
+    # readers (expecting UTF-8) show garbled.
+    return segno.make(
+        text, error="m", micro=False, boost_error=True, mode="byte", encoding="utf-8", eci=True
+    )
 
 
 def qr_matrix(

@@ -55,8 +55,10 @@ import attrs
 from cryptography.exceptions import InvalidKey as _CryptographyInvalidKey
 from cryptography.hazmat.primitives.kdf.argon2 import Argon2id
 
+from ._validate import check_id as _check_id
 from ._validate import int_in as _int_in
 from ._validate import is_int as _is_int
+from ._validate import is_time as _is_time
 from .errors import ErrorCode, InvalidParameter
 from .otp import check_key
 
@@ -146,16 +148,8 @@ _MIN_HASH: Final = 16
 _MAX_HASH: Final = 64
 
 
-def _is_time(value: object) -> bool:
-    if not (_is_int(value) or isinstance(value, float)):
-        return False
-    return math.isfinite(value) and value >= 0
-
-
 def _check_user_id(user_id: object) -> str:
-    if type(user_id) is not str or not 1 <= len(user_id) <= _MAX_USER_ID:
-        raise InvalidParameter(f"user_id must be a non-empty string of at most {_MAX_USER_ID}")
-    return user_id
+    return _check_id(user_id, "user_id", max_length=_MAX_USER_ID)
 
 
 class RecoveryMode(enum.StrEnum):
@@ -292,8 +286,7 @@ class RecoveryRecord:
     """When the code was consumed, or ``None``."""
 
     def __attrs_post_init__(self) -> None:
-        if type(self.id) is not str or not 1 <= len(self.id) <= 128:
-            raise InvalidParameter("record id must be a non-empty string of at most 128")
+        _check_id(self.id, "record id", max_length=128)
         if type(self.tag) is not str or _TAG_RE.fullmatch(self.tag) is None:
             raise InvalidParameter(f"tag must be {2 * TAG_BYTES} lower-case hex characters")
         if type(self.phc) is not str or not self.phc.startswith("$argon2id$"):
@@ -472,8 +465,33 @@ def needs_rehash(phc: str, params: Argon2Params) -> bool:
     return _parse_phc(phc) != params
 
 
-def _verify(canonical: str, phc: str) -> bool:
-    _parse_phc(phc)
+def _verify_cap(params: Argon2Params | None) -> Argon2Params:
+    """The most costly stored parameters a check computes: the configured ones, or the
+    library's defaults where those cost more (so raising the cost never locks out
+    hashes made with the defaults)."""
+    default = Argon2Params()
+    if params is None:
+        return default
+    lanes = max(params.lanes, default.lanes)
+    return Argon2Params(
+        memory_kib=max(params.memory_kib, default.memory_kib, 8 * lanes),
+        iterations=max(params.iterations, default.iterations),
+        lanes=lanes,
+    )
+
+
+def _verify(canonical: str, phc: str, cap: Argon2Params) -> bool:
+    stored = _parse_phc(phc)
+    # A stored hash is data: its cost is capped at what the configuration allows before any
+    # hashing, so a tampered row cannot make one check cost seconds and a gigabyte.
+    if (
+        stored.memory_kib > cap.memory_kib
+        or stored.iterations > cap.iterations
+        or stored.lanes > cap.lanes
+    ):
+        raise InvalidParameter(
+            "stored recovery hash asks for more Argon2id cost than the configuration allows"
+        )
     try:
         Argon2id.verify_phc_encoded(canonical.encode("ascii"), phc)
     except _CryptographyInvalidKey:
@@ -573,8 +591,10 @@ def check_recovery_code(
     This function does not consume anything: on ``OK`` the caller consumes
     ``record_id`` with one atomic store operation (and treats a lost race as used).
     Raises :class:`InvalidParameter`/:class:`InvalidKey` for bad ``user_id``,
-    ``records``, ``tag_key`` or ``params`` and for a stored hash that is not a valid
-    Argon2id PHC string (fail closed).
+    ``records``, ``tag_key`` or ``params``, for a stored hash that is not a valid
+    Argon2id PHC string, and for one whose memory, iterations or lanes exceed both
+    ``params`` (the library's defaults when ``None``) and the defaults, before any hashing
+    (fail closed).
     """
     key = check_key(tag_key)
     user = _check_user_id(user_id).encode("utf-8")
@@ -587,7 +607,7 @@ def check_recovery_code(
     candidate = select_by_tag(_tag(key, user, canonical), stored)
     if candidate is None:
         return RecoveryCheck(RecoveryReason.NO_MATCH)
-    if not _verify(canonical, candidate.phc):
+    if not _verify(canonical, candidate.phc, _verify_cap(params)):
         return RecoveryCheck(RecoveryReason.WRONG_CODE, slow_hash=True)
     if candidate.used:
         return RecoveryCheck(RecoveryReason.ALREADY_USED, record_id=candidate.id, slow_hash=True)

@@ -26,7 +26,10 @@ from typing import Final
 
 import attrs
 
-from ._validate import is_number as _is_number
+from ._validate import check_duration as _check_duration
+from ._validate import check_time as _check_time
+from ._validate import int_in as _int_in
+from ._validate import is_time as _is_time
 from .errors import ErrorCode, InvalidParameter
 from .models import Admission, FailureState
 
@@ -39,12 +42,7 @@ _MAX_EXPONENT: Final = 1100  # 2**1100 exceeds any float ratio max_delay / base_
 
 
 def _seconds(value: object, name: str, *, low: float, high: float, low_open: bool) -> float:
-    if not _is_number(value) or not math.isfinite(value):
-        raise InvalidParameter(f"{name} must be a finite number of seconds")
-    seconds = float(value)
-    if seconds > high or seconds < low or (low_open and seconds == low):
-        raise InvalidParameter(f"{name} is out of range")
-    return seconds
+    return _check_duration(value, name, low=low, high=high, low_open=low_open)
 
 
 @attrs.frozen
@@ -67,11 +65,7 @@ class ThrottleConfig:
     """Seconds a hard lock lasts from the latest failure; ``None``: until an admin unlocks."""
 
     def __attrs_post_init__(self) -> None:
-        count = self.max_failures
-        if not isinstance(count, int) or isinstance(count, bool):
-            raise InvalidParameter("max_failures must be an int")
-        if not 1 <= count <= _MAX_FAILURES_LIMIT:
-            raise InvalidParameter(f"max_failures must be 1 to {_MAX_FAILURES_LIMIT}")
+        _int_in(self.max_failures, 1, _MAX_FAILURES_LIMIT, "max_failures")
         top = _seconds(self.max_delay, "max_delay", low=0.0, high=_MAX_DELAY_LIMIT, low_open=False)
         _seconds(self.base_delay, "base_delay", low=0.0, high=top, low_open=False)
         if self.lockout is not None:
@@ -149,17 +143,14 @@ def check(state: FailureState, now: float, config: ThrottleConfig) -> ThrottleDe
         raise InvalidParameter("state must be a FailureState")
     if not isinstance(config, ThrottleConfig):
         raise InvalidParameter("config must be a ThrottleConfig")
-    if not _is_number(now) or not math.isfinite(now):
-        raise InvalidParameter(
-            "now must be a finite number of seconds", code=ErrorCode.INVALID_TIME
-        )
+    now = _check_time(now, "now", allow_negative=True)
     count = state.count
     if not isinstance(count, int) or isinstance(count, bool) or count < 0:
         raise InvalidParameter("a failure count must be an int >= 0")
     if count == 0:
         return _ALLOWED
     last = state.last_failure_at
-    if last is None or not _is_number(last) or not math.isfinite(last):
+    if last is None or not _is_time(last, allow_negative=True):
         raise InvalidParameter(
             "a failure state with failures needs the time of the latest one",
             code=ErrorCode.INVALID_TIME,

@@ -12,8 +12,8 @@ the defaults (SHA1, 6 digits, 30 s) spelled out so every app reads the same para
 :func:`parse_uri` is the one named parser for URIs that come from elsewhere (other
 libraries, exports, pasted text). It accepts what real generators emit: ``:`` or ``%3A`` as
 the label separator with optional spaces before the account, lower-case or padded secrets,
-``+`` as a space in the query (cryptography writes it), parameter names in any case, and
-extra parameters it does not know (``image=``, ``color=``...), which are ignored. It
+``+`` as a space in the query (cryptography writes it), parameter names in any ASCII case,
+and extra parameters it does not know (``image=``, ``color=``...), which are ignored. It
 rejects everything else with :class:`~mfa_core.errors.InvalidURI`, whose ``code`` names
 the problem:
 
@@ -35,7 +35,10 @@ the problem:
 ``INVALID_COUNTER``            a counter that is not 0..2**64-1 in ASCII digits
 ``INVALID_DIGITS``             digits other than 6, 7 or 8
 ``INVALID_PERIOD``             a period that is not 1..:data:`~mfa_core.otp.MAX_PERIOD`
-``UNSUPPORTED_ALGORITHM``      anything but SHA1, SHA256, SHA512
+``UNSUPPORTED_ALGORITHM``      anything but SHA1, SHA256, SHA512 (ASCII, any case)
+``URI_UNSUPPORTED_ENCODER``    an ``encoder=`` other than ``base32`` (``encoder=steam``:
+                               Steam Guard codes are not RFC 6238 digits, and reading such
+                               a URI as plain TOTP enrols a credential that never matches)
 ``INVALID_URI``                not a string, a repeated parameter, other malformed input
 =============================  =========================================================
 
@@ -52,6 +55,7 @@ from urllib.parse import quote, unquote
 
 import attrs
 
+from ._validate import is_ascii_text as _is_ascii_text
 from ._validate import is_int as _is_int
 from .errors import ErrorCode, InvalidURI, MFAError
 from .keys import b32decode_key, b32encode_key
@@ -88,7 +92,10 @@ MAX_URI_DIGITS: Final = 8
 _SCHEME: Final = "otpauth://"
 _BAD_ESCAPE: Final = re.compile(r"%(?![0-9A-Fa-f]{2})")
 _ASCII_UINT: Final = re.compile(r"[0-9]{1,20}", re.ASCII)
-_KNOWN_PARAMS: Final = frozenset({"secret", "issuer", "algorithm", "digits", "period", "counter"})
+_KNOWN_PARAMS: Final = frozenset(
+    {"secret", "issuer", "algorithm", "digits", "period", "counter", "encoder"}
+)
+_ASCII_SPACE: Final = " \t\n\r\x0b\x0c"
 # Characters kept literally in the label and issuer: unreserved ones plus "@", so e-mail
 # addresses stay readable. Everything else, space and ":" included, is percent-encoded.
 _SAFE: Final = "@"
@@ -132,7 +139,7 @@ def _fail(message: str, code: ErrorCode) -> InvalidURI:
 
 
 def _parse_kind(kind: object) -> CredentialKind:
-    if isinstance(kind, str) and len(kind) <= 8:
+    if _is_ascii_text(kind, 8):  # ASCII before lower-casing
         lowered = kind.lower()
         for member in CredentialKind:
             if member.value == lowered:
@@ -282,11 +289,11 @@ def _parse_query(query: str) -> dict[str, str]:
         if not part:
             continue
         raw_name, _, raw_value = part.partition("=")
-        name = _decode(
-            raw_name, plus_is_space=True, code=ErrorCode.INVALID_URI, what="query"
-        ).lower()
+        decoded = _decode(raw_name, plus_is_space=True, code=ErrorCode.INVALID_URI, what="query")
+        # ASCII before lower-casing: a non-ASCII name is never one of ours.
+        name = decoded.lower() if decoded.isascii() else ""
         if name not in _KNOWN_PARAMS:
-            continue  # image=, color=, encoder= ... are not ours to judge
+            continue  # image=, color= ... are not ours to judge
         if name in params:
             raise _fail(f"the {name} parameter is given more than once", ErrorCode.INVALID_URI)
         code = ErrorCode.URI_INVALID_LABEL if name == "issuer" else ErrorCode.INVALID_URI
@@ -328,7 +335,7 @@ def _pick_issuer(label_issuer: str | None, param: str | None, allow_mismatch: bo
 
 
 def _parse_secret(secret: str, allow_short_key: bool) -> bytes:
-    if not secret.strip():
+    if not secret.strip(_ASCII_SPACE):
         raise _fail("the URI has no secret", ErrorCode.URI_MISSING_SECRET)
     try:
         decoded = b32decode_key(secret)
@@ -354,8 +361,9 @@ def parse_uri(
         raise _fail("the URI must be a string", ErrorCode.INVALID_URI)
     if len(uri) > MAX_URI_LENGTH:
         raise _fail(f"the URI is longer than {MAX_URI_LENGTH} characters", ErrorCode.URI_TOO_LONG)
-    text = uri.strip()
-    if text[: len(_SCHEME)].lower() != _SCHEME:
+    text = uri.strip(_ASCII_SPACE)  # ASCII whitespace only, and ASCII before lower-casing
+    scheme = text[: len(_SCHEME)]
+    if not scheme.isascii() or scheme.lower() != _SCHEME:
         raise _fail("the URI must start with otpauth://", ErrorCode.URI_BAD_SCHEME)
     path, _, query = text[len(_SCHEME) :].partition("#")[0].partition("?")
     type_name, slash, raw_label = path.partition("/")
@@ -364,6 +372,12 @@ def parse_uri(
         raise _fail("the URI has no account label", ErrorCode.URI_INVALID_LABEL)
     label_issuer, account = _split_label(raw_label)
     params = _parse_query(query)
+    encoder = params.get("encoder", "")
+    if encoder and not (encoder.isascii() and encoder.lower() == "base32"):
+        raise _fail(
+            "the encoder parameter (e.g. encoder=steam) is not supported",
+            ErrorCode.URI_UNSUPPORTED_ENCODER,
+        )
     issuer = _pick_issuer(label_issuer, params.get("issuer"), allow_issuer_mismatch)
     key = _parse_secret(params.get("secret", ""), allow_short_key)
     digits = DEFAULT_DIGITS
