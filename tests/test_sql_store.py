@@ -4,11 +4,17 @@
   codes, out-of-band challenges; 16- and 32-thread races);
 * the schema: created idempotently, in a schema of the host's choice, documented as DDL
   that matches the metadata (``docs/stores.md``);
-* one round trip per operation on PostgreSQL, counted in libpq's protocol trace;
+* one round trip per operation on PostgreSQL, counted in libpq's protocol trace, and one
+  statement for each of admit_attempt, begin_attempt and claim_and_reset
+  (``before_cursor_execute``), the very statement objects built at import;
+* admissions: exactly ``mfa_core.throttle.admit`` over hypothesis-generated sequences of
+  calls (times at the double before and after every edge), refusals with the state that
+  refused them, damaged rows, the bounded re-run; 32 threads admitted exactly
+  ``max_failures`` times, a new user's concurrent first attempts;
 * 8 worker processes with their own connections: exactly one winner per claimed value and
   exactly one consumer of each recovery code (at the store and through
   ``MFAService.verify_recovery_code``) over 200 rounds (PostgreSQL; fewer rounds on a
-  SQLite file), a burst of failures counted exactly;
+  SQLite file), a burst of attempts admitted exactly up to the limit;
 * recovery-code consumptions racing set replacements never deadlock and never mix sets;
 * faults for real on PostgreSQL: the store's backend terminated between operations and
   while a statement is running (``pg_terminate_backend``), with and without pre-ping.
