@@ -675,8 +675,8 @@ def test_every_single_statement_call_is_one_round_trip_on_postgresql(
 
 
 class _GatedClaims(AsyncSQLStore):
-    """Holds every ``claim`` until ``tasks`` claims are waiting, so that all the tasks
-    pass the throttle gate and scan their window first, then race to claim at once."""
+    """Holds every ``claim`` until ``tasks`` claims are waiting, so that all the admitted
+    tasks scan their window first, then race to claim at once."""
 
     __slots__ = ("_arrived", "_gate", "_tasks", "armed")
 
@@ -702,18 +702,19 @@ def test_a_thousand_tasks_one_code_on_postgresql(
     postgres_url: str, postgres_schema: str, gated: bool
 ) -> None:
     """1,000 tasks submit one valid TOTP code through AsyncMFAService over a pool of 10
-    connections: exactly one is accepted. ``free``: as they come (the failures of the
-    first replays throttle the rest); ``all-claim-at-once``: all 1,000 claim the step
-    together, and 999 replays are counted exactly once each."""
+    connections: exactly one is accepted. Attempts are admitted (and counted) before the
+    code is checked, so at most ``max_failures`` (100) are admitted before any reset.
+    ``free``: as they come; ``all-claim-at-once``: the 100 admitted claim the step
+    together, one wins and 99 are replays."""
     database = Database("postgresql", postgres_url, postgres_schema)
-    throttle = ThrottleConfig(max_failures=100, base_delay=1.0, max_delay=4.0, lockout=60.0)
+    throttle = ThrottleConfig(max_failures=100, base_delay=0.0, max_delay=0.0, lockout=60.0)
     clock = FakeClock(T0)
     tasks = 1000
 
     async def main() -> tuple[list[VerifyReason], float]:
         engine = database.engine(pool_size=10, max_overflow=0)
         store = AsyncSQLStore(engine)
-        claims = _GatedClaims(engine, tasks)
+        claims = _GatedClaims(engine, throttle.max_failures)
         service = AsyncMFAService(
             claims,
             store,
@@ -736,7 +737,8 @@ def test_a_thousand_tasks_one_code_on_postgresql(
             elapsed = time.perf_counter() - started
             reasons = [result.reason for result in results]
             failures = await store.get_failures("alice")
-            assert failures.count == reasons.count(VerifyReason.REPLAYED) > 0
+            # every replay was counted; the success's reset cleared those before it
+            assert failures.count <= reasons.count(VerifyReason.REPLAYED)
             assert engine.sync_engine.pool.checkedout() == 0
             return reasons, elapsed
         finally:
@@ -747,7 +749,7 @@ def test_a_thousand_tasks_one_code_on_postgresql(
     print(f"{tasks} verify tasks on AsyncSQLStore (pool of 10, {gated=}): {elapsed:.2f} s {counts}")
     assert reasons.count(VerifyReason.OK) == 1
     if gated:
-        assert reasons.count(VerifyReason.REPLAYED) == tasks - 1
+        assert reasons.count(VerifyReason.REPLAYED) >= throttle.max_failures - 1
     assert set(reasons) - {VerifyReason.OK} <= {
         VerifyReason.REPLAYED,
         VerifyReason.THROTTLED,
