@@ -8,8 +8,8 @@ milliseconds, so hundreds of rounds fit in seconds.
 
 A store is described by a picklable :data:`StoreSpec` (backend plus where to find it), from
 which each worker builds its own store object. Operations: ``claim`` (the store's
-compare-and-set), ``admit`` (a burst of ``admit_attempt`` under one ``ThrottleConfig``:
-``(admitted, count)`` per call), ``verify`` (a whole
+compare-and-set), ``admit`` / ``begin`` (a burst of ``admit_attempt`` / ``begin_attempt``
+calls under one ``ThrottleConfig``: ``(admitted, count)`` per call), ``verify`` (a whole
 ``MFAService.verify`` with a code, on a service each worker builds on its store),
 ``consume`` (``consume_recovery_code``) and ``recover`` (a whole
 ``MFAService.verify_recovery_code``).
@@ -27,7 +27,8 @@ from typing import Any
 
 StoreSpec = tuple[str, str, str]
 """``(backend, url, namespace)``: ``("redis", url, key prefix)``, ``("postgresql", url,
-schema)`` or ``("sqlite", url, "")``."""
+schema)``, ``("sqlite", url, "")`` (:class:`~mfa_core.stores.sql.SQLStore` on SQLite) or
+``("sqlitestore", path, "")`` (:class:`~mfa_core.stores.SQLiteStore` on a file)."""
 
 TIMEOUT = 60.0
 
@@ -35,6 +36,10 @@ TIMEOUT = 60.0
 def build_store(spec: StoreSpec) -> Any:
     """Make a store from ``spec`` with connections of this process."""
     backend, url, namespace = spec
+    if backend == "sqlitestore":
+        from mfa_core.stores import SQLiteStore
+
+        return SQLiteStore(url)
     if backend == "redis":
         from mfa_core.stores.redis import RedisStore
 
@@ -108,9 +113,13 @@ def _perform(store: Any, operation: tuple[Any, ...], services: dict[str, Any]) -
     if name == "claim":
         _, credential_id, value, drift = operation
         return store.claim(credential_id, value, drift=drift)
-    if name == "admit":
+    if name in ("admit", "begin"):
+        # ``times`` attempts in a row, all at ``now``: (admitted, count after) of each
         _, user_id, times, now, limits = operation
-        admissions = [store.admit_attempt(user_id, now, limits) for _ in range(times)]
+        if name == "admit":
+            admissions = [store.admit_attempt(user_id, now, limits) for _ in range(times)]
+        else:
+            admissions = [store.begin_attempt(user_id, now, limits)[0] for _ in range(times)]
         return [(a.admitted, a.state.count) for a in admissions]
     raise ValueError(f"unknown operation {name!r}")
 
@@ -267,3 +276,28 @@ def same_recovery_code_from_every_worker(crew: Crew, store: Any, rounds: int) ->
         if service.recovery_codes_left(user) != len(codes):
             raise AssertionError(f"round {round_}: codes left")
         service.admin_unlock(user, admin_id="race")  # the next round starts unthrottled
+
+
+def attempts_from_every_worker_admit_exactly_the_limit(
+    crew: Crew, store: Any, *, attempts: int = 10, rounds: int = 3, fused: bool = False
+) -> None:
+    """The bound of issue 10 across processes, at store level: in each round a new user
+    gets ``attempts`` back-to-back ``admit_attempt`` calls (``begin_attempt`` with
+    ``fused``) from every worker, all at one instant. With ``max_failures=10`` and no
+    delays exactly 10 of them are admitted and the stored count is 10; with the default
+    delays exactly one is admitted at that instant. ``store`` is the parent's own store on
+    the same back-end (it checks the stored state)."""
+    from mfa_core.throttle import ThrottleConfig
+
+    operation = "begin" if fused else "admit"
+    no_delay = ThrottleConfig(max_failures=10, base_delay=0.0, max_delay=0.0, lockout=900.0)
+    for round_ in range(rounds):
+        for limits, expected in ((no_delay, 10), (ThrottleConfig(), 1)):
+            user = f"admit-{uuid.uuid4().hex[:12]}"
+            now = 1_800_000_000.0 + round_
+            results = crew.run((operation, user, attempts, now, limits))
+            admitted = sum(ok for mine in results for ok, _ in mine)
+            if admitted != expected:
+                raise AssertionError(f"round {round_}: {admitted} admitted, not {expected}")
+            if store.get_failures(user).count != expected:
+                raise AssertionError(f"round {round_}: stored count {store.get_failures(user)}")

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import inspect
+import threading
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -18,6 +20,14 @@ from typing import Any
 import pytest
 
 from mfa_core.aio import AsyncMemoryStore, AsyncStoreAdapter
+from mfa_core.aio.ports import (
+    AsyncAttemptStore,
+    AsyncCodeSender,
+    AsyncCredentialStore,
+    AsyncFailureCounter,
+    AsyncOOBChallengeStore,
+    AsyncRecoveryCodeStore,
+)
 from mfa_core.aio.testing import (
     AsyncCredentialStoreContract,
     AsyncFailureCounterContract,
@@ -25,7 +35,11 @@ from mfa_core.aio.testing import (
     AsyncRecoveryCodeStoreContract,
     BlockingFacade,
 )
+from mfa_core.errors import InvalidParameter
+from mfa_core.models import Admission, FailureState
 from mfa_core.stores import MemoryStore, SQLiteStore
+from mfa_core.testing import FakeCodeSender
+from mfa_core.throttle import ThrottleConfig
 
 pytest_plugins = ("servers",)
 
@@ -36,6 +50,8 @@ class TestAsyncMemoryStoreContract(
     AsyncRecoveryCodeStoreContract,
     AsyncOOBChallengeStoreContract,
 ):
+    attempt_store = True
+
     def make_async_store(self) -> AsyncMemoryStore:
         return AsyncMemoryStore()
 
@@ -47,6 +63,8 @@ class TestAsyncSQLiteAdapterContract(
     AsyncOOBChallengeStoreContract,
 ):
     """SQLite behind :class:`AsyncStoreAdapter`: every call in a worker thread."""
+
+    attempt_store = True
 
     race_threads = 16
     gather_tasks = 40
@@ -158,7 +176,7 @@ def test_memory_store_state_is_shared_with_blocking_code() -> None:
     store = AsyncMemoryStore(blocking)
     assert store.blocking is blocking
     assert asyncio.run(store.get_failures("u")).count == 0
-    blocking.record_failure("u", 1.0)
+    blocking.admit_attempt("u", 1.0, ThrottleConfig())
     assert asyncio.run(store.get_failures("u")).count == 1
     assert "AsyncMemoryStore" in repr(store)
 
@@ -167,7 +185,120 @@ def test_facade_passes_plain_attributes_through() -> None:
     facade = BlockingFacade(AsyncMemoryStore())
     try:
         assert facade.blocking.__class__ is MemoryStore
-        assert facade.record_failure("u", 1.0).count == 1
+        assert facade.admit_attempt("u", 1.0, ThrottleConfig()).state.count == 1
         assert "BlockingFacade" in repr(facade)
     finally:
         facade.close()
+
+
+# -- AsyncStoreAdapter forwards generically ---------------------------------------------------
+
+
+class _CounterOnly:
+    """A blocking failure counter and nothing else (no credentials, no fused operations)."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryStore()
+        self.threads: list[int] = []
+
+    def admit_attempt(self, user_id: str, now: float, limits: ThrottleConfig) -> Admission:
+        self.threads.append(threading.get_ident())
+        return self.inner.admit_attempt(user_id, now, limits)
+
+    def get_failures(self, user_id: str) -> FailureState:
+        return self.inner.get_failures(user_id)
+
+    def reset(self, user_id: str) -> None:
+        self.inner.reset(user_id)
+
+
+def _port_names(protocol: type) -> set[str]:
+    return {name for name in dir(protocol) if not name.startswith("_")}
+
+
+def test_adapter_has_exactly_the_wrapped_port_methods() -> None:
+    full = AsyncMemoryStore()
+    for protocol in (
+        AsyncAttemptStore,
+        AsyncCredentialStore,
+        AsyncFailureCounter,
+        AsyncRecoveryCodeStore,
+        AsyncOOBChallengeStore,
+    ):
+        assert isinstance(full, protocol), protocol
+    assert not isinstance(full, AsyncCodeSender)
+    assert not hasattr(full, "send") and not hasattr(full, "purge_challenges")
+
+    narrow = AsyncStoreAdapter(_CounterOnly())
+    assert isinstance(narrow, AsyncFailureCounter)
+    assert not isinstance(narrow, AsyncAttemptStore)
+    assert not isinstance(narrow, AsyncCredentialStore)
+    for name in ("claim", "begin_attempt", "claim_and_reset", "count_send", "record_failure"):
+        assert not hasattr(narrow, name), name
+        assert inspect.getattr_static(narrow, name, None) is None, name  # not even statically
+
+    sender = AsyncStoreAdapter(FakeCodeSender())
+    assert isinstance(sender, AsyncCodeSender) and not isinstance(sender, AsyncFailureCounter)
+
+
+def test_adapter_methods_are_coroutines_with_the_async_twins_signatures() -> None:
+    adapter = AsyncMemoryStore()
+    names = _port_names(AsyncAttemptStore) | _port_names(AsyncRecoveryCodeStore)
+    names |= _port_names(AsyncOOBChallengeStore)
+    for name in names:
+        method = getattr(adapter, name)
+        assert inspect.iscoroutinefunction(method), name
+        twin = next(
+            getattr(p, name)
+            for p in (AsyncAttemptStore, AsyncRecoveryCodeStore, AsyncOOBChallengeStore)
+            if hasattr(p, name)
+        )
+        assert inspect.signature(method) == inspect.signature(twin.__get__(adapter)), name
+        assert method.__doc__, name
+
+
+def test_adapter_offloads_to_a_worker_thread_or_runs_inline() -> None:
+    async def main(offload: bool) -> set[int]:
+        counter = _CounterOnly()
+        adapter = AsyncStoreAdapter(counter, offload=offload)
+        admission = await adapter.admit_attempt("u", 5.0, ThrottleConfig())
+        assert admission == Admission(True, FailureState(1, 5.0))
+        assert await adapter.get_failures("u") == FailureState(1, 5.0)
+        await adapter.reset("u")
+        assert counter.inner.get_failures("u") == FailureState()
+        return set(counter.threads)
+
+    loop_thread = threading.get_ident()
+    assert asyncio.run(main(offload=False)) == {loop_thread}
+    assert loop_thread not in asyncio.run(main(offload=True))
+
+
+def test_adapter_subclasses_can_override_and_call_super() -> None:
+    calls: list[str] = []
+
+    class Logged(AsyncMemoryStore):
+        __slots__ = ()
+
+        async def claim(self, credential_id: str, value: int, *, drift: int) -> bool:
+            calls.append(credential_id)
+            won: bool = await super().claim(credential_id, value, drift=drift)
+            return won
+
+    async def main() -> None:
+        store = Logged()
+        assert isinstance(store, Logged) and isinstance(store, AsyncAttemptStore)
+        assert "Logged" in repr(store)
+        assert not await store.claim("missing", 1, drift=0)
+        assert await store.claim_and_reset("missing", 1, drift=0, user_id="u") is False
+
+    asyncio.run(main())
+    assert calls == ["missing"]
+
+
+def test_adapter_forwards_bad_input_errors_unchanged() -> None:
+    async def main() -> None:
+        store = AsyncMemoryStore()
+        with pytest.raises(InvalidParameter):
+            await store.admit_attempt("u", 1.0, None)  # type: ignore[arg-type]
+
+    asyncio.run(main())

@@ -153,11 +153,17 @@ def test_a_thousand_concurrent_tasks_submitting_one_code_have_one_winner(
         assert reasons.count(VerifyReason.OK) == 1
         refused = {VerifyReason.REPLAYED, VerifyReason.THROTTLED, VerifyReason.LOCKED}
         assert set(reasons) - {VerifyReason.OK} <= refused
-        # Every counted failure is a replay, each counted exactly once.
+        # The admission counts each attempt before its code is checked: an admitted
+        # attempt makes every other one at that instant wait out the 1 s delay (also with
+        # the interleaving store, where every task reaches the admission before any has
+        # finished). The success resets the count, so at most one more attempt is
+        # admitted after it (a replay, counted), and the rest are throttled.
         failures = await store.get_failures("alice")
-        assert failures.count == reasons.count(VerifyReason.REPLAYED) > 0
-        if store_type is _Interleaving:  # every task got past the gate before any failure
-            assert reasons.count(VerifyReason.REPLAYED) == 999
+        replays = reasons.count(VerifyReason.REPLAYED)
+        assert replays <= 1 and replays + reasons.count(VerifyReason.THROTTLED) == 999
+        assert failures.count == replays
+        if store_type is _Interleaving:
+            assert replays == 0
 
     asyncio.run(main())
 

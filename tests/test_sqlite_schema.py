@@ -19,8 +19,10 @@ from mfa_core.errors import ErrorCode, InvalidParameter, StoreError, StoreUnavai
 from mfa_core.models import Credential, CredentialKind, CredentialState, FailureState
 from mfa_core.otp import Algorithm
 from mfa_core.stores.sqlite import MIGRATIONS, SCHEMA_VERSION, Migration, SQLiteStore
+from mfa_core.throttle import ThrottleConfig
 
 T0 = 1_800_000_000.0
+NO_DELAY = ThrottleConfig(max_failures=100, base_delay=0.0, max_delay=0.0, lockout=900.0)
 
 
 def _credential(credential_id: str = "c1", **changes: Any) -> Credential:
@@ -195,8 +197,8 @@ def test_data_survives_closing_and_reopening(path: Path) -> None:
         store.add(credential)
         assert store.claim("c1", 17, drift=-1)
         assert store.update(_credential(label="renamed"), expected_version=0)
-        store.record_failure("alice", T0 + 1.5)
-        store.record_failure("alice", T0 + 2.5)
+        store.admit_attempt("alice", T0 + 1.5, NO_DELAY)
+        store.admit_attempt("alice", T0 + 2.5, NO_DELAY)
     with SQLiteStore(path) as store:
         got = store.get("c1")
         assert got == _credential(label="renamed", last_accepted=17, drift=-1, version=1)
@@ -287,7 +289,7 @@ def test_readers_are_not_blocked_by_a_writer_and_writers_time_out_typed(
             assert raised.value.code is ErrorCode.STORE_UNAVAILABLE
             assert "SQLITE_BUSY" in str(raised.value)
             with pytest.raises(StoreUnavailable):
-                store.record_failure("alice", T0)
+                store.admit_attempt("alice", T0, NO_DELAY)
         finally:
             blocker.execute("ROLLBACK")
         assert store.claim("c1", 5, drift=0)  # works again once the lock is gone
@@ -338,7 +340,7 @@ def test_a_transaction_that_fails_midway_leaves_nothing(path: Path) -> None:
         with pytest.raises(StoreError):
             store._run("test", lambda c: sqlite_module._transaction(c, half_write), write=True)
         assert store.get_failures("alice") == FailureState()
-        assert store.record_failure("alice", T0).count == 1  # the store still works
+        assert store.admit_attempt("alice", T0, NO_DELAY).state.count == 1  # the store still works
 
 
 def test_memory_database_is_bound_to_its_thread() -> None:
@@ -376,7 +378,7 @@ def test_each_thread_gets_its_own_connection_and_close_closes_them_all(path: Pat
         thread.join(10)
     assert len(set(seen)) == 4
     store.close()
-    for call in (lambda: store.get("c1"), lambda: store.record_failure("a", T0)):
+    for call in (lambda: store.get("c1"), lambda: store.admit_attempt("a", T0, NO_DELAY)):
         with pytest.raises(StoreError, match="closed"):
             call()
     store.close()  # closing twice is harmless
@@ -424,7 +426,10 @@ def test_the_documented_ddl_matches_the_migrations() -> None:
 
 
 def _claim_after_fork(store: SQLiteStore) -> None:  # pragma: no cover - child process
-    ok = store.claim("c1", 9, drift=0) and store.record_failure("alice", T0).count == 1
+    ok = (
+        store.claim("c1", 9, drift=0)
+        and store.admit_attempt("alice", T0, NO_DELAY).state.count == 1
+    )
     store.close()  # closes only the child's own connection
     raise SystemExit(0 if ok else 1)
 

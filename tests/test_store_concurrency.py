@@ -1,6 +1,8 @@
 """Exactly-once under real concurrency: 32 threads (memory, SQLite) and 8 processes (one
 SQLite file) claim the same value at the same moment, round after round; bursts of
-failures are counted exactly. Every wait is bounded, so a hang fails instead of stalling CI.
+attempts are counted exactly, and attempts at one moment are admitted exactly up to the
+throttle's limit (10 of 32 threads x 3, or of 8 processes x 10). Every wait is bounded,
+so a hang fails instead of stalling CI.
 """
 
 from __future__ import annotations
@@ -13,10 +15,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from store_race import Crew, attempts_from_every_worker_admit_exactly_the_limit
 
-from mfa_core.models import Credential, CredentialKind, CredentialState
+from mfa_core.models import Credential, CredentialKind, CredentialState, FailureState
 from mfa_core.stores import MemoryStore, SQLiteStore
 from mfa_core.testing import CombinedStore
+from mfa_core.throttle import ThrottleConfig
+
+BURST = ThrottleConfig(max_failures=100, base_delay=0.0, max_delay=0.0, lockout=900.0)
+"""No delays and a lock only after 100: every attempt of a burst up to 100 is counted."""
+NO_DELAY = ThrottleConfig(max_failures=10, base_delay=0.0, max_delay=0.0, lockout=900.0)
+"""The limits of the admission races: 10 attempts, no delays."""
 
 THREADS = 32
 PROCESSES = 8
@@ -109,7 +118,7 @@ def test_32_threads_claim_the_same_value_exactly_one_wins_every_round(
     assert stored.drift == wins[-1].index(True)
 
 
-def test_a_burst_of_failures_from_32_threads_is_counted_exactly(
+def test_a_burst_of_attempts_from_32_threads_is_counted_exactly(
     store_for_thread: Callable[[int], CombinedStore],
 ) -> None:
     per_thread = 10
@@ -120,13 +129,40 @@ def test_a_burst_of_failures_from_32_threads_is_counted_exactly(
         store = store_for_thread(index)
         start.wait(TIMEOUT)
         for i in range(per_thread):
-            counts[index].append(store.record_failure("alice", T0 + i).count)
+            admission = store.admit_attempt("alice", T0 + i, BURST)
+            if admission.admitted:
+                counts[index].append(admission.state.count)
 
     _run_threads(THREADS, work)
-    total = THREADS * per_thread
+    total = min(THREADS * per_thread, BURST.max_failures)
     assert sorted(c for mine in counts for c in mine) == list(range(1, total + 1))
     assert all(mine == sorted(mine) for mine in counts)  # each thread sees its count grow
     assert store_for_thread(0).get_failures("alice").count == total
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["admit_attempt", "begin_attempt"])
+def test_32_threads_attempting_at_once_are_admitted_exactly_up_to_the_limit(
+    store_for_thread: Callable[[int], CombinedStore], fused: bool
+) -> None:
+    start = threading.Barrier(THREADS)
+    admitted: list[list[bool]] = [[] for _ in range(THREADS)]
+
+    def work(index: int) -> None:
+        store: Any = store_for_thread(index)
+        start.wait(TIMEOUT)
+        for limits, user in ((NO_DELAY, "bob"), (ThrottleConfig(), "carol")):
+            for _ in range(3):
+                if fused:
+                    admission = store.begin_attempt(user, T0, limits)[0]
+                else:
+                    admission = store.admit_attempt(user, T0, limits)
+                admitted[index].append(admission.admitted)
+
+    _run_threads(THREADS, work)
+    assert sum(sum(mine[:3]) for mine in admitted) == NO_DELAY.max_failures
+    assert sum(sum(mine[3:]) for mine in admitted) == 1  # the default delays: one per instant
+    assert store_for_thread(0).get_failures("bob").count == NO_DELAY.max_failures
+    assert store_for_thread(0).get_failures("carol") == FailureState(1, T0)
 
 
 # -- processes --------------------------------------------------------------------------------
@@ -155,7 +191,7 @@ def _fail_in_process(
         barrier.wait(TIMEOUT)  # all open the (new) file at once, then count at once
         with SQLiteStore(path) as store:
             barrier.wait(TIMEOUT)
-            seen = [store.record_failure("alice", T0 + i).count for i in range(count)]
+            seen = [store.admit_attempt("alice", T0 + i, BURST).state.count for i in range(count)]
         results.put(("counts", index, seen))
     except BaseException as exc:
         results.put(("error", index, repr(exc)))
@@ -211,12 +247,23 @@ def test_8_processes_claim_the_same_value_exactly_one_wins_every_round(tmp_path:
     assert stored.drift == wins[PROCESS_ROUNDS - 1][0]
 
 
-def test_a_burst_of_failures_from_8_processes_is_counted_exactly(tmp_path: Path) -> None:
+def test_a_burst_of_attempts_from_8_processes_is_counted_exactly(tmp_path: Path) -> None:
     path = tmp_path / "burst.sqlite3"  # a new file: the workers also race to create it
-    per_process = 40
+    per_process = BURST.max_failures // PROCESSES
     messages = _run_processes(_fail_in_process, path, per_process, PROCESSES)
     total = PROCESSES * per_process
     counts = sorted(c for _, _, seen in messages for c in seen)
     assert counts == list(range(1, total + 1))
     with SQLiteStore(path) as store:
         assert store.get_failures("alice").count == total
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["admit_attempt", "begin_attempt"])
+def test_8_processes_x_10_attempts_are_admitted_exactly_up_to_the_limit(
+    tmp_path: Path, fused: bool
+) -> None:
+    """Issue 10's bound across processes on one SQLite file (the same check runs on any
+    back-end: see ``store_race.attempts_from_every_worker_admit_exactly_the_limit``)."""
+    path = tmp_path / "admit.sqlite3"
+    with SQLiteStore(path) as store, Crew(("sqlitestore", str(path), ""), PROCESSES) as crew:
+        attempts_from_every_worker_admit_exactly_the_limit(crew, store, fused=fused)

@@ -5,6 +5,7 @@ teeth (deliberately broken stores must fail it), store-specific rules, and the f
 from __future__ import annotations
 
 import importlib.util
+import inspect
 import math
 import threading
 import time
@@ -18,7 +19,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-import mfa_core.stores.sqlite as sqlite_module
 from mfa_core import throttle
 from mfa_core.errors import ErrorCode, InvalidParameter, StoreError, StoreUnavailable
 from mfa_core.models import (
@@ -31,7 +31,14 @@ from mfa_core.models import (
     FailureState,
 )
 from mfa_core.otp import Algorithm
-from mfa_core.ports import CredentialStore, FailureCounter
+from mfa_core.ports import (
+    AttemptStore,
+    CodeSender,
+    CredentialStore,
+    FailureCounter,
+    OOBChallengeStore,
+    RecoveryCodeStore,
+)
 from mfa_core.stores import MemoryStore, SQLiteStore
 from mfa_core.testing import (
     CombinedStore,
@@ -46,6 +53,7 @@ from mfa_core.testing import (
 from mfa_core.throttle import ThrottleConfig
 
 T0 = 1_800_000_000.0
+NO_DELAY = ThrottleConfig(max_failures=100, base_delay=0.0, max_delay=0.0, lockout=900.0)
 
 
 def _load_host_adapters() -> ModuleType:
@@ -66,6 +74,8 @@ class TestMemoryStoreContract(
     RecoveryCodeStoreContract,
     OOBChallengeStoreContract,
 ):
+    attempt_store = True
+
     def make_store(self) -> MemoryStore:
         return MemoryStore()
 
@@ -80,20 +90,10 @@ class TestSQLiteStoreContract(
     def _directory(self, tmp_path: Path) -> None:
         self.directory = tmp_path
 
+    attempt_store = True
+
     def make_store(self) -> SQLiteStore:
         return SQLiteStore(self.directory / "contract.sqlite3")
-
-
-class TestSQLiteStoreWithoutReturningContract(FailureCounterContract):
-    """``record_failure`` on SQLite older than 3.35: the BEGIN IMMEDIATE fallback."""
-
-    @pytest.fixture(autouse=True)
-    def _no_returning(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-        monkeypatch.setattr(sqlite_module, "_HAS_RETURNING", False)
-        self.directory = tmp_path
-
-    def make_store(self) -> SQLiteStore:
-        return SQLiteStore(self.directory / "fallback.sqlite3")
 
 
 class TestHostAdapterContract(CredentialStoreContract, FailureCounterContract):
@@ -376,7 +376,10 @@ def test_bad_ids_raise_invalid_parameter(store: CombinedStore, bad: Any) -> None
         lambda: store.list_for_user(bad),
         lambda: store.claim(bad, 1, drift=0),
         lambda: store.delete(bad),
-        lambda: store.record_failure(bad, T0),
+        lambda: store.admit_attempt(bad, T0, NO_DELAY),
+        lambda: store.begin_attempt(bad, T0, NO_DELAY),
+        lambda: store.claim_and_reset("c1", 1, drift=0, user_id=bad),
+        lambda: store.claim_and_reset(bad, 1, drift=0, user_id="alice"),
         lambda: store.get_failures(bad),
         lambda: store.reset(bad),
         lambda: store.add(make_credential(credential_id=bad)),
@@ -475,25 +478,76 @@ def test_bad_expected_version_is_refused(store: CombinedStore, version: Any) -> 
 
 
 @pytest.mark.parametrize("now", [math.nan, math.inf, -1.0, True, "1", None])
-def test_bad_failure_times_are_refused(store: CombinedStore, now: Any) -> None:
-    with pytest.raises(InvalidParameter) as raised:
-        store.record_failure("alice", now)
-    assert raised.value.code is ErrorCode.INVALID_TIME
+def test_bad_attempt_times_are_refused(store: CombinedStore, now: Any) -> None:
+    for call in (
+        lambda: store.admit_attempt("alice", now, NO_DELAY),
+        lambda: store.begin_attempt("alice", now, NO_DELAY),
+    ):
+        with pytest.raises(InvalidParameter) as raised:
+            call()
+        assert raised.value.code is ErrorCode.INVALID_TIME
     assert store.get_failures("alice") == FailureState()
 
 
-def test_a_late_failure_with_an_earlier_clock_keeps_the_later_time(store: CombinedStore) -> None:
+@pytest.mark.parametrize("limits", [None, {"max_failures": 3}, 10, "ThrottleConfig()"])
+def test_bad_limits_are_refused(store: CombinedStore, limits: Any) -> None:
+    for call in (
+        lambda: store.admit_attempt("alice", T0, limits),
+        lambda: store.begin_attempt("alice", T0, limits),
+    ):
+        with pytest.raises(InvalidParameter):
+            call()
+    assert store.get_failures("alice") == FailureState()
+
+
+def test_a_late_attempt_with_an_earlier_clock_keeps_the_later_time(store: CombinedStore) -> None:
     # Two app servers with slightly different clocks: the lock must not get shorter.
-    assert store.record_failure("alice", T0 + 10) == FailureState(1, T0 + 10)
-    assert store.record_failure("alice", T0 + 4) == FailureState(2, T0 + 10)
+    assert store.admit_attempt("alice", T0 + 10, NO_DELAY).state == FailureState(1, T0 + 10)
+    assert store.admit_attempt("alice", T0 + 4, NO_DELAY).state == FailureState(2, T0 + 10)
     assert store.get_failures("alice") == FailureState(2, T0 + 10)
-    assert store.record_failure("alice", T0 + 11) == FailureState(3, T0 + 11)
+    assert store.admit_attempt("alice", T0 + 11, NO_DELAY).state == FailureState(3, T0 + 11)
 
 
 def test_failure_times_come_back_as_floats(store: CombinedStore) -> None:
-    state = store.record_failure("alice", 1_800_000_000)
+    state = store.admit_attempt("alice", 1_800_000_000, NO_DELAY).state
     assert type(state.last_failure_at) is float
     assert type(store.get_failures("alice").last_failure_at) is float
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([-3.0, 0.0, 0.5, 1.0, 2.0, 7.5, 60.0, 901.0]), st.booleans()),
+        max_size=30,
+    ),
+    st.integers(1, 6),
+    st.sampled_from([0.0, 0.5, 2.0]),
+    st.sampled_from([None, 10.0, 900.0]),
+)
+def test_memory_and_sqlite_admissions_follow_the_reference(
+    tmp_path_factory: pytest.TempPathFactory,
+    moves: list[tuple[float, bool]],
+    max_failures: int,
+    base_delay: float,
+    lockout: float | None,
+) -> None:
+    limits = ThrottleConfig(
+        max_failures=max_failures, base_delay=base_delay, max_delay=8.0, lockout=lockout
+    )
+    path = tmp_path_factory.mktemp("walk") / "walk.sqlite3"
+    with SQLiteStore(path) as sqlite_store:
+        stores: list[Any] = [MemoryStore(), sqlite_store]
+        state, now = FailureState(), T0
+        for move, reset in moves:
+            now += move
+            if reset:
+                state = FailureState()
+                for store in stores:
+                    store.reset("alice")
+            expected = throttle.admit(state, now, limits)
+            for store in stores:
+                assert store.admit_attempt("alice", now, limits) == expected
+                assert store.get_failures("alice") == expected.state
+            state = expected.state
 
 
 def test_credentials_created_at_the_same_time_list_in_insertion_order(
@@ -599,15 +653,15 @@ def test_faulty_store_fails_the_nth_call_before_the_write(store: CombinedStore) 
 
 def test_faulty_store_can_fail_after_the_write(store: CombinedStore) -> None:
     store.add(make_credential())
-    faulty = FaultyStore(store, fail_on={"claim": 1, "record_failure": 1}, after_write=True)
+    faulty = FaultyStore(store, fail_on={"claim": 1, "admit_attempt": 1}, after_write=True)
     with pytest.raises(StoreUnavailable):
         faulty.claim("c1", 7, drift=0)
     got = store.get("c1")
     assert got is not None and got.last_accepted == 7  # written, but the caller never heard
     with pytest.raises(StoreUnavailable):
-        faulty.record_failure("alice", T0)
+        faulty.admit_attempt("alice", T0, NO_DELAY)
     assert store.get_failures("alice").count == 1
-    assert faulty.faults == ["claim", "record_failure"]
+    assert faulty.faults == ["claim", "admit_attempt"]
 
 
 def test_faulty_store_persistent_outage_until_healed(store: CombinedStore) -> None:
@@ -633,7 +687,7 @@ def test_faulty_store_delegates_every_port_method(store: CombinedStore) -> None:
     assert faulty.list_for_user("alice") == [credential]
     assert faulty.update(make_credential(label="x"), expected_version=0)
     assert faulty.claim("c1", 4, drift=1)
-    assert faulty.record_failure("alice", T0) == FailureState(1, T0)
+    assert faulty.admit_attempt("alice", T0, NO_DELAY) == Admission(True, FailureState(1, T0))
     assert faulty.get_failures("alice") == FailureState(1, T0)
     faulty.reset("alice")
     assert faulty.delete("c1")
@@ -643,8 +697,58 @@ def test_faulty_store_delegates_every_port_method(store: CombinedStore) -> None:
     assert sum(faulty.calls.values()) == 9
 
 
+def test_faulty_store_has_exactly_the_wrapped_port_methods(store: CombinedStore) -> None:
+    faulty = FaultyStore(store, fail_on={"begin_attempt": 2, "claim_and_reset": 1})
+    assert isinstance(faulty, AttemptStore)
+    assert isinstance(faulty, RecoveryCodeStore) and isinstance(faulty, OOBChallengeStore)
+    assert not hasattr(faulty, "record_failure") and not hasattr(faulty, "close")
+    assert not isinstance(faulty, CodeSender)
+    assert inspect.signature(faulty.begin_attempt) == inspect.signature(store.begin_attempt)
+    credential = make_credential(status=CredentialState.ACTIVE)
+    faulty.add(credential)
+    admission, listed = faulty.begin_attempt("alice", T0, NO_DELAY)
+    assert admission.admitted and list(listed) == [credential]
+    with pytest.raises(StoreUnavailable):
+        faulty.begin_attempt("alice", T0, NO_DELAY)
+    with pytest.raises(StoreUnavailable):
+        faulty.claim_and_reset("c1", 3, drift=0, user_id="alice")
+    assert store.get_failures("alice").count == 1  # the failed call never reached the store
+    assert faulty.claim_and_reset("c1", 3, drift=0, user_id="alice")
+    assert store.get_failures("alice") == FailureState()
+    assert faulty.faults == ["begin_attempt", "claim_and_reset"]
+
+    class OnlyCounter:
+        def __init__(self) -> None:
+            self.inner = MemoryStore()
+
+        def admit_attempt(self, user_id: str, now: float, limits: ThrottleConfig) -> Admission:
+            return self.inner.admit_attempt(user_id, now, limits)
+
+        def get_failures(self, user_id: str) -> FailureState:
+            return self.inner.get_failures(user_id)
+
+        def reset(self, user_id: str) -> None:
+            self.inner.reset(user_id)
+
+    narrow = FaultyStore(OnlyCounter(), fail_on={"reset": 1})  # type: ignore[arg-type]
+    assert isinstance(narrow, FailureCounter)
+    assert not isinstance(narrow, CredentialStore) and not hasattr(narrow, "claim")
+    assert not isinstance(narrow, AttemptStore)
+    with pytest.raises(InvalidParameter):
+        FaultyStore(OnlyCounter(), fail_on={"claim": 1})  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
-    "plan", [{"claims": 1}, {"claim": 0}, {"claim": -1}, {"claim": 1.0}, {"__init__": 1}]
+    "plan",
+    [
+        {"claims": 1},
+        {"claim": 0},
+        {"claim": -1},
+        {"claim": 1.0},
+        {"__init__": 1},
+        {"record_failure": 1},
+        {"purge_challenges": 1},
+    ],
 )
 def test_faulty_store_refuses_a_bad_plan(plan: dict[str, Any]) -> None:
     with pytest.raises(InvalidParameter):

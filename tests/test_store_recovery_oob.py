@@ -26,6 +26,7 @@ from mfa_core.ports import OOBChallengeStore, RecoveryCodeStore
 from mfa_core.recovery import Argon2Params, RecoveryConfig, RecoveryRecord, generate_recovery_codes
 from mfa_core.stores import MemoryStore, SQLiteStore
 from mfa_core.testing import OOBChallengeStoreContract, RecoveryCodeStoreContract
+from mfa_core.throttle import ThrottleConfig
 
 T0 = 1_800_000_000.0
 TAG_KEY = b"t" * 32
@@ -322,7 +323,7 @@ def test_sqlite_schema_v1_file_gains_the_new_tables(
         patch.setattr(sqlite_module, "SCHEMA_VERSION", 1)
         with SQLiteStore(path) as old:
             assert old.schema_version() == 1
-            old.record_failure("alice", T0)
+            old.admit_attempt("alice", T0, ThrottleConfig())
     with SQLiteStore(path) as store:
         assert store.schema_version() == sqlite_module.SCHEMA_VERSION == 3
         assert store.get_failures("alice").count == 1  # data of version 1 kept

@@ -15,6 +15,7 @@ a stale reply.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 from collections.abc import Sequence
 from typing import Any, TypeVar
@@ -62,7 +63,7 @@ class AsyncRedisStore:
     write the same keys, so blocking and asyncio workers can share one server.
     """
 
-    __slots__ = ("_client", "_owns_client", "_protocol")
+    __slots__ = ("_client", "_idle", "_owns_client", "_protocol", "_slots", "_timeout")
 
     def __init__(
         self,
@@ -83,6 +84,10 @@ class AsyncRedisStore:
         )
         self._client = client
         self._owns_client = False
+        self._idle: list[Any] = []
+        self._slots: asyncio.Semaphore | None = None  # made on first use, in the loop
+        # None: the host's client bounds its own reads and writes (its socket_timeout).
+        self._timeout: float | None = None
 
     @classmethod
     def from_url(
@@ -112,7 +117,10 @@ class AsyncRedisStore:
                 url,
                 max_connections=max_connections,
                 timeout=socket_timeout,
-                socket_timeout=socket_timeout,
+                # The store bounds each whole exchange itself (one asyncio.timeout per
+                # call); a per-read/per-write socket timeout would cost redis-py a task per
+                # send (asyncio.wait_for) on every command.
+                socket_timeout=None,
                 socket_connect_timeout=socket_timeout,
                 retry=Retry(NoBackoff(), 1),
             )
@@ -127,6 +135,7 @@ class AsyncRedisStore:
             challenge_grace=challenge_grace,
         )
         store._owns_client = True
+        store._timeout = socket_timeout
         return store
 
     def __repr__(self) -> str:
@@ -138,39 +147,83 @@ class AsyncRedisStore:
         return self._protocol.prefix
 
     async def close(self) -> None:
-        """Close the client if :meth:`from_url` made it; a client passed in is the host's."""
+        """Hand the connections this store keeps back to the pool, and close the client if
+        :meth:`from_url` made it (a client passed in is the host's)."""
+        pool: Any = self._client.connection_pool
+        while self._idle:
+            released = pool.release(self._idle.pop())
+            if inspect.isawaitable(released):
+                await released
         if self._owns_client:
             await self._client.aclose(close_connection_pool=True)
 
     # -- the wire ------------------------------------------------------------------------
 
     async def _call(self, call: Call[_T]) -> _T:
-        """Send ``call``'s command on one pooled connection and decode its reply (EVAL
-        after NOSCRIPT on the same connection; never anything else resent)."""
-        pool: Any = self._client.connection_pool
+        """Send ``call``'s command on one connection and decode its reply (EVAL after
+        NOSCRIPT on the same connection; never anything else resent).
+
+        Connections that completed their last exchange cleanly are kept by this store and
+        reused at once, without the pool's per-checkout readiness probe (a round of the
+        event loop per call); any other outcome (a connection error, a timeout, a
+        cancellation) disconnects the connection and hands it back to the pool, so no
+        call can read a stale reply. A semaphore of the pool's size lets at most that many
+        calls hold a connection; the others wait their turn (first come, first served).
+        """
+        slots = self._slots
+        if slots is None:
+            limit = getattr(self._client.connection_pool, "max_connections", 2**31)
+            slots = self._slots = asyncio.Semaphore(limit)
         try:
-            connection: Any = await pool.get_connection()
+            if slots.locked() and self._timeout is not None:
+                async with asyncio.timeout(self._timeout):  # waiting for a free connection
+                    await slots.acquire()
+            else:
+                await slots.acquire()
+        except TimeoutError as exc:
+            raise _store_error(call, redis.exceptions.ConnectionError()) from exc
+        try:
+            return await self._on_a_connection(call)
+        finally:
+            slots.release()
+
+    async def _on_a_connection(self, call: Call[_T]) -> _T:
+        pool: Any = self._client.connection_pool
+        idle = self._idle
+        try:
+            connection: Any = idle.pop() if idle else await pool.get_connection()
             try:
-                await connection.send_command(*call.command)
-                try:
-                    reply = await connection.read_response(disable_decoding=True)
-                except NoScriptError:
-                    fallback = call.fallback()
-                    if fallback is None:
-                        raise
-                    await connection.send_command(*fallback)
-                    reply = await connection.read_response(disable_decoding=True)
+                if self._timeout is None:
+                    reply = await self._exchange(connection, call)
+                else:
+                    async with asyncio.timeout(self._timeout):
+                        reply = await self._exchange(connection, call)
             except BaseException as exc:
-                if not isinstance(exc, redis.exceptions.ResponseError):
+                if isinstance(exc, redis.exceptions.ResponseError):
+                    idle.append(connection)  # a whole reply was read: still in step
+                else:
                     await connection.disconnect()  # unknown protocol state: never reuse
+                    released = pool.release(connection)
+                    if inspect.isawaitable(released):
+                        await released
                 raise
-            finally:
-                released = pool.release(connection)
-                if inspect.isawaitable(released):
-                    await released
+            idle.append(connection)
         except (*_UNAVAILABLE, redis.exceptions.RedisError) as exc:
             raise _store_error(call, exc) from exc
         return call.decode(reply)
+
+    @staticmethod
+    async def _exchange(connection: Any, call: Call[Any]) -> Any:
+        """One command and its reply (and the EVAL fallback after NOSCRIPT)."""
+        await connection.send_command(*call.command)
+        try:
+            return await connection.read_response(disable_decoding=True)
+        except NoScriptError:
+            fallback = call.fallback()
+            if fallback is None:
+                raise
+            await connection.send_command(*fallback)
+            return await connection.read_response(disable_decoding=True)
 
     # -- AsyncCredentialStore ------------------------------------------------------------
 

@@ -15,19 +15,11 @@ Neither has store logic of its own: each forwards to a blocking store of
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
-from typing import Any, ParamSpec, Protocol, TypeVar, cast
+import inspect
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from ..models import Credential, FailureState
-from ..oob import OOBChannel, OOBPurpose, OOBRecord
-from ..ports import (
-    CodeSender,
-    CredentialStore,
-    FailureCounter,
-    OOBChallengeStore,
-    RecoveryCodeStore,
-)
-from ..recovery import RecoveryRecord
+from ..stores._common import ports_of, with_port_methods
 from ..stores.memory import MemoryStore
 
 __all__ = ["AsyncMemoryStore", "AsyncStoreAdapter"]
@@ -36,16 +28,31 @@ _P = ParamSpec("_P")
 _R = TypeVar("_R")
 
 
-class _BlockingPorts(
-    CredentialStore, FailureCounter, RecoveryCodeStore, OOBChallengeStore, CodeSender, Protocol
-):
-    """What an adapted object may implement (a missing method fails when it is used)."""
+def _async_forwarder(name: str, port: type, blocking: Callable[..., Any]) -> Callable[..., Any]:
+    """The async twin of the port method ``name``: awaits ``self._do`` on the wrapped
+    store's method (found when called, so the wrapped store can be any object)."""
+
+    async def forward(self: AsyncStoreAdapter, *args: Any, **kwargs: Any) -> Any:
+        return await self._do(getattr(self._store, name), *args, **kwargs)
+
+    forward.__name__ = name
+    forward.__qualname__ = f"AsyncStoreAdapter.{name}"
+    forward.__doc__ = f"See :meth:`mfa_core.ports.{port.__name__}.{name}` (awaitable)."
+    forward.__signature__ = inspect.signature(blocking)  # type: ignore[attr-defined]
+    return forward
 
 
 class AsyncStoreAdapter:
     """The async ports over a blocking object that implements some or all of
-    :mod:`mfa_core.ports` (credential store, failure counter, recovery codes, out-of-band
-    challenges, and a code sender).
+    :mod:`mfa_core.ports` (credential store, failure counter with or without the fused
+    attempt operations, recovery codes, out-of-band challenges, and a code sender).
+
+    The adapter has exactly the port methods the wrapped object has, each an ``async``
+    method with the blocking one's parameters: so ``isinstance(adapter,
+    AsyncAttemptStore)`` holds exactly when the wrapped store is an
+    :class:`~mfa_core.ports.AttemptStore`. One mechanism makes them all (the list of
+    methods comes from the Protocols of :mod:`mfa_core.ports`), each calling the wrapped
+    store through :meth:`_do`, which subclasses may override.
 
     ``offload=True`` (the default) runs every call in a worker thread; ``offload=False``
     runs it inline, for stores whose calls never block (in memory). ``close()`` closes the
@@ -55,8 +62,13 @@ class AsyncStoreAdapter:
     __slots__ = ("_offload", "_store")
 
     def __init__(self, store: object, *, offload: bool = True) -> None:
-        self._store = cast(_BlockingPorts, store)
+        self._store: Any = store
         self._offload = bool(offload)
+        with_port_methods(self, ports_of(store), _async_forwarder)
+
+    if TYPE_CHECKING:  # the port methods are made at run time, one per wrapped method
+
+        def __getattr__(self, name: str) -> Any: ...
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self._store!r}, offload={self._offload})"
@@ -76,114 +88,6 @@ class AsyncStoreAdapter:
         close = getattr(self._store, "close", None)
         if callable(close):
             await self._do(close)
-
-    # -- AsyncCredentialStore ------------------------------------------------------------
-
-    async def add(self, credential: Credential) -> None:
-        """See :meth:`mfa_core.ports.CredentialStore.add`."""
-        await self._do(self._store.add, credential)
-
-    async def get(self, credential_id: str) -> Credential | None:
-        """See :meth:`mfa_core.ports.CredentialStore.get`."""
-        return await self._do(self._store.get, credential_id)
-
-    async def list_for_user(self, user_id: str) -> Sequence[Credential]:
-        """See :meth:`mfa_core.ports.CredentialStore.list_for_user`."""
-        return await self._do(self._store.list_for_user, user_id)
-
-    async def update(self, credential: Credential, *, expected_version: int) -> bool:
-        """See :meth:`mfa_core.ports.CredentialStore.update`."""
-        return await self._do(self._store.update, credential, expected_version=expected_version)
-
-    async def claim(self, credential_id: str, value: int, *, drift: int) -> bool:
-        """See :meth:`mfa_core.ports.CredentialStore.claim`."""
-        return await self._do(self._store.claim, credential_id, value, drift=drift)
-
-    async def delete(self, credential_id: str) -> bool:
-        """See :meth:`mfa_core.ports.CredentialStore.delete`."""
-        return await self._do(self._store.delete, credential_id)
-
-    # -- AsyncFailureCounter -------------------------------------------------------------
-
-    async def record_failure(self, user_id: str, now: float) -> FailureState:
-        """See :meth:`mfa_core.ports.FailureCounter.record_failure`."""
-        return await self._do(self._store.record_failure, user_id, now)
-
-    async def get_failures(self, user_id: str) -> FailureState:
-        """See :meth:`mfa_core.ports.FailureCounter.get_failures`."""
-        return await self._do(self._store.get_failures, user_id)
-
-    async def reset(self, user_id: str) -> None:
-        """See :meth:`mfa_core.ports.FailureCounter.reset`."""
-        await self._do(self._store.reset, user_id)
-
-    # -- AsyncRecoveryCodeStore ----------------------------------------------------------
-
-    async def replace_recovery_codes(self, user_id: str, records: Sequence[RecoveryRecord]) -> None:
-        """See :meth:`mfa_core.ports.RecoveryCodeStore.replace_recovery_codes`."""
-        await self._do(self._store.replace_recovery_codes, user_id, records)
-
-    async def recovery_codes(self, user_id: str) -> Sequence[RecoveryRecord]:
-        """See :meth:`mfa_core.ports.RecoveryCodeStore.recovery_codes`."""
-        return await self._do(self._store.recovery_codes, user_id)
-
-    async def consume_recovery_code(self, user_id: str, record_id: str, now: float) -> int | None:
-        """See :meth:`mfa_core.ports.RecoveryCodeStore.consume_recovery_code`."""
-        return await self._do(self._store.consume_recovery_code, user_id, record_id, now)
-
-    async def update_recovery_hash(self, user_id: str, record_id: str, phc: str) -> bool:
-        """See :meth:`mfa_core.ports.RecoveryCodeStore.update_recovery_hash`."""
-        return await self._do(self._store.update_recovery_hash, user_id, record_id, phc)
-
-    # -- AsyncOOBChallengeStore ----------------------------------------------------------
-
-    async def put_challenge(self, record: OOBRecord) -> None:
-        """See :meth:`mfa_core.ports.OOBChallengeStore.put_challenge`."""
-        await self._do(self._store.put_challenge, record)
-
-    async def get_challenge(self, challenge_id: str) -> OOBRecord | None:
-        """See :meth:`mfa_core.ports.OOBChallengeStore.get_challenge`."""
-        return await self._do(self._store.get_challenge, challenge_id)
-
-    async def replace_challenge(self, record: OOBRecord, *, expected_generation: int) -> bool:
-        """See :meth:`mfa_core.ports.OOBChallengeStore.replace_challenge`."""
-        replace = self._store.replace_challenge
-        return await self._do(replace, record, expected_generation=expected_generation)
-
-    async def update_challenge(self, record: OOBRecord, *, expected: OOBRecord) -> bool:
-        """See :meth:`mfa_core.ports.OOBChallengeStore.update_challenge`."""
-        return await self._do(self._store.update_challenge, record, expected=expected)
-
-    async def delete_challenge(self, challenge_id: str) -> bool:
-        """See :meth:`mfa_core.ports.OOBChallengeStore.delete_challenge`."""
-        return await self._do(self._store.delete_challenge, challenge_id)
-
-    async def count_send(self, key: str, window_start: float, expires_at: float) -> int:
-        """See :meth:`mfa_core.ports.OOBChallengeStore.count_send`."""
-        return await self._do(self._store.count_send, key, window_start, expires_at)
-
-    # -- AsyncCodeSender -----------------------------------------------------------------
-
-    async def send(
-        self,
-        *,
-        channel: OOBChannel,
-        destination: str,
-        code: str,
-        purpose: OOBPurpose,
-        challenge_id: str,
-        expires_at: float,
-    ) -> None:
-        """See :meth:`mfa_core.ports.CodeSender.send` (adapts a blocking sender too)."""
-        await self._do(
-            self._store.send,
-            channel=channel,
-            destination=destination,
-            code=code,
-            purpose=purpose,
-            challenge_id=challenge_id,
-            expires_at=expires_at,
-        )
 
 
 class AsyncMemoryStore(AsyncStoreAdapter):

@@ -30,7 +30,7 @@ from typing import Any, TypeVar
 import attrs
 
 from ..models import CredentialState, FailureState
-from ..testing import (
+from ..testing.contract import (
     _FUSED,
     _NO_DELAY,
     CredentialStoreContract,

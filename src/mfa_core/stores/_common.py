@@ -7,14 +7,24 @@ the in-memory and SQLite stores accept and refuse exactly the same values.
 
 from __future__ import annotations
 
+import inspect
 import math
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from ..errors import ErrorCode, InvalidParameter, MFAError, StoreError
 from ..models import STORED_STATES, Credential, CredentialKind, CredentialState
 from ..oob import MAX_SEND_KEY, OOBChannel, OOBPurpose, OOBRecord
 from ..otp import Algorithm
+from ..ports import (
+    AttemptStore,
+    CodeSender,
+    CredentialStore,
+    FailureCounter,
+    OOBChallengeStore,
+    RecoveryCodeStore,
+)
 from ..recovery import RecoveryRecord
 from ..throttle import ThrottleConfig
 
@@ -37,7 +47,10 @@ __all__ = [
     "check_version",
     "credential_from_row",
     "opt_float",
+    "port_methods",
+    "ports_of",
     "recovery_from_row",
+    "with_port_methods",
 ]
 
 INT64_MAX: Final = 2**63 - 1
@@ -323,3 +336,84 @@ def check_limits(limits: object) -> ThrottleConfig:
     if not isinstance(limits, ThrottleConfig):
         raise InvalidParameter("limits must be a mfa_core.throttle.ThrottleConfig")
     return limits
+
+
+# -- generic forwarding of the port methods --------------------------------------------------
+
+_PORTS: Final = (
+    CredentialStore,
+    FailureCounter,
+    AttemptStore,
+    RecoveryCodeStore,
+    OOBChallengeStore,
+    CodeSender,
+)
+
+
+def _collect_port_methods() -> dict[str, tuple[type, Callable[..., Any]]]:
+    methods: dict[str, tuple[type, Callable[..., Any]]] = {}
+    for port in _PORTS:
+        for name, member in vars(port).items():
+            if not name.startswith("_") and inspect.isfunction(member):
+                methods.setdefault(name, (port, member))
+    return methods
+
+
+_PORT_METHODS: Final = _collect_port_methods()
+
+
+def port_methods() -> Mapping[str, tuple[type, Callable[..., Any]]]:
+    """Every method of the blocking store Protocols of :mod:`mfa_core.ports`
+    (credential store, failure counter, attempt store, recovery codes, out-of-band
+    challenges, code sender), by name: the Protocol that declares it and its function."""
+    return _PORT_METHODS
+
+
+def ports_of(store: object) -> frozenset[str]:
+    """The names of the port methods ``store`` has (callable attributes)."""
+    return frozenset(name for name in _PORT_METHODS if callable(getattr(store, name, None)))
+
+
+MethodMaker = Callable[[str, type, Callable[..., Any]], Callable[..., Any]]
+"""Makes the forwarding method ``name`` (declared by a Protocol as the given function)."""
+
+_SPECIALISED: dict[tuple[type, frozenset[str], MethodMaker], type] = {}
+_SPECIALISED_GUARD = threading.Lock()
+
+
+def with_port_methods(instance: object, names: frozenset[str], make: MethodMaker) -> None:
+    """Give ``instance`` exactly the port methods ``names``, made by ``make``.
+
+    The methods become real class attributes (so ``isinstance`` with a runtime-checkable
+    Protocol, ``inspect`` and ``getattr_static`` all see them, and only them): the
+    instance's class is swapped for a cached subclass of it that also inherits, *after*
+    every class of the original hierarchy, a mixin holding the made methods. A subclass
+    that overrides a port method therefore keeps its override, and its ``super()`` call
+    reaches the forwarding method. The classes involved must not add ``__slots__`` after
+    the instance was made (the swap needs an identical layout).
+    """
+    own = type(instance)
+    base: type = own.__dict__.get("_port_base", own)
+    key = (base, names, make)
+    with _SPECIALISED_GUARD:
+        specialised = _SPECIALISED.get(key)
+        if specialised is None:
+            forwarders = {name: make(name, *_PORT_METHODS[name]) for name in sorted(names)}
+            mixin = type(
+                f"_{base.__name__}PortMethods",
+                (),
+                {"__slots__": (), "__module__": base.__module__, **forwarders},
+            )
+            specialised = type(
+                base.__name__,
+                (base, mixin),
+                {
+                    "__slots__": (),
+                    "__module__": base.__module__,
+                    "__qualname__": base.__qualname__,
+                    "__doc__": base.__doc__,
+                    "_port_base": base,
+                },
+            )
+            _SPECIALISED[key] = specialised
+    instance.__class__ = specialised

@@ -7,7 +7,11 @@ thread gets its own connection. Every race-prone change is one atomic SQL statem
 
 * ``claim``: ``UPDATE ... SET last_accepted = ? WHERE id = ? AND last_accepted < ?``;
 * ``update``: ``UPDATE ... WHERE id = ? AND version = ?``;
-* ``record_failure``: ``INSERT ... ON CONFLICT DO UPDATE SET count = count + 1 RETURNING``;
+* ``admit_attempt`` (and ``begin_attempt``, which also reads the user's credentials): read
+  the failure state, apply :func:`mfa_core.throttle.admit`, write the new state, in one
+  ``BEGIN IMMEDIATE`` transaction (the write lock is taken before the read);
+* ``claim_and_reset``: the ``claim`` ``UPDATE`` and, when it won, the failure reset, in one
+  ``BEGIN IMMEDIATE`` transaction;
 * ``consume_recovery_code``: ``UPDATE ... SET used_at = ? WHERE ... AND used_at IS NULL``
   and the count of codes left, in one ``BEGIN IMMEDIATE`` transaction;
 * ``replace_recovery_codes``: delete the old set and insert the new one in one transaction;
@@ -38,9 +42,10 @@ from typing import Any, Final, Literal, TypeVar
 import attrs
 
 from ..errors import ErrorCode, InvalidParameter, MFAError, StoreError, StoreUnavailable
-from ..models import Credential, FailureState
+from ..models import Admission, Credential, FailureState
 from ..oob import OOBRecord
 from ..recovery import RecoveryRecord
+from ..throttle import ThrottleConfig, admit
 from ._common import (
     challenge_from_row,
     check_claim_value,
@@ -48,6 +53,7 @@ from ._common import (
     check_drift,
     check_generation,
     check_id,
+    check_limits,
     check_oob_record,
     check_phc,
     check_recovery_records,
@@ -199,11 +205,11 @@ _UPDATE: Final = (
 _CLAIM: Final = (
     "UPDATE mfa_credentials SET last_accepted = ?, drift = ? WHERE id = ? AND last_accepted < ?"
 )
-_RECORD_FAILURE: Final = (
-    "INSERT INTO mfa_failures (user_id, count, last_failure_at) VALUES (?, 1, ?) "
-    "ON CONFLICT (user_id) DO UPDATE SET count = count + 1, "
-    "last_failure_at = max(coalesce(last_failure_at, excluded.last_failure_at), "
-    "excluded.last_failure_at)"
+_SELECT_FAILURES: Final = "SELECT count, last_failure_at FROM mfa_failures WHERE user_id = ?"
+_STORE_FAILURES: Final = (
+    "INSERT INTO mfa_failures (user_id, count, last_failure_at) VALUES (?, ?, ?) "
+    "ON CONFLICT (user_id) DO UPDATE SET count = excluded.count, "
+    "last_failure_at = excluded.last_failure_at"
 )
 
 _OOB_COLUMNS: Final = (
@@ -234,8 +240,8 @@ _RECOVERY_SELECT: Final = (
 )
 
 _HAS_RETURNING: bool = sqlite3.sqlite_version_info >= (3, 35, 0)
-"""``RETURNING`` (SQLite 3.35+) makes ``record_failure`` one statement; older libraries
-use a ``BEGIN IMMEDIATE`` transaction instead (same result, two statements)."""
+"""``RETURNING`` (SQLite 3.35+) makes ``count_send`` one statement; older libraries use a
+``BEGIN IMMEDIATE`` transaction instead (same result, two statements)."""
 
 # Primary SQLite result codes that mean "cannot reach the data right now" rather than "this
 # operation is wrong": busy/locked (timeout expired), out of memory, I/O error, disk full,
@@ -647,33 +653,20 @@ class SQLiteStore:
 
     # -- FailureCounter ----------------------------------------------------------------
 
-    def record_failure(self, user_id: str, now: float) -> FailureState:
-        """Add one failure and return the new state (one upsert ``... RETURNING``).
-
-        ``last_failure_at`` becomes the later of ``now`` and the stored time, so a caller
-        with a lagging clock never shortens a delay or a lock.
-        """
+    def admit_attempt(self, user_id: str, now: float, limits: ThrottleConfig) -> Admission:
+        """Admit and count one attempt at ``now``, or refuse it: read the user's state,
+        apply :func:`mfa_core.throttle.admit` and write the new state, all in one ``BEGIN
+        IMMEDIATE`` transaction (the file's write lock is held throughout), so it is exact
+        across threads and processes. ``last_failure_at`` becomes the later of ``now`` and
+        the stored time. A refusal writes nothing."""
         check_id(user_id, "user_id")
-        params = (user_id, check_time(now))
+        at = check_time(now)
+        config = check_limits(limits)
 
-        def increment(connection: sqlite3.Connection) -> FailureState:
-            if _HAS_RETURNING:
-                rows = connection.execute(
-                    f"{_RECORD_FAILURE} RETURNING count, last_failure_at", params
-                ).fetchall()
-                return _failure_state(rows[0])
+        def admit_in_transaction(connection: sqlite3.Connection) -> Admission:
+            return _transaction(connection, lambda inner: _admit(inner, user_id, at, config))
 
-            def upsert_then_read(inner: sqlite3.Connection) -> FailureState:
-                inner.execute(_RECORD_FAILURE, params)
-                row = inner.execute(
-                    "SELECT count, last_failure_at FROM mfa_failures WHERE user_id = ?",
-                    (user_id,),
-                ).fetchone()
-                return _failure_state(row)
-
-            return _transaction(connection, upsert_then_read)
-
-        return self._run("record_failure", increment, write=True)
+        return self._run("admit_attempt", admit_in_transaction, write=True)
 
     def get_failures(self, user_id: str) -> FailureState:
         """Return the user's failure state (``FailureState()`` if none)."""
@@ -697,6 +690,45 @@ class SQLiteStore:
             ),
             write=True,
         )
+
+    # -- AttemptStore ------------------------------------------------------------------
+
+    def begin_attempt(
+        self, user_id: str, now: float, limits: ThrottleConfig
+    ) -> tuple[Admission, Sequence[Credential]]:
+        """:meth:`admit_attempt`, then (only when admitted) :meth:`list_for_user`, in one
+        ``BEGIN IMMEDIATE`` transaction; a refused attempt gets an empty list."""
+        check_id(user_id, "user_id")
+        at = check_time(now)
+        config = check_limits(limits)
+
+        def admit_then_list(connection: sqlite3.Connection) -> tuple[Admission, list[Credential]]:
+            admission = _admit(connection, user_id, at, config)
+            if not admission.admitted:
+                return admission, []
+            rows = connection.execute(
+                f"{_SELECT} WHERE user_id = ? ORDER BY created_at, rowid", (user_id,)
+            ).fetchall()
+            return admission, [credential_from_row(row, "SQLite") for row in rows]
+
+        return self._run("begin_attempt", lambda c: _transaction(c, admit_then_list), write=True)
+
+    def claim_and_reset(self, credential_id: str, value: int, *, drift: int, user_id: str) -> bool:
+        """:meth:`claim`, then (only when the claim won) :meth:`reset` of ``user_id``, in
+        one ``BEGIN IMMEDIATE`` transaction. Returns whether the claim won."""
+        check_id(credential_id, "credential_id")
+        check_claim_value(value)
+        check_drift(drift)
+        check_id(user_id, "user_id")
+        params = (value, drift, credential_id, value)
+
+        def claim_then_reset(connection: sqlite3.Connection) -> bool:
+            if connection.execute(_CLAIM, params).rowcount != 1:
+                return False
+            connection.execute("DELETE FROM mfa_failures WHERE user_id = ?", (user_id,))
+            return True
+
+        return self._run("claim_and_reset", lambda c: _transaction(c, claim_then_reset), write=True)
 
     # -- RecoveryCodeStore -------------------------------------------------------------
 
@@ -880,6 +912,19 @@ class SQLiteStore:
             return int(removed)
 
         return self._run("purge_challenges", lambda c: _transaction(c, remove), write=True)
+
+
+def _admit(
+    connection: sqlite3.Connection, user_id: str, now: float, limits: ThrottleConfig
+) -> Admission:
+    """The body of an admission, inside a ``BEGIN IMMEDIATE`` transaction: read the
+    stored state, apply :func:`mfa_core.throttle.admit`, write the new state if admitted."""
+    row = connection.execute(_SELECT_FAILURES, (user_id,)).fetchone()
+    admission = admit(FailureState() if row is None else _failure_state(row), now, limits)
+    if admission.admitted:
+        state = admission.state
+        connection.execute(_STORE_FAILURES, (user_id, state.count, state.last_failure_at))
+    return admission
 
 
 def _transaction(connection: sqlite3.Connection, body: Callable[[sqlite3.Connection], _T]) -> _T:

@@ -1,19 +1,10 @@
-"""Test kit for hosts and for mfa_core itself: fakes and the store contract suite.
+"""The store contract suite: the rules every store follows, as test mixins.
 
-Shipped in the package (no test-runner dependency: nothing here imports pytest), so a host
-application can check its own store against the same rules the reference stores follow.
+No test-runner dependency (nothing here imports pytest; a skipped test raises
+:class:`unittest.SkipTest`, which pytest honours), so a host application can check its own
+store against the same rules the reference stores follow.
 
-Fakes:
-
-* :class:`FakeClock` - a :class:`~mfa_core.ports.Clock` whose time moves only when told;
-* :class:`RecordingEventSink` - an :class:`~mfa_core.ports.EventSink` that keeps events;
-* :class:`FaultyStore` - wraps a store and raises
-  :class:`~mfa_core.errors.StoreUnavailable` on the N-th call of chosen methods, optionally
-  after the wrapped call went through (a connection that dropped after the write);
-* :class:`FakeCodeSender` - a :class:`~mfa_core.ports.CodeSender` that records the codes
-  it would deliver (:class:`SentCode`, codes hidden from ``repr``).
-
-Contract suite: :class:`CredentialStoreContract` and :class:`FailureCounterContract` are
+ :class:`CredentialStoreContract` and :class:`FailureCounterContract` are
 mixins whose ``test_*`` methods a pytest test class inherits; the class provides
 ``make_store()`` returning a fresh store (ids are random per test, so a shared database
 works too)::
@@ -56,262 +47,37 @@ import secrets
 import threading
 import unittest
 import uuid
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final, Protocol, TypeVar
+from collections.abc import Callable, Sequence
+from typing import Any, Final, TypeVar
 
 import attrs
 
-from .errors import ErrorCode, InvalidParameter, StoreError, StoreUnavailable
-from .models import (
-    Admission,
-    Credential,
-    CredentialKind,
-    CredentialState,
-    Event,
-    EventType,
-    FailureState,
-)
-from .oob import MAX_ATTEMPTS_LIMIT, OOBChannel, OOBConfig, OOBPurpose, OOBRecord
-from .oob import issue as oob_issue
-from .otp import Algorithm
-from .ports import (
+from ..errors import InvalidParameter, StoreError
+from ..models import Admission, Credential, CredentialKind, CredentialState, FailureState
+from ..oob import MAX_ATTEMPTS_LIMIT, OOBChannel, OOBConfig, OOBPurpose, OOBRecord
+from ..oob import issue as oob_issue
+from ..otp import Algorithm
+from ..ports import (
     AttemptStore,
     CredentialStore,
     FailureCounter,
     OOBChallengeStore,
     RecoveryCodeStore,
 )
-from .recovery import ALPHABET as RECOVERY_ALPHABET
-from .recovery import TAG_BYTES, Argon2Params, RecoveryRecord, hash_recovery_code
-from .throttle import ThrottleConfig
-from .throttle import admit as throttle_admit
+from ..recovery import ALPHABET as RECOVERY_ALPHABET
+from ..recovery import TAG_BYTES, Argon2Params, RecoveryRecord, hash_recovery_code
+from ..throttle import ThrottleConfig
+from ..throttle import admit as throttle_admit
 
 __all__ = [
-    "CombinedStore",
     "CredentialStoreContract",
     "FailureCounterContract",
-    "FakeClock",
-    "FakeCodeSender",
-    "FaultyStore",
     "OOBChallengeStoreContract",
-    "RecordingEventSink",
     "RecoveryCodeStoreContract",
-    "SentCode",
     "StoreContract",
 ]
 
 _R = TypeVar("_R")
-
-
-# -- fakes -------------------------------------------------------------------------------
-
-
-def _check_time(value: object, name: str) -> float:
-    if type(value) not in (int, float) or not math.isfinite(value) or value < 0:  # type: ignore[arg-type,operator]
-        raise InvalidParameter(
-            f"{name} must be a finite, non-negative number of seconds",
-            code=ErrorCode.INVALID_TIME,
-        )
-    return float(value)  # type: ignore[arg-type]
-
-
-class FakeClock:
-    """A :class:`~mfa_core.ports.Clock` for tests: the time changes only through
-    :meth:`advance` and :meth:`set`. Thread-safe."""
-
-    __slots__ = ("_lock", "_now")
-
-    def __init__(self, start: float) -> None:
-        self._lock = threading.Lock()
-        self._now = _check_time(start, "start")
-
-    def __repr__(self) -> str:
-        return f"FakeClock({self._now!r})"
-
-    def now(self) -> float:
-        """Return the fake current Unix time."""
-        with self._lock:
-            return self._now
-
-    def advance(self, seconds: float) -> float:
-        """Move the time forward by ``seconds`` (not negative) and return the new time."""
-        step = _check_time(seconds, "seconds")
-        with self._lock:
-            self._now += step
-            return self._now
-
-    def set(self, now: float) -> None:
-        """Jump to ``now`` (backwards too, to simulate a clock that was corrected)."""
-        value = _check_time(now, "now")
-        with self._lock:
-            self._now = value
-
-
-class RecordingEventSink:
-    """An :class:`~mfa_core.ports.EventSink` that keeps every event, in order, in
-    :attr:`events`. Thread-safe."""
-
-    __slots__ = ("_lock", "events")
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.events: list[Event] = []
-        """Every event emitted so far, oldest first."""
-
-    def __repr__(self) -> str:
-        return f"RecordingEventSink(events={len(self.events)})"
-
-    def emit(self, event: Event) -> None:
-        """Record ``event``."""
-        with self._lock:
-            self.events.append(event)
-
-    def of_type(self, event_type: EventType) -> list[Event]:
-        """Return the recorded events of one type, oldest first."""
-        with self._lock:
-            return [event for event in self.events if event.type == event_type]
-
-    def clear(self) -> None:
-        """Forget every recorded event."""
-        with self._lock:
-            self.events.clear()
-
-
-class CombinedStore(CredentialStore, FailureCounter, Protocol):
-    """A store that implements both :class:`~mfa_core.ports.CredentialStore` and
-    :class:`~mfa_core.ports.FailureCounter` (as every reference store does)."""
-
-
-_STORE_METHODS: Final = frozenset(
-    {
-        "add",
-        "get",
-        "list_for_user",
-        "update",
-        "claim",
-        "delete",
-        "record_failure",
-        "get_failures",
-        "reset",
-    }
-)
-
-
-class FaultyStore:
-    """Wraps a store and injects :class:`~mfa_core.errors.StoreUnavailable` faults.
-
-    ``fail_on`` maps method names to the call number (1 = the first call) that fails, e.g.
-    ``{"claim": 1, "record_failure": 2}``. With ``after_write=True`` the failing call is
-    first passed to the wrapped store and the fault is raised afterwards: the write took
-    place but the caller never heard (a connection dropped mid-operation). With
-    ``persistent=True`` every call from the N-th on fails (an outage) until :meth:`heal`.
-
-    :attr:`calls` counts calls per method and :attr:`faults` lists the methods that
-    failed, in order. Implements both ports, so it stands in wherever the store did.
-    """
-
-    __slots__ = (
-        "_after_write",
-        "_fail_on",
-        "_healed",
-        "_lock",
-        "_persistent",
-        "_store",
-        "calls",
-        "faults",
-    )
-
-    def __init__(
-        self,
-        store: CombinedStore,
-        *,
-        fail_on: Mapping[str, int],
-        after_write: bool = False,
-        persistent: bool = False,
-    ) -> None:
-        plan = dict(fail_on)
-        for name, nth in plan.items():
-            if name not in _STORE_METHODS:
-                raise InvalidParameter(f"unknown store method {name!r} in fail_on")
-            if type(nth) is not int or nth < 1:
-                raise InvalidParameter("fail_on call numbers must be integers from 1")
-        self._store = store
-        self._fail_on = plan
-        self._after_write = bool(after_write)
-        self._persistent = bool(persistent)
-        self._healed = False
-        self._lock = threading.Lock()
-        self.calls: dict[str, int] = {}
-        """Calls per method so far (failed ones included)."""
-        self.faults: list[str] = []
-        """Methods whose call failed by injection, in order."""
-
-    def __repr__(self) -> str:
-        return f"FaultyStore({self._store!r}, fail_on={self._fail_on!r})"
-
-    def heal(self) -> None:
-        """Stop injecting faults: every later call goes through."""
-        with self._lock:
-            self._healed = True
-
-    def _should_fail(self, name: str) -> bool:
-        with self._lock:
-            count = self.calls.get(name, 0) + 1
-            self.calls[name] = count
-            nth = self._fail_on.get(name)
-            fail = (
-                not self._healed
-                and nth is not None
-                and (count == nth or (self._persistent and count > nth))
-            )
-            if fail:
-                self.faults.append(name)
-            return fail
-
-    def _call(self, name: str, call: Callable[[], _R]) -> _R:
-        if not self._should_fail(name):
-            return call()
-        if self._after_write:
-            call()
-        raise StoreUnavailable(f"injected fault: the store connection dropped during {name}")
-
-    def add(self, credential: Credential) -> None:
-        """Delegate :meth:`~mfa_core.ports.CredentialStore.add` (or fail)."""
-        self._call("add", lambda: self._store.add(credential))
-
-    def get(self, credential_id: str) -> Credential | None:
-        """Delegate :meth:`~mfa_core.ports.CredentialStore.get` (or fail)."""
-        return self._call("get", lambda: self._store.get(credential_id))
-
-    def list_for_user(self, user_id: str) -> Sequence[Credential]:
-        """Delegate :meth:`~mfa_core.ports.CredentialStore.list_for_user` (or fail)."""
-        return self._call("list_for_user", lambda: self._store.list_for_user(user_id))
-
-    def update(self, credential: Credential, *, expected_version: int) -> bool:
-        """Delegate :meth:`~mfa_core.ports.CredentialStore.update` (or fail)."""
-        return self._call(
-            "update", lambda: self._store.update(credential, expected_version=expected_version)
-        )
-
-    def claim(self, credential_id: str, value: int, *, drift: int) -> bool:
-        """Delegate :meth:`~mfa_core.ports.CredentialStore.claim` (or fail)."""
-        return self._call("claim", lambda: self._store.claim(credential_id, value, drift=drift))
-
-    def delete(self, credential_id: str) -> bool:
-        """Delegate :meth:`~mfa_core.ports.CredentialStore.delete` (or fail)."""
-        return self._call("delete", lambda: self._store.delete(credential_id))
-
-    def record_failure(self, user_id: str, now: float) -> FailureState:
-        """Delegate :meth:`~mfa_core.ports.FailureCounter.record_failure` (or fail)."""
-        return self._call("record_failure", lambda: self._store.record_failure(user_id, now))
-
-    def get_failures(self, user_id: str) -> FailureState:
-        """Delegate :meth:`~mfa_core.ports.FailureCounter.get_failures` (or fail)."""
-        return self._call("get_failures", lambda: self._store.get_failures(user_id))
-
-    def reset(self, user_id: str) -> None:
-        """Delegate :meth:`~mfa_core.ports.FailureCounter.reset` (or fail)."""
-        self._call("reset", lambda: self._store.reset(user_id))
 
 
 # -- contract suite helpers ---------------------------------------------------------------
@@ -1487,79 +1253,3 @@ class OOBChallengeStoreContract(StoreContract):
         total = threads * per_thread
         _equal(counts, list(range(1, total + 1)), "counts returned by concurrent count_send()")
         _equal(store.count_send(key, _WINDOW, _WINDOW + 3600), total + 1, "count after the race")
-
-
-# -- the code sender fake ------------------------------------------------------------------
-
-
-@attrs.frozen
-class SentCode:
-    """One delivery recorded by :class:`FakeCodeSender`; ``repr`` hides the code."""
-
-    channel: OOBChannel
-    """Email or SMS."""
-    destination: str
-    """Where the code would have gone."""
-    code: str = attrs.field(repr=False, eq=False)
-    """The plain code (for the test to type in)."""
-    purpose: OOBPurpose
-    """What the code is for."""
-    challenge_id: str
-    """The challenge it belongs to."""
-    expires_at: float
-    """When it stops working."""
-
-
-class FakeCodeSender:
-    """A :class:`~mfa_core.ports.CodeSender` that records what it would deliver.
-
-    :attr:`sent` lists every :class:`SentCode`, oldest first; :meth:`last_code` returns the
-    latest code (of one challenge). Set :attr:`failing` to make :meth:`send` raise
-    ``ConnectionError`` (an unreachable gateway). ``repr`` never shows a code. Thread-safe.
-    """
-
-    __slots__ = ("_lock", "failing", "sent")
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self.sent: list[SentCode] = []
-        """Every delivery so far, oldest first."""
-        self.failing = False
-        """When true, :meth:`send` raises ``ConnectionError`` and records nothing."""
-
-    def __repr__(self) -> str:
-        return f"FakeCodeSender(sent={len(self.sent)}, codes hidden)"
-
-    def send(
-        self,
-        *,
-        channel: OOBChannel,
-        destination: str,
-        code: str,
-        purpose: OOBPurpose,
-        challenge_id: str,
-        expires_at: float,
-    ) -> None:
-        """Record the delivery (or raise ``ConnectionError`` when :attr:`failing`)."""
-        if self.failing:
-            raise ConnectionError("fake gateway unreachable")
-        with self._lock:
-            self.sent.append(
-                SentCode(
-                    channel=channel,
-                    destination=destination,
-                    code=code,
-                    purpose=purpose,
-                    challenge_id=challenge_id,
-                    expires_at=expires_at,
-                )
-            )
-
-    def last_code(self, challenge_id: str | None = None) -> str:
-        """Return the latest code sent (for ``challenge_id`` if given); raise
-        ``LookupError`` when there is none."""
-        with self._lock:
-            for sent in reversed(self.sent):
-                if challenge_id is None or sent.challenge_id == challenge_id:
-                    return sent.code
-        raise LookupError("no code was sent")
