@@ -4,11 +4,17 @@
   codes, out-of-band challenges; 16- and 32-thread races);
 * the schema: created idempotently, in a schema of the host's choice, documented as DDL
   that matches the metadata (``docs/stores.md``);
-* one round trip per operation on PostgreSQL, counted in libpq's protocol trace;
+* one round trip per operation on PostgreSQL, counted in libpq's protocol trace, and one
+  statement for each of admit_attempt, begin_attempt and claim_and_reset
+  (``before_cursor_execute``), the very statement objects built at import;
+* admissions: exactly ``mfa_core.throttle.admit`` over hypothesis-generated sequences of
+  calls (times at the double before and after every edge), refusals with the state that
+  refused them, damaged rows, the bounded re-run; 32 threads admitted exactly
+  ``max_failures`` times, a new user's concurrent first attempts;
 * 8 worker processes with their own connections: exactly one winner per claimed value and
   exactly one consumer of each recovery code (at the store and through
   ``MFAService.verify_recovery_code``) over 200 rounds (PostgreSQL; fewer rounds on a
-  SQLite file), a burst of failures counted exactly;
+  SQLite file), a burst of attempts admitted exactly up to the limit;
 * recovery-code consumptions racing set replacements never deadlock and never mix sets;
 * faults for real on PostgreSQL: the store's backend terminated between operations and
   while a statement is running (``pg_terminate_backend``), with and without pre-ping.
@@ -1018,7 +1024,9 @@ def _limits(draw: st.DrawFn) -> ThrottleConfig:
     max_delay = draw(st.sampled_from([0.0, 1.0, 60.0, 86400.0]) | st.floats(0, 86400))
     base = draw(st.sampled_from([0.0, max_delay, max_delay / 3]) | st.floats(0, max_delay))
     floor = max(max_delay, 1e-6)
-    lockout = draw(st.none() | st.sampled_from([floor, 900.0]) | st.floats(floor, _YEAR))
+    lockout = draw(
+        st.none() | st.sampled_from([floor, max(900.0, floor)]) | st.floats(floor, _YEAR)
+    )
     failures = draw(st.integers(1, 12) | st.just(100))
     return ThrottleConfig(
         max_failures=failures, base_delay=base, max_delay=max_delay, lockout=lockout
