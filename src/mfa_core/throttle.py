@@ -179,6 +179,14 @@ def admit(state: FailureState, now: float, config: ThrottleConfig) -> Admission:
     unchanged. A store applies exactly this, atomically, to its stored state. Raises
     :class:`~mfa_core.errors.InvalidParameter` as :func:`check` does.
     """
+    if (
+        type(state) is FailureState
+        and state.count == 0
+        and type(now) is float
+        and math.isfinite(now)
+        and isinstance(config, ThrottleConfig)
+    ):  # the common case (no failures: allowed), checked by the same rules as check()
+        return Admission(admitted=True, state=FailureState(count=1, last_failure_at=now))
     decision = check(state, now, config)
     if not decision.allowed:
         return Admission(admitted=False, state=state)

@@ -232,12 +232,15 @@ class MemoryStore:
         check_id(user_id, "user_id")
         at = check_time(now)
         config = check_limits(limits)
+        failures = self._failures
         with self._lock:
-            admission = self._admit(user_id, at, config)
+            admission = admit(failures.get(user_id, _NO_FAILURES), at, config)
             if not admission.admitted:
                 return admission, []
+            failures[user_id] = admission.state
             entries = [self._credentials[i] for i in self._by_user.get(user_id, ())]
-        entries.sort(key=_creation_order)
+        if len(entries) > 1:
+            entries.sort(key=_creation_order)
         return admission, [credential for _, credential in entries]
 
     def claim_and_reset(self, credential_id: str, value: int, *, drift: int, user_id: str) -> bool:
