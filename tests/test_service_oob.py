@@ -7,6 +7,7 @@ from a FakeCodeSender that records what it would deliver.
 from __future__ import annotations
 
 import threading
+import traceback
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -197,6 +198,41 @@ def test_a_failing_sender_leaves_no_challenge(env: Env) -> None:
         env.service.send_oob_code("alice", channel="sms", destination=PHONE, purpose="login")
     assert info.value.code is ErrorCode.OOB_DELIVERY_FAILED
     assert env.events.events == []
+
+
+class QuotingSender:
+    """A gateway whose error quotes the code and the number (as real ones do)."""
+
+    def send(self, *, channel: Any, destination: str, code: str, **_: Any) -> None:
+        raise RuntimeError(f"gateway refused {code} for {destination}")
+
+
+@pytest.mark.parametrize("operation", ["send", "resend"])
+def test_a_failed_delivery_keeps_no_trace_of_the_senders_exception(
+    env: Env, operation: str
+) -> None:
+    challenge, _ = env.send()
+    env.clock.advance(30)
+    quoting = MFAService(
+        env.store,
+        env.store,
+        AESGCMSealer.generate(),
+        clock=env.clock,
+        config=ServiceConfig(throttle=NO_DELAY),
+        oob=env.store,
+        sender=QuotingSender(),
+        secret=SECRET,
+    )
+    with pytest.raises(OutOfBandError) as info:
+        if operation == "send":
+            quoting.send_oob_code("alice", channel="sms", destination=PHONE, purpose="login")
+        else:
+            quoting.resend_oob_code("alice", challenge, PHONE)
+    error = info.value
+    assert error.code is ErrorCode.OOB_DELIVERY_FAILED
+    # Neither the cause nor the context: nothing of the gateway's text is reachable.
+    assert error.__cause__ is None and error.__context__ is None
+    assert PHONE not in "".join(traceback.format_exception(error))
 
 
 # -- verification ---------------------------------------------------------------------------

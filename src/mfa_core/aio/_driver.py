@@ -24,6 +24,7 @@ async def run_async(flow: Flow[_T], table: PortTable, executor: Executor | None 
     try:
         effect = send(None)
         while True:
+            error: Exception | None = None
             try:
                 if isinstance(effect, Op):
                     kwargs = effect.kwargs
@@ -37,9 +38,13 @@ async def run_async(flow: Flow[_T], table: PortTable, executor: Executor | None 
                     loop = asyncio.get_running_loop()
                     value = await loop.run_in_executor(executor, effect.fn, *effect.args)
             except Exception as exc:
-                effect = throw(exc)
-                del exc
-            else:
+                error = exc
+            # Thrown outside the except block: nothing the flow raises in turn carries the
+            # port's exception as its __context__.
+            if error is None:
                 effect = send(value)
+            else:
+                effect = throw(error)
+                del error
     except StopIteration as stop:
         return cast(_T, stop.value)

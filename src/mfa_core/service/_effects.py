@@ -148,11 +148,17 @@ def bind_ports(ports: Iterable[tuple[type, type, object]]) -> PortTable:
 
 
 def run_sync(flow: Flow[_T], table: PortTable) -> _T:
-    """Run ``flow`` to its end with blocking ports."""
+    """Run ``flow`` to its end with blocking ports.
+
+    A port's exception is thrown into the flow after the driver's own ``except`` block has
+    ended, so nothing the flow raises in turn can carry the port's exception as its
+    ``__context__`` (a sender's or a driver's message can quote a code).
+    """
     send, throw = flow.send, flow.throw
     try:
         effect = send(None)
         while True:
+            error: Exception | None = None
             try:
                 if isinstance(effect, Op):
                     kwargs = effect.kwargs
@@ -163,9 +169,11 @@ def run_sync(flow: Flow[_T], table: PortTable) -> _T:
                 else:
                     value = effect.fn(*effect.args)
             except Exception as exc:
-                effect = throw(exc)
-                del exc
-            else:
+                error = exc
+            if error is None:
                 effect = send(value)
+            else:
+                effect = throw(error)
+                del error
     except StopIteration as stop:
         return cast(_T, stop.value)

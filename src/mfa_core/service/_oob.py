@@ -414,6 +414,7 @@ def oob_succeeded_flow(
 
 def _deliver_flow(issued: IssuedCode, destination: str) -> Flow[None]:
     record = issued.record
+    failed: str | None = None
     try:
         yield from call(
             CodeSender.send,
@@ -425,11 +426,13 @@ def _deliver_flow(issued: IssuedCode, destination: str) -> Flow[None]:
             expires_at=record.expires_at,
         )
     except Exception as exc:
-        # Never chain the sender's exception text into ours: it may quote the code.
-        _logger.warning("code sender failed (%s)", type(exc).__name__)
-        raise OutOfBandError(
-            "the code could not be delivered", code=ErrorCode.OOB_DELIVERY_FAILED
-        ) from None
+        failed = type(exc).__name__
+        del exc
+    if failed is not None:
+        # Raised outside the except block, so the sender's exception (whose text may
+        # quote the code or the number) is neither its __cause__ nor its __context__.
+        _logger.warning("code sender failed (%s)", failed)
+        raise OutOfBandError("the code could not be delivered", code=ErrorCode.OOB_DELIVERY_FAILED)
 
 
 def _not_found() -> OutOfBandError:
