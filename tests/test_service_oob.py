@@ -417,6 +417,27 @@ def test_email_login_codes_are_refused_once_totp_is_enabled(env: Env) -> None:
     env.send("bob", channel=OOBChannel.EMAIL, destination=EMAIL)
 
 
+def test_an_email_login_challenge_started_before_totp_dies_when_totp_is_enabled(
+    env: Env,
+) -> None:
+    challenge, code = env.send(channel=OOBChannel.EMAIL, destination=EMAIL)
+    env.enable_totp()
+    env.clock.advance(60)
+    # No resend (and so no new lifetime) ...
+    with pytest.raises(OutOfBandError) as info:
+        env.service.resend_oob_code("alice", challenge, EMAIL)
+    assert info.value.code is ErrorCode.OOB_CHANNEL_NOT_ALLOWED
+    # ... and the code already sent no longer logs in: refused, counted, audited.
+    before = env.failures()
+    result = env.service.verify_oob_code("alice", challenge, code, "login")
+    assert not result.accepted and result.oob_reason is OOBReason.CHANNEL_NOT_ALLOWED
+    assert result.reason is VerifyReason.INVALID_CODE and result.user_message == USER_MESSAGE
+    assert env.failures() == before + 1
+    # An SMS login code started at the same time still works.
+    sms, sms_code = env.send(channel=OOBChannel.SMS)
+    assert env.service.verify_oob_code("alice", sms, sms_code, "login").accepted
+
+
 def test_pending_enrolment_does_not_block_email_login(env: Env) -> None:
     env.service.begin_enrolment("alice")
     env.send(channel=OOBChannel.EMAIL, destination=EMAIL)

@@ -156,6 +156,9 @@ class OOBReason(enum.StrEnum):
     WRONG_CODE = "wrong_code"
     TOO_MANY_ATTEMPTS = "too_many_attempts"
     MALFORMED = "malformed"
+    CHANNEL_NOT_ALLOWED = "channel_not_allowed"
+    """The channel is no longer offered for the purpose (an email login code once the user
+    has an authenticator), whenever the challenge was started."""
 
 
 def _check_now(now: object, name: str = "now") -> float:

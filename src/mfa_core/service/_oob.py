@@ -90,6 +90,7 @@ _REASONS: Final = {
     OOBReason.WRONG_CODE: VerifyReason.INVALID_CODE,
     OOBReason.TOO_MANY_ATTEMPTS: VerifyReason.INVALID_CODE,
     OOBReason.MALFORMED: VerifyReason.MALFORMED,
+    OOBReason.CHANNEL_NOT_ALLOWED: VerifyReason.INVALID_CODE,
 }
 
 
@@ -191,16 +192,8 @@ def send_oob_code_flow(
     kind = parse_purpose(purpose)
     key = oob_code_key(ctx)
     now = ctx.now()
-    if (
-        kind is OOBPurpose.LOGIN
-        and via is OOBChannel.EMAIL
-        and not ctx.config.allow_email_login_with_totp
-        and (yield from has_usable_otp_flow(ctx, user_id, now))
-    ):
-        raise OutOfBandError(
-            "email login codes are not offered once an authenticator is enabled",
-            code=ErrorCode.OOB_CHANNEL_NOT_ALLOWED,
-        )
+    if _email_login_refused(ctx, kind, via) and (yield from has_usable_otp_flow(ctx, user_id, now)):
+        raise _channel_not_allowed()
     yield from refuse_locked_flow(ctx, user_id, now)
     mask_destination(via, destination)  # a bad destination is refused before counting
     yield from count_sends_flow(ctx, user_id, via, kind, destination, now, resend=False)
@@ -227,6 +220,23 @@ def send_oob_code_flow(
     return record.challenge_id
 
 
+def _email_login_refused(ctx: Context, purpose: OOBPurpose, channel: OOBChannel) -> bool:
+    """Whether the channel rule may refuse this purpose and channel (an email login code
+    while ``allow_email_login_with_totp`` is off): then the user's authenticators decide."""
+    return (
+        purpose is OOBPurpose.LOGIN
+        and channel is OOBChannel.EMAIL
+        and not ctx.config.allow_email_login_with_totp
+    )
+
+
+def _channel_not_allowed() -> OutOfBandError:
+    return OutOfBandError(
+        "email login codes are not offered once an authenticator is enabled",
+        code=ErrorCode.OOB_CHANNEL_NOT_ALLOWED,
+    )
+
+
 def resend_oob_code_flow(
     ctx: Context, user_id: str, challenge_id: str, destination: str
 ) -> Flow[str]:
@@ -243,6 +253,12 @@ def resend_oob_code_flow(
             raise _not_found()
         if mask_destination(record.channel, destination) != record.destination_hint:
             raise InvalidParameter("the destination does not match the challenge")
+        # The channel rule holds on a resend too: a challenge started before the user
+        # enabled an authenticator gets no new email login code (nor a new lifetime).
+        if _email_login_refused(ctx, record.purpose, record.channel) and (
+            yield from has_usable_otp_flow(ctx, user_id, now)
+        ):
+            raise _channel_not_allowed()
         issued = resend(record, now=now, key=key, config=ctx.config.oob)
         if not counted:
             # Once per call, after the cooldown check and before the compare-and-set.
@@ -306,6 +322,16 @@ def verify_oob_code_flow(
         if record is None or record.user_id != user_id:
             wrong = OOBReason.WRONG_CHALLENGE
             return (yield from oob_failed_flow(ctx, user_id, now, after, wrong, challenge_id))
+        if _email_login_refused(ctx, record.purpose, record.channel):
+            # The channel rule holds on a verify too: an email login code stops working
+            # once the user has an authenticator, whenever the challenge was started.
+            try:
+                refused = yield from has_usable_otp_flow(ctx, user_id, now)
+            except Exception as exc:
+                return oob_broken(ctx, user_id, now, exc, challenge_id)
+            if refused:
+                banned = OOBReason.CHANNEL_NOT_ALLOWED
+                return (yield from oob_failed_flow(ctx, user_id, now, after, banned, challenge_id))
         decided = check(record, code, purpose=kind, challenge_id=challenge_id, now=now, key=key)
         if decided.changed:
             try:
