@@ -137,9 +137,9 @@ class SlowHashSpy:
         self.calls = 0
         real = recovery._verify
 
-        def spy(canonical: str, phc: str) -> bool:
+        def spy(canonical: str, phc: str, cap: Any) -> bool:
             self.calls += 1
-            return real(canonical, phc)
+            return real(canonical, phc, cap)
 
         monkeypatch.setattr(recovery, "_verify", spy)
 
