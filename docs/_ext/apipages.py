@@ -32,6 +32,9 @@ PUBLIC_MODULES: tuple[tuple[str, str], ...] = (
     ("mfa_core.errors", "errors and error codes"),
     ("mfa_core.ports", "the ports (protocols)"),
     ("mfa_core.policy", "policy evaluation"),
+    ("mfa_core.service.config", "the service's settings"),
+    ("mfa_core.service.results", "the service's results"),
+    ("mfa_core.service.defaults", "default clock and event sinks"),
     ("mfa_core.service", "the verification service"),
     ("mfa_core.stores.memory", "in-memory store"),
     ("mfa_core.stores.sqlite", "SQLite store"),
@@ -45,6 +48,8 @@ PUBLIC_MODULES: tuple[tuple[str, str], ...] = (
     ("mfa_core.aio.sql", "async SQL store (the sql extra)"),
     ("mfa_core.aio.testing", "async contract suite"),
     ("mfa_core.aio", "the asyncio API"),
+    ("mfa_core.testing.fakes", "test doubles"),
+    ("mfa_core.testing.contract", "the store contract suites"),
     ("mfa_core.testing", "test doubles and the store contract suite"),
     ("mfa_core", "the package"),
 )

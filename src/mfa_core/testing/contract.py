@@ -4,7 +4,7 @@ No test-runner dependency (nothing here imports pytest; a skipped test raises
 :class:`unittest.SkipTest`, which pytest honours), so a host application can check its own
 store against the same rules the reference stores follow.
 
- :class:`CredentialStoreContract` and :class:`FailureCounterContract` are
+:class:`CredentialStoreContract` and :class:`FailureCounterContract` are
 mixins whose ``test_*`` methods a pytest test class inherits; the class provides
 ``make_store()`` returning a fresh store (ids are random per test, so a shared database
 works too)::
