@@ -1,7 +1,7 @@
 """The asyncio front end: :class:`AsyncMFAService`, the same operations as
 :class:`~mfa_core.service.MFAService` over async ports.
 
-Both front ends run the very same flows (:mod:`mfa_core._effects`): a flow yields each
+Both front ends run the very same flows (:mod:`mfa_core.service._effects`): a flow yields each
 store operation, and this front end's driver awaits it on the async port; CPU-heavy steps
 (Argon2id for recovery codes) run off the event loop, in a worker thread or in the
 ``cpu_executor`` the host passes. Results, events, errors and the fail-closed rules are

@@ -2,7 +2,7 @@
 
 Disable (with a step-up code or by an administrator), administrative reset and unlock,
 listing with effective states, and re-sealing keys under the current sealing key; each is
-a flow (:mod:`mfa_core._effects`) that :class:`~mfa_core.service.MFAService` and
+a flow (:mod:`mfa_core.service._effects`) that :class:`~mfa_core.service.MFAService` and
 :class:`~mfa_core.aio.AsyncMFAService` run with their own driver.
 """
 
