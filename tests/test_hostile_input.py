@@ -375,3 +375,44 @@ def test_unsupported_encoder_has_its_own_code(encoder: str) -> None:
 def test_base32_encoder_and_empty_encoder_are_accepted() -> None:
     assert parse_uri(f"otpauth://totp/a?secret={B32}&encoder=base32").key == KEY
     assert parse_uri(f"otpauth://totp/a?secret={B32}&encoder=").key == KEY
+
+
+# -- 8. integers beyond float range at the stores and the testing clock -------------------
+
+
+@pytest.mark.parametrize("make", ["memory", "sqlite"])
+@pytest.mark.parametrize("when", [10**400, -(10**400), 2**1024])
+def test_a_store_refuses_a_time_beyond_float_range_with_a_typed_error(
+    make: str, when: int, tmp_path: Path
+) -> None:
+    from mfa_core.stores import MemoryStore, SQLiteStore
+    from mfa_core.throttle import ThrottleConfig
+
+    store = MemoryStore() if make == "memory" else SQLiteStore(tmp_path / "t.sqlite3")
+    try:
+        for call in (
+            lambda: store.admit_attempt("alice", when, ThrottleConfig()),  # type: ignore[arg-type]
+            lambda: store.begin_attempt("alice", when, ThrottleConfig()),  # type: ignore[arg-type]
+            lambda: store.consume_recovery_code("alice", "r1", when),  # type: ignore[arg-type]
+        ):
+            with pytest.raises(InvalidParameter) as caught:
+                call()
+            assert caught.value.code is ErrorCode.INVALID_TIME
+        assert store.get_failures("alice") == FailureState()  # nothing written
+    finally:
+        close = getattr(store, "close", None)
+        if close is not None:
+            close()
+
+
+def test_the_fake_clock_refuses_a_time_beyond_float_range_with_a_typed_error() -> None:
+    from mfa_core.testing import FakeClock
+
+    for bad in (10**400, 2**1024, -1, float("nan"), True):
+        with pytest.raises(InvalidParameter) as caught:
+            FakeClock(bad)  # type: ignore[arg-type]
+        assert caught.value.code is ErrorCode.INVALID_TIME
+    clock = FakeClock(10**9)
+    with pytest.raises(InvalidParameter):
+        clock.set(10**400)
+    assert clock.now() == 1e9

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
@@ -61,6 +62,7 @@ MAX_ID_LENGTH: Final = 1024
 """Longest user or credential id (characters) a reference store accepts."""
 _MAX_RECOVERY_RECORDS: Final = 1000
 _MAX_PHC: Final = 512
+_MAX_FLOAT: Final = sys.float_info.max
 
 
 def _is_int(value: object) -> bool:
@@ -92,12 +94,17 @@ def _check_utf8(value: str, name: str) -> None:
 
 
 def check_time(value: object, name: str = "now") -> float:
-    """Return ``value`` as a float if it is a finite, non-negative Unix time."""
-    if not _is_number(value) or not math.isfinite(value) or value < 0:  # type: ignore[arg-type,operator]
-        raise InvalidParameter(
-            f"{name} must be a finite, non-negative Unix time", code=ErrorCode.INVALID_TIME
-        )
-    return float(value)  # type: ignore[arg-type]
+    """Return ``value`` as a float if it is a finite, non-negative Unix time.
+
+    An int is range-checked before it is converted (``10**400`` is an InvalidParameter,
+    never an ``OverflowError``)."""
+    if type(value) is float and value >= 0.0 and math.isfinite(value):
+        return value
+    if type(value) is int and 0 <= value <= _MAX_FLOAT:  # compared exactly, no conversion
+        return float(value)
+    raise InvalidParameter(
+        f"{name} must be a finite, non-negative Unix time", code=ErrorCode.INVALID_TIME
+    )
 
 
 def _check_optional_time(value: object, name: str) -> None:

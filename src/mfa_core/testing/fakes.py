@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import inspect
 import math
+import sys
 import threading
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -41,12 +42,15 @@ _R = TypeVar("_R")
 
 
 def _check_time(value: object, name: str) -> float:
-    if type(value) not in (int, float) or not math.isfinite(value) or value < 0:  # type: ignore[arg-type,operator]
-        raise InvalidParameter(
-            f"{name} must be a finite, non-negative number of seconds",
-            code=ErrorCode.INVALID_TIME,
-        )
-    return float(value)  # type: ignore[arg-type]
+    # An int is range-checked before it is converted: 10**400 is an InvalidParameter.
+    if type(value) is float and value >= 0.0 and math.isfinite(value):
+        return value
+    if type(value) is int and 0 <= value <= sys.float_info.max:
+        return float(value)
+    raise InvalidParameter(
+        f"{name} must be a finite, non-negative number of seconds",
+        code=ErrorCode.INVALID_TIME,
+    )
 
 
 class FakeClock:
