@@ -65,6 +65,7 @@ from ..ports import (
     RecoveryCodeStore,
     Sealer,
 )
+from ..throttle import ThrottleDecision
 from ..throttle import check as throttle_check
 from ._effects import Flow, PortTable, bind_ports, call
 from ._windows import clamp_drift, hotp_window, scan_window_values, totp_window
@@ -377,6 +378,16 @@ def broken(
     return refuse(ctx, user_id, now, reason, credential_id=credential_id, event_type=event_type)
 
 
+def _refused(
+    ctx: Context, user_id: str, now: float, decision: ThrottleDecision, event_type: EventType
+) -> VerificationResult:
+    """The refusal of a delayed or locked user (``decision`` does not allow the attempt)."""
+    reason = VerifyReason.LOCKED if decision.locked else VerifyReason.THROTTLED
+    return refuse(
+        ctx, user_id, now, reason, retry_after=decision.retry_after, event_type=event_type
+    )
+
+
 def _throttled(
     ctx: Context, user_id: str, now: float, state: FailureState, event_type: EventType
 ) -> VerificationResult:
@@ -385,10 +396,7 @@ def _throttled(
     if decision.allowed:  # a store that refuses what its own state allows: fail closed
         error = StoreError("the failure counter refused an attempt that its state allows")
         return broken(ctx, user_id, now, VerifyReason.STORE_ERROR, error, event_type=event_type)
-    reason = VerifyReason.LOCKED if decision.locked else VerifyReason.THROTTLED
-    return refuse(
-        ctx, user_id, now, reason, retry_after=decision.retry_after, event_type=event_type
-    )
+    return _refused(ctx, user_id, now, decision, event_type)
 
 
 def _valid_admission(admission: object) -> Admission:
@@ -401,16 +409,20 @@ def _valid_admission(admission: object) -> Admission:
     return admission
 
 
+def _admission_flow(ctx: Context, user_id: str, now: float) -> Flow[Admission]:
+    """``FailureCounter.admit_attempt`` under the service's limits, its answer checked
+    (anything but an :class:`Admission` is a StoreError)."""
+    limits = ctx.config.throttle
+    return _valid_admission((yield from call(FailureCounter.admit_attempt, user_id, now, limits)))
+
+
 def admit_flow(
     ctx: Context, user_id: str, now: float, *, event_type: EventType = _FAILED
 ) -> Flow[FailureState | VerificationResult]:
     """Admit and count one attempt (ONE atomic store operation) before any other work:
     the state after counting it, or the refusal (emitted as ``event_type``)."""
-    limits = ctx.config.throttle
     try:
-        admission = _valid_admission(
-            (yield from call(FailureCounter.admit_attempt, user_id, now, limits))
-        )
+        admission = yield from _admission_flow(ctx, user_id, now)
     except Exception as exc:
         return broken(ctx, user_id, now, VerifyReason.STORE_ERROR, exc, event_type=event_type)
     if admission.admitted:
@@ -514,11 +526,8 @@ def count_failure_flow(
 ) -> Flow[VerificationResult]:
     """Count a failed attempt that was checked without being admitted first (a
     confirmation: not a guess at an established factor) and refuse it, as :func:`fail`."""
-    limits = ctx.config.throttle
     try:
-        admission = _valid_admission(
-            (yield from call(FailureCounter.admit_attempt, user_id, now, limits))
-        )
+        admission = yield from _admission_flow(ctx, user_id, now)
     except Exception as exc:
         return broken(
             ctx, user_id, now, VerifyReason.STORE_ERROR, exc, credential_id, event_type=event_type
@@ -550,10 +559,7 @@ def gate_flow(
     decision = throttle_check(state, now, ctx.config.throttle)
     if decision.allowed:
         return None
-    reason = VerifyReason.LOCKED if decision.locked else VerifyReason.THROTTLED
-    return refuse(
-        ctx, user_id, now, reason, retry_after=decision.retry_after, event_type=event_type
-    )
+    return _refused(ctx, user_id, now, decision, event_type)
 
 
 def succeed_flow(
