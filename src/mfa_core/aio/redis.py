@@ -25,9 +25,10 @@ from ..errors import InvalidParameter, MissingDependency
 try:
     import redis
     import redis.asyncio as aioredis
+    import redis.asyncio.cluster
     from redis.asyncio.retry import Retry
     from redis.backoff import NoBackoff
-    from redis.exceptions import NoScriptError
+    from redis.exceptions import AskError, MovedError, ResponseError
 except ImportError:  # pragma: no cover - the blocking store's test covers the message
     raise MissingDependency(
         "the async Redis store needs redis-py: pip install 'mfa_core[redis]'"
@@ -36,13 +37,19 @@ except ImportError:  # pragma: no cover - the blocking store's test covers the m
 from ..models import Admission, Credential, FailureState
 from ..oob import OOBRecord
 from ..recovery import RecoveryRecord
-from ..stores._redis_protocol import Call, RedisProtocol
+from ..stores._redis_protocol import Call, Operation, RedisProtocol
 from ..stores.redis import (
+    _MAX_REDIRECTS,
+    _NOSCRIPT,
     _UNAVAILABLE,
     DEFAULT_CHALLENGE_GRACE,
     DEFAULT_FAILURE_TTL,
     DEFAULT_PENDING_GRACE,
     DEFAULT_PREFIX,
+    DEFAULT_REPLICA_ACK_TIMEOUT,
+    DEFAULT_TIMEOUT,
+    _interpret,
+    _pipeline,
     _socket_timeout,
     _store_error,
 )
@@ -58,36 +65,62 @@ class AsyncRedisStore:
     fused operations) on a Redis server, shared by any number of processes.
 
     ``client`` is the host's ``redis.asyncio.Redis`` (its connection pool is used, not its
-    retry settings). ``prefix``, ``pending_grace``, ``failure_ttl`` and ``challenge_grace``
-    mean what they mean for :class:`~mfa_core.stores.RedisStore`, and both stores read and
-    write the same keys, so blocking and asyncio workers can share one server.
+    retry settings) or ``redis.asyncio.cluster.RedisCluster``. ``prefix``,
+    ``pending_grace``, ``failure_ttl``, ``challenge_grace``, ``timeout``,
+    ``min_replicas_ack`` and ``replica_ack_timeout`` mean what they mean for
+    :class:`~mfa_core.stores.RedisStore`, and both stores read and write the same keys, so
+    blocking and asyncio workers can share one server (or one cluster). ``timeout`` bounds
+    each whole call (waiting for a connection, connecting, the exchange) with
+    :func:`asyncio.timeout`, whatever the client's own settings.
     """
 
-    __slots__ = ("_client", "_idle", "_owns_client", "_protocol", "_slots", "_timeout")
+    __slots__ = (
+        "_client",
+        "_cluster",
+        "_idle",
+        "_owns_client",
+        "_protocol",
+        "_slots",
+        "_suspects",
+        "_timeout",
+    )
 
     def __init__(
         self,
-        client: aioredis.Redis,
+        client: aioredis.Redis | redis.asyncio.cluster.RedisCluster,
         *,
         prefix: str = DEFAULT_PREFIX,
         pending_grace: float = DEFAULT_PENDING_GRACE,
         failure_ttl: float | None = DEFAULT_FAILURE_TTL,
         challenge_grace: float = DEFAULT_CHALLENGE_GRACE,
+        timeout: float = DEFAULT_TIMEOUT,
+        min_replicas_ack: int = 0,
+        replica_ack_timeout: float = DEFAULT_REPLICA_ACK_TIMEOUT,
     ) -> None:
-        if not isinstance(client, aioredis.Redis):
-            raise InvalidParameter("client must be a redis.asyncio.Redis client")
+        cluster = isinstance(client, redis.asyncio.cluster.RedisCluster)
+        if not cluster and not isinstance(client, aioredis.Redis):
+            raise InvalidParameter(
+                "client must be a redis.asyncio.Redis or redis.asyncio.cluster.RedisCluster"
+            )
+        bound = _socket_timeout(timeout)
+        if bound is None:
+            raise InvalidParameter("timeout must be a number of seconds from 0 to 3600")
         self._protocol = RedisProtocol(
             prefix=prefix,
             pending_grace=pending_grace,
             failure_ttl=failure_ttl,
             challenge_grace=challenge_grace,
+            cluster=cluster,
+            min_replicas_ack=min_replicas_ack,
+            replica_ack_timeout=replica_ack_timeout,
         )
-        self._client = client
+        self._client: Any = client
+        self._cluster: Any = client if cluster else None
         self._owns_client = False
         self._idle: list[Any] = []
         self._slots: asyncio.Semaphore | None = None  # made on first use, in the loop
-        # None: the host's client bounds its own reads and writes (its socket_timeout).
-        self._timeout: float | None = None
+        self._timeout: float = bound
+        self._suspects: set[str] = set()  # cluster: nodes whose last exchange failed
 
     @classmethod
     def from_url(
@@ -100,6 +133,8 @@ class AsyncRedisStore:
         challenge_grace: float = DEFAULT_CHALLENGE_GRACE,
         socket_timeout: float | None = 5.0,
         max_connections: int = 50,
+        min_replicas_ack: int = 0,
+        replica_ack_timeout: float = DEFAULT_REPLICA_ACK_TIMEOUT,
     ) -> AsyncRedisStore:
         """Make a store with its own client for ``url`` (as
         :meth:`~mfa_core.stores.RedisStore.from_url`); :meth:`close` closes that client.
@@ -133,9 +168,11 @@ class AsyncRedisStore:
             pending_grace=pending_grace,
             failure_ttl=failure_ttl,
             challenge_grace=challenge_grace,
+            timeout=DEFAULT_TIMEOUT if socket_timeout is None else socket_timeout,
+            min_replicas_ack=min_replicas_ack,
+            replica_ack_timeout=replica_ack_timeout,
         )
         store._owns_client = True
-        store._timeout = socket_timeout
         return store
 
     def __repr__(self) -> str:
@@ -149,7 +186,7 @@ class AsyncRedisStore:
     async def close(self) -> None:
         """Hand the connections this store keeps back to the pool, and close the client if
         :meth:`from_url` made it (a client passed in is the host's)."""
-        pool: Any = self._client.connection_pool
+        pool: Any = getattr(self._client, "connection_pool", None)
         while self._idle:
             released = pool.release(self._idle.pop())
             if inspect.isawaitable(released):
@@ -159,7 +196,19 @@ class AsyncRedisStore:
 
     # -- the wire ------------------------------------------------------------------------
 
-    async def _call(self, call: Call[_T]) -> _T:
+    async def _call(self, operation: Operation[_T]) -> _T:
+        """Run ``operation``: its one :class:`Call`, or each call of its plan in turn."""
+        if isinstance(operation, Call):
+            return await self._send(operation)
+        try:
+            call = next(operation)
+            while True:
+                call = operation.send(await self._send(call))
+        except StopIteration as done:
+            result: _T = done.value
+            return result
+
+    async def _send(self, call: Call[_T]) -> _T:
         """Send ``call``'s command on one connection and decode its reply (EVAL after
         NOSCRIPT on the same connection; never anything else resent).
 
@@ -170,12 +219,19 @@ class AsyncRedisStore:
         call can read a stale reply. A semaphore of the pool's size lets at most that many
         calls hold a connection; the others wait their turn (first come, first served).
         """
+        if self._cluster is not None:
+            try:
+                async with asyncio.timeout(self._timeout):
+                    reply = await self._on_cluster(call)
+            except (*_UNAVAILABLE, redis.exceptions.RedisError) as exc:
+                raise _store_error(call, exc) from exc
+            return call.decode(reply)
         slots = self._slots
         if slots is None:
             limit = getattr(self._client.connection_pool, "max_connections", 2**31)
             slots = self._slots = asyncio.Semaphore(limit)
         try:
-            if slots.locked() and self._timeout is not None:
+            if slots.locked():
                 async with asyncio.timeout(self._timeout):  # waiting for a free connection
                     await slots.acquire()
             else:
@@ -191,13 +247,13 @@ class AsyncRedisStore:
         pool: Any = self._client.connection_pool
         idle = self._idle
         try:
-            connection: Any = idle.pop() if idle else await pool.get_connection()
+            connection: Any = idle.pop() if idle else None
+            if connection is None:
+                async with asyncio.timeout(self._timeout):
+                    connection = await pool.get_connection()
             try:
-                if self._timeout is None:
+                async with asyncio.timeout(self._timeout):
                     reply = await self._exchange(connection, call)
-                else:
-                    async with asyncio.timeout(self._timeout):
-                        reply = await self._exchange(connection, call)
             except BaseException as exc:
                 if isinstance(exc, redis.exceptions.ResponseError):
                     idle.append(connection)  # a whole reply was read: still in step
@@ -213,17 +269,83 @@ class AsyncRedisStore:
         return call.decode(reply)
 
     @staticmethod
-    async def _exchange(connection: Any, call: Call[Any]) -> Any:
-        """One command and its reply (and the EVAL fallback after NOSCRIPT)."""
-        await connection.send_command(*call.command)
-        try:
-            return await connection.read_response(disable_decoding=True)
-        except NoScriptError:
+    async def _send_once(
+        connection: Any, call: Call[Any], command: tuple[bytes, ...], asking: bool
+    ) -> Any:
+        commands = _pipeline(call, command, asking)
+        if len(commands) == 1:
+            await connection.send_command(*command)
+        else:
+            await connection.send_packed_command(connection.pack_commands(commands))
+        replies: list[Any] = []
+        for _ in commands:
+            try:
+                replies.append(await connection.read_response(disable_decoding=True))
+            except ResponseError as exc:  # a whole error reply: still in step
+                replies.append(exc)
+        return _interpret(call, replies, asking)
+
+    @classmethod
+    async def _exchange(cls, connection: Any, call: Call[Any], asking: bool = False) -> Any:
+        """One command and its reply (with its WAIT; and the EVAL fallback after
+        NOSCRIPT, when nothing ran)."""
+        reply = await cls._send_once(connection, call, call.command, asking)
+        if reply is _NOSCRIPT:
             fallback = call.fallback()
-            if fallback is None:
+            if fallback is not None:
+                reply = await cls._send_once(connection, call, fallback, asking)
+            if reply is _NOSCRIPT:
+                raise redis.exceptions.NoScriptError("NOSCRIPT after EVAL")
+        return reply
+
+    async def _on_node(self, node: Any, call: Call[Any], asking: bool) -> Any:
+        """One exchange on a connection of a cluster node (dropped unless it ended in
+        step)."""
+        connection: Any = node.acquire_connection()
+        try:
+            if not connection.is_connected:
+                await connection.connect()
+            reply = await self._exchange(connection, call, asking)
+        except BaseException as exc:
+            if not isinstance(exc, ResponseError):
+                await connection.disconnect()
+            node.release(connection)
+            raise
+        node.release(connection)
+        return reply
+
+    async def _on_cluster(self, call: Call[Any]) -> Any:
+        """As :meth:`mfa_core.stores.RedisStore._on_cluster`: route to the slot's primary,
+        follow MOVED / ASK, ask another primary first for the slots of a failed node."""
+        client = self._cluster
+        await client.initialize()  # once; a no-op afterwards
+        manager = client.nodes_manager
+        slot = client.keyslot(call.slot_key)
+        node = manager.get_node_from_slot(slot)
+        if node.name in self._suspects:
+            others = [n for n in client.get_primaries() if n.name not in self._suspects]
+            if others:
+                node = others[slot % len(others)]
+        asking = False
+        for _ in range(_MAX_REDIRECTS):
+            try:
+                reply = await self._on_node(node, call, asking)
+            except MovedError as moved:
+                await manager.move_slot(moved)
+                node, asking = manager.get_node_from_slot(slot), False
+                continue
+            except AskError as ask:
+                target = client.get_node(host=ask.host, port=ask.port)
+                if target is None:
+                    raise redis.exceptions.TryAgainError() from None
+                node, asking = target, True
+                continue
+            except _UNAVAILABLE:
+                self._suspects.add(node.name)
                 raise
-            await connection.send_command(*fallback)
-            return await connection.read_response(disable_decoding=True)
+            self._suspects.discard(node.name)
+            return reply
+        raise redis.exceptions.TryAgainError()
 
     # -- AsyncCredentialStore ------------------------------------------------------------
 

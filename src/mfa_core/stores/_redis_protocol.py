@@ -27,12 +27,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Generator, Sequence
 from typing import Any, Final, Generic, TypeVar
 
 import attrs
 
-from ..errors import InvalidParameter, MFAError, StoreError
+from ..errors import InvalidParameter, MFAError, StoreError, StoreUnavailable
 from ..models import Admission, Credential, CredentialKind, CredentialState, FailureState
 from ..oob import OOBChannel, OOBPurpose, OOBRecord
 from ..otp import Algorithm
@@ -53,13 +53,18 @@ from ._common import (
 )
 
 __all__ = [
+    "ACKNOWLEDGED",
     "DEFAULT_CHALLENGE_GRACE",
     "DEFAULT_FAILURE_TTL",
     "DEFAULT_PENDING_GRACE",
     "DEFAULT_PREFIX",
+    "DEFAULT_REPLICA_ACK_TIMEOUT",
     "SCRIPTS",
     "Call",
+    "ClusterKeyLayout",
     "KeyLayout",
+    "Operation",
+    "Plan",
     "RedisProtocol",
     "Script",
 ]
@@ -74,6 +79,8 @@ DEFAULT_FAILURE_TTL: Final = 30 * 86400.0
 """Seconds after the latest counted attempt at which a user's failure counter vanishes."""
 DEFAULT_CHALLENGE_GRACE: Final = 86400.0
 """Seconds an out-of-band challenge is kept after its code expired."""
+DEFAULT_REPLICA_ACK_TIMEOUT: Final = 1.0
+"""Seconds a write in :data:`ACKNOWLEDGED` waits for ``min_replicas_ack`` replicas."""
 
 _MAX_PREFIX: Final = 256
 _MAX_TTL: Final = 100 * 365 * 86400.0
@@ -117,6 +124,27 @@ class Call(Generic[_T]):
     """The script ``command`` runs by SHA, or ``None`` for a plain command."""
     decode: Callable[[Any], _T] = attrs.field(repr=False)
     """Turns the raw reply into the operation's result (``StoreError`` if unreadable)."""
+    wait: tuple[bytes, ...] | None = None
+    """``WAIT numreplicas timeout`` to send right after ``command`` on the same connection
+    (pipelined: no extra round trip), or ``None``. Set for the writes in
+    :data:`ACKNOWLEDGED` when the store was made with ``min_replicas_ack``."""
+
+    @property
+    def slot_key(self) -> bytes:
+        """The key that decides the cluster slot (every key of a call shares its slot)."""
+        return self.command[3] if self.script is not None else self.command[1]
+
+    def check_acknowledged(self, reply: Any) -> None:
+        """Read the reply to :attr:`wait` (the replicas that acknowledged the write) and
+        raise :class:`~mfa_core.errors.StoreUnavailable` when fewer than asked did."""
+        if self.wait is None:
+            return
+        needed = int(self.wait[1])
+        if type(reply) is not int or reply < needed:
+            raise StoreUnavailable(
+                f"the Redis store is unavailable: {self.operation} was not acknowledged by "
+                f"{needed} replica(s) in time"
+            )
 
     def __repr__(self) -> str:
         # Never the arguments: they may hold sealed keys and code hashes.
@@ -127,6 +155,29 @@ class Call(Generic[_T]):
         if self.script is None:
             return None
         return (b"EVAL", self.script.source, *self.command[2:])
+
+
+Plan = Generator[Call[Any], Any, _T]
+"""An operation of several commands (Redis Cluster: a credential named only by its id is
+found through its owner pointer first): a generator that yields each :class:`Call` in turn,
+receives its decoded result, and returns the operation's result."""
+
+Operation = Call[_T] | Plan[_T]
+"""What a builder returns: one :class:`Call` (every operation on a plain server, and most on
+a cluster) or a :data:`Plan`."""
+
+ACKNOWLEDGED: Final = frozenset(
+    {
+        "claim",
+        "claim_and_reset",
+        "admit_attempt",
+        "begin_attempt",
+        "consume_recovery_code",
+        "update_challenge",
+    }
+)
+"""The operations whose write must reach ``min_replicas_ack`` replicas before it counts
+(a claimed code, a consumed recovery code or challenge, a counted failure)."""
 
 
 # -- Lua -------------------------------------------------------------------------------
@@ -407,6 +458,49 @@ return count
 )
 
 
+# -- scripts of the cluster layout (every key in the user's slot; see ClusterKeyLayout) --
+
+# KEYS: credential, the user's index.
+# ARGV: expected version, new version, id, score, expire_at_ms|'', grace_ms,
+#       n (fields to delete), n field names, field, value, ...
+# Returns -1 when the credential is not in this user's slot, 0 on a version mismatch.
+_UPDATE_IN_SLOT: Final = (
+    _LUA_SET_TTL
+    + """
+local stored = redis.call('HGET', KEYS[1], 'version')
+if not stored then return -1 end
+if stored ~= ARGV[1] then return 0 end
+local ndel = tonumber(ARGV[7])
+if ndel > 0 then redis.call('HDEL', KEYS[1], unpack(ARGV, 8, 7 + ndel)) end
+redis.call('HSET', KEYS[1], 'version', ARGV[2], unpack(ARGV, 8 + ndel))
+redis.call('ZADD', KEYS[2], ARGV[4], ARGV[3])
+set_ttl(KEYS[1], ARGV[5], ARGV[6])
+return 1
+"""
+)
+
+# KEYS: credential, the user's failure counter. ARGV: value, drift.
+# As claim_and_reset, but -1 when the credential is not in this user's slot.
+_CLAIM_AND_RESET_IN_SLOT: Final = (
+    _LUA_GREATER
+    + """
+local current = redis.call('HGET', KEYS[1], 'last_accepted')
+if not current then return -1 end
+if not greater(ARGV[1], current) then return 0 end
+redis.call('HSET', KEYS[1], 'last_accepted', ARGV[1], 'drift', ARGV[2])
+redis.call('DEL', KEYS[2])
+return 1
+"""
+)
+
+# KEYS: credential, the user's index. ARGV: id.
+_DELETE_IN_SLOT: Final = """
+local existed = redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+return existed
+"""
+
+
 def _script(name: str, source: str) -> Script:
     return Script(name=name, source=source.encode("utf-8"))
 
@@ -430,6 +524,9 @@ SCRIPTS: Final = {
         _script("replace_challenge", _REPLACE_CHALLENGE),
         _script("update_challenge", _UPDATE_CHALLENGE),
         _script("count_send", _COUNT_SEND),
+        _script("update_in_slot", _UPDATE_IN_SLOT),
+        _script("claim_and_reset_in_slot", _CLAIM_AND_RESET_IN_SLOT),
+        _script("delete_in_slot", _DELETE_IN_SLOT),
     )
 }
 """Every script of the store, by the operation it serves."""
@@ -457,6 +554,21 @@ def _seconds(value: object, name: str) -> float:
     ):
         raise InvalidParameter(f"{name} must be a number of seconds from 0 to 100 years")
     return float(value)  # type: ignore[arg-type]
+
+
+def _wait_command(replicas: object, timeout: object) -> tuple[bytes, ...] | None:
+    """The ``WAIT`` sent after each acknowledged write, or ``None`` for ``replicas == 0``."""
+    if type(replicas) is not int or not 0 <= replicas <= 100:
+        raise InvalidParameter("min_replicas_ack must be an integer from 0 to 100")
+    if (
+        type(timeout) not in (int, float)
+        or not math.isfinite(timeout)  # type: ignore[arg-type]
+        or not 0 < timeout <= 3600  # type: ignore[operator]
+    ):
+        raise InvalidParameter("replica_ack_timeout must be a number of seconds from 0 to 3600")
+    if replicas == 0:
+        return None
+    return (b"WAIT", b"%d" % replicas, b"%d" % max(1, math.ceil(timeout * 1000)))  # type: ignore[operator]
 
 
 def _credential_fields(credential: Credential) -> tuple[list[bytes], list[bytes]]:
@@ -821,6 +933,28 @@ def decode_count_send(reply: Any) -> int:
     return reply
 
 
+_ABSENT: Final = -1
+
+
+def decode_in_slot(reply: Any) -> int:
+    """A cluster-layout script's ``-1`` (not in this slot), ``0`` or ``1``."""
+    if type(reply) is not int or reply not in (-1, 0, 1):
+        raise StoreError(_UNREADABLE)
+    return reply
+
+
+def decode_owner(reply: Any) -> bytes | None:
+    """``GET`` (or ``SET ... GET``) of a credential's owner: the user id, or nil."""
+    return None if reply is None else _bytes(reply)
+
+
+def decode_deleted(reply: Any) -> bool:
+    """``DEL`` of one key: whether it existed."""
+    if type(reply) is not int or reply not in (0, 1):
+        raise StoreError(_UNREADABLE)
+    return reply == 1
+
+
 # -- keys ------------------------------------------------------------------------------
 
 
@@ -879,13 +1013,81 @@ class KeyLayout:
         return self.prefix + b"send:" + _number(window_start) + b":" + _text(key)
 
 
+def _tag(text: bytes) -> bytes:
+    """A user id inside a hash tag: ``%`` and ``}`` escaped, so the tag is the whole id
+    (never cut short, never empty) and distinct ids stay distinct."""
+    return text.replace(b"%", b"%25").replace(b"}", b"%7D")
+
+
+@attrs.frozen
+class ClusterKeyLayout:
+    """The key families of a store on Redis Cluster (see ``docs/stores.md``)::
+
+    {prefix}{{user}}:cred:{credential id}   hash: the credential's fields
+    {prefix}{{user}}:creds                  sorted set: the user's credential ids
+    {prefix}{{user}}:seq                    counter: insertion order of the user's credentials
+    {prefix}{{user}}:fail                   hash: count, last_failure_at (TTL)
+    {prefix}{{user}}:rc                     hash: record id -> "position:tag:phc"
+    {prefix}{{user}}:rc-used                hash: record id -> used_at
+    {prefix}owner:{credential id}           string: the user id owning the credential
+    {prefix}oob:{challenge id}              hash: the challenge's fields (TTL)
+    {prefix}send:{window}:{key}             counter: codes sent in one window (TTL)
+
+    ``{{user}}`` is the user id in a hash tag (``%`` and ``}`` escaped as ``%25`` and
+    ``%7D``), so every key of one user is in one hash slot and every script touches one
+    slot. The owner pointer, the challenge and the send counter are single keys, each
+    read or written alone. The prefix may not hold ``{`` or ``}``.
+    """
+
+    prefix: bytes
+    """The prefix of every key (UTF-8)."""
+
+    def user(self, user_id: bytes) -> bytes:
+        """The start of every key of one user: the prefix and the user's hash tag."""
+        return self.prefix + b"{" + _tag(user_id) + b"}:"
+
+    def credential_prefix(self, user_id: bytes) -> bytes:
+        """The start of the user's credential keys (scripts append ids from the index)."""
+        return self.user(user_id) + b"cred:"
+
+    def credential(self, user_id: bytes, credential_id: bytes) -> bytes:
+        """The hash of one credential of the user."""
+        return self.credential_prefix(user_id) + credential_id
+
+    def index(self, user_id: bytes) -> bytes:
+        """The sorted set of the user's credential ids."""
+        return self.user(user_id) + b"creds"
+
+    def sequence(self, user_id: bytes) -> bytes:
+        """The user's insertion counter."""
+        return self.user(user_id) + b"seq"
+
+    def failures(self, user_id: bytes) -> bytes:
+        """The user's failure counter hash."""
+        return self.user(user_id) + b"fail"
+
+    def recovery(self, user_id: bytes) -> tuple[bytes, bytes]:
+        """The user's codes hash and used-codes hash."""
+        head = self.user(user_id)
+        return head + b"rc", head + b"rc-used"
+
+    def owner(self, credential_id: bytes) -> bytes:
+        """The pointer from a credential id to its user (for the calls that name only the
+        credential)."""
+        return self.prefix + b"owner:" + credential_id
+
+
 # -- the protocol ----------------------------------------------------------------------
 
 
 def _evalsha(
-    operation: str, keys: Sequence[bytes], args: Sequence[bytes], decode: Callable[[Any], _T]
+    operation: str,
+    keys: Sequence[bytes],
+    args: Sequence[bytes],
+    decode: Callable[[Any], _T],
+    script_name: str | None = None,
 ) -> Call[_T]:
-    script = SCRIPTS[operation]
+    script = SCRIPTS[operation if script_name is None else script_name]
     command = (b"EVALSHA", script.sha, b"%d" % len(keys), *keys, *args)
     return Call(operation=operation, command=command, script=script, decode=decode)
 
@@ -897,13 +1099,22 @@ def _plain(operation: str, command: tuple[bytes, ...], decode: Callable[[Any], _
 class RedisProtocol:
     """Builds the :class:`Call` of every store operation for one configuration.
 
-    ``prefix``, ``pending_grace``, ``failure_ttl`` (``None``: for ever) and
-    ``challenge_grace`` are :class:`~mfa_core.stores.RedisStore`'s arguments, checked here
-    (:class:`~mfa_core.errors.InvalidParameter`). Each builder checks the operation's
-    arguments before building anything, as every store does before any I/O.
+    ``prefix``, ``pending_grace``, ``failure_ttl`` (``None``: for ever),
+    ``challenge_grace``, ``min_replicas_ack`` and ``replica_ack_timeout`` are
+    :class:`~mfa_core.stores.RedisStore`'s arguments, checked here
+    (:class:`~mfa_core.errors.InvalidParameter`). ``cluster`` selects the Redis Cluster key
+    layout (:class:`ClusterKeyLayout`). Each builder checks the operation's arguments before
+    building anything, as every store does before any I/O.
     """
 
-    __slots__ = ("_challenge_grace", "_failure_ttl_ms", "_pending_grace", "keys")
+    __slots__ = (
+        "_challenge_grace",
+        "_failure_ttl_ms",
+        "_pending_grace",
+        "_wait",
+        "cluster_keys",
+        "keys",
+    )
 
     def __init__(
         self,
@@ -912,6 +1123,9 @@ class RedisProtocol:
         pending_grace: float = DEFAULT_PENDING_GRACE,
         failure_ttl: float | None = DEFAULT_FAILURE_TTL,
         challenge_grace: float = DEFAULT_CHALLENGE_GRACE,
+        cluster: bool = False,
+        min_replicas_ack: int = 0,
+        replica_ack_timeout: float = DEFAULT_REPLICA_ACK_TIMEOUT,
     ) -> None:
         if type(prefix) is not str or len(prefix) > _MAX_PREFIX:
             raise InvalidParameter(f"prefix must be a string of at most {_MAX_PREFIX} characters")
@@ -920,6 +1134,12 @@ class RedisProtocol:
         except UnicodeEncodeError:
             raise InvalidParameter("prefix must be valid Unicode text") from None
         self.keys: KeyLayout = KeyLayout(raw)
+        self.cluster_keys: ClusterKeyLayout | None = None
+        if cluster:
+            if b"{" in raw or b"}" in raw:
+                raise InvalidParameter("on Redis Cluster the prefix may not hold '{' or '}'")
+            self.cluster_keys = ClusterKeyLayout(raw)
+        self._wait = _wait_command(min_replicas_ack, replica_ack_timeout)
         self._pending_grace = _seconds(pending_grace, "pending_grace")
         self._challenge_grace = _seconds(challenge_grace, "challenge_grace")
         self._failure_ttl_ms = (
@@ -958,9 +1178,35 @@ class RedisProtocol:
         at = check_time(now)
         return [_number(at), *_limits(limits), self._failure_ttl_ms]
 
+    # -- keys of one user, in either layout ------------------------------------------------
+
+    def _index(self, user_id: str) -> bytes:
+        ck = self.cluster_keys
+        return self.keys.index(user_id) if ck is None else ck.index(_text(user_id))
+
+    def _credential_prefix(self, user_id: str) -> bytes:
+        ck = self.cluster_keys
+        return self.keys.credential_prefix() if ck is None else ck.credential_prefix(_text(user_id))
+
+    def _failures(self, user_id: str) -> bytes:
+        ck = self.cluster_keys
+        return self.keys.failures(user_id) if ck is None else ck.failures(_text(user_id))
+
+    def _recovery(self, user_id: str) -> tuple[bytes, bytes]:
+        ck = self.cluster_keys
+        return self.keys.recovery(user_id) if ck is None else ck.recovery(_text(user_id))
+
+    def _acked(self, call: Call[_T]) -> Call[_T]:
+        """``call`` with the ``WAIT`` of ``min_replicas_ack`` (when one was asked for)."""
+        return call if self._wait is None else attrs.evolve(call, wait=self._wait)
+
+    @staticmethod
+    def _owner(ck: ClusterKeyLayout, operation: str, credential_id: str) -> Call[bytes | None]:
+        return _plain(operation, (b"GET", ck.owner(_text(credential_id))), decode_owner)
+
     # -- CredentialStore -----------------------------------------------------------------
 
-    def add(self, credential: Credential) -> Call[None]:
+    def add(self, credential: Credential) -> Operation[None]:
         """``add``: one script (refuses an existing id)."""
         check_credential(credential)
         pairs, _ = _credential_fields(credential)
@@ -974,11 +1220,6 @@ class RedisProtocol:
             b"version",
             b"%d" % credential.version,
         ]
-        keys = (
-            self.keys.credential(credential.id),
-            self.keys.index(credential.user_id),
-            self.keys.sequence(),
-        )
         args = (
             _text(credential.id),
             _number(credential.created_at),
@@ -986,28 +1227,80 @@ class RedisProtocol:
             self._grace_ms(),
             *pairs,
         )
-        return _evalsha("add", keys, args, decode_add)
+        ck = self.cluster_keys
+        if ck is None:
+            keys = (
+                self.keys.credential(credential.id),
+                self.keys.index(credential.user_id),
+                self.keys.sequence(),
+            )
+            return _evalsha("add", keys, args, decode_add)
+        user, cid = _text(credential.user_id), _text(credential.id)
+        keys = (ck.credential(user, cid), ck.index(user), ck.sequence(user))
+        # Take the id first (SET NX; GET says who holds it): a pointer left to the same
+        # user by an add that stopped half-way is taken over, any other holder refuses.
+        take = (b"SET", ck.owner(cid), user, b"NX", b"GET")
+        return self._cluster_add(_plain("add", take, decode_owner), user, keys, args)
 
-    def get(self, credential_id: str) -> Call[Credential | None]:
+    @staticmethod
+    def _cluster_add(
+        take: Call[bytes | None], user: bytes, keys: tuple[bytes, ...], args: tuple[bytes, ...]
+    ) -> Plan[None]:
+        holder = yield take
+        if holder is not None and holder != user:
+            raise StoreError("a credential with this id already exists")
+        yield _evalsha("add", keys, args, decode_add)
+
+    def get(self, credential_id: str) -> Operation[Credential | None]:
         """``get``: one ``HGETALL``."""
         check_id(credential_id, "credential_id")
-        return _plain("get", (b"HGETALL", self.keys.credential(credential_id)), decode_get)
+        if self.cluster_keys is None:
+            return _plain("get", (b"HGETALL", self.keys.credential(credential_id)), decode_get)
+        return self._cluster_get(self.cluster_keys, credential_id)
+
+    def _cluster_get(self, ck: ClusterKeyLayout, credential_id: str) -> Plan[Credential | None]:
+        owner = yield self._owner(ck, "get", credential_id)
+        if owner is None:
+            return None
+        key = ck.credential(owner, _text(credential_id))
+        credential: Credential | None = yield _plain("get", (b"HGETALL", key), decode_get)
+        return credential
 
     def list_for_user(self, user_id: str) -> Call[list[Credential]]:
         """``list_for_user``: one script (drops index entries of vanished credentials)."""
         check_id(user_id, "user_id")
         return _evalsha(
             "list_for_user",
-            (self.keys.index(user_id),),
-            (self.keys.credential_prefix(),),
+            (self._index(user_id),),
+            (self._credential_prefix(user_id),),
             decode_list_for_user,
         )
 
-    def update(self, credential: Credential, *, expected_version: int) -> Call[bool]:
+    def update(self, credential: Credential, *, expected_version: int) -> Operation[bool]:
         """``update``: one compare-and-set script on ``version``."""
         check_credential(credential)
         check_version(expected_version)
         pairs, absent = _credential_fields(credential)
+        ck = self.cluster_keys
+        if ck is not None:
+            user = _text(credential.user_id)
+            return self._cluster_update(
+                ck,
+                credential.id,
+                (ck.credential(user, _text(credential.id)), ck.index(user)),
+                (
+                    b"%d" % expected_version,
+                    b"%d" % (expected_version + 1),
+                    _text(credential.id),
+                    _number(credential.created_at),
+                    self._expire_at_ms(credential),
+                    self._grace_ms(),
+                    b"%d" % len(absent),
+                    *absent,
+                    *pairs,
+                ),
+                user,
+            )
         args = (
             b"%d" % expected_version,
             b"%d" % (expected_version + 1),
@@ -1023,27 +1316,70 @@ class RedisProtocol:
         keys = (self.keys.credential(credential.id), self.keys.index(credential.user_id))
         return _evalsha("update", keys, args, decode_update)
 
-    def claim(self, credential_id: str, value: int, *, drift: int) -> Call[bool]:
+    def _cluster_update(
+        self,
+        ck: ClusterKeyLayout,
+        credential_id: str,
+        keys: tuple[bytes, ...],
+        args: tuple[bytes, ...],
+        user: bytes,
+    ) -> Plan[bool]:
+        outcome: int = yield _evalsha("update", keys, args, decode_in_slot, "update_in_slot")
+        if outcome != _ABSENT:
+            return outcome == 1
+        # Not in this user's slot: unknown, or (refused) a move to another user.
+        owner = yield self._owner(ck, "update", credential_id)
+        if owner is not None and owner != user:
+            raise InvalidParameter(
+                "on Redis Cluster a credential cannot move to another user (its keys live in "
+                "its user's hash slot)"
+            )
+        return False
+
+    def claim(self, credential_id: str, value: int, *, drift: int) -> Operation[bool]:
         """``claim``: one script comparing the decimal text of ``last_accepted``."""
         check_id(credential_id, "credential_id")
         check_claim_value(value)
         check_drift(drift)
-        return _evalsha(
-            "claim",
-            (self.keys.credential(credential_id),),
-            (b"%d" % value, b"%d" % drift),
-            decode_claim,
-        )
+        args = (b"%d" % value, b"%d" % drift)
+        if self.cluster_keys is None:
+            key = self.keys.credential(credential_id)
+            return self._acked(_evalsha("claim", (key,), args, decode_claim))
+        return self._cluster_claim(self.cluster_keys, credential_id, args)
 
-    def delete(self, credential_id: str) -> Call[bool]:
+    def _cluster_claim(
+        self, ck: ClusterKeyLayout, credential_id: str, args: tuple[bytes, bytes]
+    ) -> Plan[bool]:
+        owner = yield self._owner(ck, "claim", credential_id)
+        if owner is None:
+            return False
+        key = ck.credential(owner, _text(credential_id))
+        won: bool = yield self._acked(_evalsha("claim", (key,), args, decode_claim))
+        return won
+
+    def delete(self, credential_id: str) -> Operation[bool]:
         """``delete``: one script (the hash and its index entry)."""
         check_id(credential_id, "credential_id")
-        return _evalsha(
-            "delete",
-            (self.keys.credential(credential_id),),
-            (self.keys.index_prefix(), _text(credential_id)),
-            decode_delete,
-        )
+        if self.cluster_keys is None:
+            return _evalsha(
+                "delete",
+                (self.keys.credential(credential_id),),
+                (self.keys.index_prefix(), _text(credential_id)),
+                decode_delete,
+            )
+        return self._cluster_delete(self.cluster_keys, credential_id)
+
+    def _cluster_delete(self, ck: ClusterKeyLayout, credential_id: str) -> Plan[bool]:
+        cid = _text(credential_id)
+        owner = yield self._owner(ck, "delete", credential_id)
+        if owner is None:
+            return False
+        keys = (ck.credential(owner, cid), ck.index(owner))
+        existed = yield _evalsha("delete", keys, (cid,), decode_deleted, "delete_in_slot")
+        # The pointer goes last: a delete stopped half-way leaves a pointer to nothing
+        # (get() answers None; an add() of the same id for the same user takes it over).
+        yield _plain("delete", (b"DEL", ck.owner(cid)), decode_deleted)
+        return bool(existed)
 
     # -- FailureCounter ------------------------------------------------------------------
 
@@ -1051,18 +1387,19 @@ class RedisProtocol:
         """``admit_attempt``: one script applying :func:`mfa_core.throttle.admit`."""
         check_id(user_id, "user_id")
         args = self._admit_args(now, limits)
-        return _evalsha("admit_attempt", (self.keys.failures(user_id),), args, decode_admit_attempt)
+        call = _evalsha("admit_attempt", (self._failures(user_id),), args, decode_admit_attempt)
+        return self._acked(call)
 
     def get_failures(self, user_id: str) -> Call[FailureState]:
         """``get_failures``: one ``HMGET``."""
         check_id(user_id, "user_id")
-        command = (b"HMGET", self.keys.failures(user_id), b"count", b"last_failure_at")
+        command = (b"HMGET", self._failures(user_id), b"count", b"last_failure_at")
         return _plain("get_failures", command, decode_get_failures)
 
     def reset(self, user_id: str) -> Call[None]:
         """``reset``: one ``DEL``."""
         check_id(user_id, "user_id")
-        return _plain("reset", (b"DEL", self.keys.failures(user_id)), decode_reset)
+        return _plain("reset", (b"DEL", self._failures(user_id)), decode_reset)
 
     # -- AttemptStore --------------------------------------------------------------------
 
@@ -1071,22 +1408,49 @@ class RedisProtocol:
     ) -> Call[tuple[Admission, list[Credential]]]:
         """``begin_attempt``: one script, the admission then (when admitted) the list."""
         check_id(user_id, "user_id")
-        args = [*self._admit_args(now, limits), self.keys.credential_prefix()]
-        keys = (self.keys.failures(user_id), self.keys.index(user_id))
-        return _evalsha("begin_attempt", keys, args, decode_begin_attempt)
+        args = [*self._admit_args(now, limits), self._credential_prefix(user_id)]
+        keys = (self._failures(user_id), self._index(user_id))
+        return self._acked(_evalsha("begin_attempt", keys, args, decode_begin_attempt))
 
     def claim_and_reset(
         self, credential_id: str, value: int, *, drift: int, user_id: str
-    ) -> Call[bool]:
+    ) -> Operation[bool]:
         """``claim_and_reset``: one script, the claim then (when it won) the reset."""
         check_id(credential_id, "credential_id")
         check_claim_value(value)
         check_drift(drift)
         check_id(user_id, "user_id")
-        keys = (self.keys.credential(credential_id), self.keys.failures(user_id))
-        return _evalsha(
-            "claim_and_reset", keys, (b"%d" % value, b"%d" % drift), decode_claim_and_reset
+        args = (b"%d" % value, b"%d" % drift)
+        ck = self.cluster_keys
+        if ck is None:
+            keys = (self.keys.credential(credential_id), self.keys.failures(user_id))
+            call = _evalsha("claim_and_reset", keys, args, decode_claim_and_reset)
+            return self._acked(call)
+        return self._cluster_claim_and_reset(ck, credential_id, user_id, args)
+
+    def _cluster_claim_and_reset(
+        self, ck: ClusterKeyLayout, credential_id: str, user_id: str, args: tuple[bytes, bytes]
+    ) -> Plan[bool]:
+        user, cid = _text(user_id), _text(credential_id)
+        keys = (ck.credential(user, cid), ck.failures(user))
+        outcome: int = yield self._acked(
+            _evalsha("claim_and_reset", keys, args, decode_in_slot, "claim_and_reset_in_slot")
         )
+        if outcome != _ABSENT:
+            return outcome == 1  # the usual case: the named user owns the credential
+        # Another user's credential (never done by the service): the claim in its owner's
+        # slot, then the reset in the named user's slot (a separate step; if it is lost
+        # the failures stay counted, which refuses more, never less).
+        owner = yield self._owner(ck, "claim_and_reset", credential_id)
+        if owner is None or owner == user:
+            return False
+        claim = _evalsha(
+            "claim_and_reset", (ck.credential(owner, cid),), args, decode_claim, "claim"
+        )
+        won: bool = yield self._acked(claim)
+        if won:
+            yield _plain("claim_and_reset", (b"DEL", ck.failures(user)), decode_reset)
+        return won
 
     # -- RecoveryCodeStore ---------------------------------------------------------------
 
@@ -1102,7 +1466,7 @@ class RedisProtocol:
                 used += [_text(record.id), _number(record.used_at)]
         return _evalsha(
             "replace_recovery_codes",
-            self.keys.recovery(user_id),
+            self._recovery(user_id),
             (b"%d" % len(checked), *codes, *used),
             decode_replace_recovery_codes,
         )
@@ -1110,26 +1474,27 @@ class RedisProtocol:
     def recovery_codes(self, user_id: str) -> Call[list[RecoveryRecord]]:
         """``recovery_codes``: one script reading both hashes at one moment."""
         check_id(user_id, "user_id")
-        return _evalsha("recovery_codes", self.keys.recovery(user_id), (), decode_recovery_codes)
+        return _evalsha("recovery_codes", self._recovery(user_id), (), decode_recovery_codes)
 
     def consume_recovery_code(self, user_id: str, record_id: str, now: float) -> Call[int | None]:
         """``consume_recovery_code``: one script (``HSETNX`` of ``used_at``)."""
         check_id(user_id, "user_id")
         check_id(record_id, "record_id")
         at = check_time(now)
-        return _evalsha(
+        call = _evalsha(
             "consume_recovery_code",
-            self.keys.recovery(user_id),
+            self._recovery(user_id),
             (_text(record_id), _number(at)),
             decode_consume_recovery_code,
         )
+        return self._acked(call)
 
     def update_recovery_hash(self, user_id: str, record_id: str, phc: str) -> Call[bool]:
         """``update_recovery_hash``: one script keeping position and tag."""
         check_id(user_id, "user_id")
         check_id(record_id, "record_id")
         check_phc(phc)
-        codes_key, _ = self.keys.recovery(user_id)
+        codes_key, _ = self._recovery(user_id)
         return _evalsha(
             "update_recovery_hash",
             (codes_key,),
@@ -1186,12 +1551,13 @@ class RedisProtocol:
             grace,
             *_challenge_fields(record),
         )
-        return _evalsha(
+        call = _evalsha(
             "update_challenge",
             (self.keys.challenge(record.challenge_id),),
             args,
             decode_update_challenge,
         )
+        return self._acked(call)
 
     def delete_challenge(self, challenge_id: str) -> Call[bool]:
         """``delete_challenge``: one ``DEL``."""

@@ -61,6 +61,7 @@ next call takes a fresh connection from the pool.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Sequence
 from typing import Any, Final, TypeVar
 
@@ -74,14 +75,17 @@ from ._redis_protocol import (
     DEFAULT_FAILURE_TTL,
     DEFAULT_PENDING_GRACE,
     DEFAULT_PREFIX,
+    DEFAULT_REPLICA_ACK_TIMEOUT,
     Call,
+    Operation,
     RedisProtocol,
 )
 
 try:
     import redis
+    import redis.cluster
     from redis.backoff import NoBackoff
-    from redis.exceptions import NoScriptError
+    from redis.exceptions import AskError, MovedError, NoScriptError, ResponseError
     from redis.retry import Retry
 except ImportError:  # pragma: no cover - exercised in a subprocess by the tests
     raise MissingDependency(
@@ -93,6 +97,8 @@ __all__ = [
     "DEFAULT_FAILURE_TTL",
     "DEFAULT_PENDING_GRACE",
     "DEFAULT_PREFIX",
+    "DEFAULT_REPLICA_ACK_TIMEOUT",
+    "DEFAULT_TIMEOUT",
     "MAX_SOCKET_TIMEOUT",
     "RedisStore",
 ]
@@ -103,8 +109,20 @@ _UNAVAILABLE: Final = (
     redis.exceptions.ConnectionError,
     redis.exceptions.TimeoutError,
     redis.exceptions.ReadOnlyError,
+    # Redis Cluster in the middle of a failover (nothing ran; fail closed).
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.SlotNotCoveredError,
     OSError,
 )
+
+DEFAULT_TIMEOUT: Final = 5.0
+"""The default bound (seconds) of every store call: connecting, sending and waiting for
+the reply each get at most what is left of it, so a server that stops answering fails the
+call closed (:class:`~mfa_core.errors.StoreUnavailable`) instead of hanging it."""
+
+# Redirections followed within one call (MOVED/ASK mean that nothing ran).
+_MAX_REDIRECTS: Final = 5
 
 MAX_SOCKET_TIMEOUT: Final = 3600.0
 """The largest ``socket_timeout`` ``from_url`` accepts (an hour), for the blocking and the
@@ -134,45 +152,189 @@ def _store_error(call: Call[Any], exc: BaseException) -> StoreError:
     return StoreError(f"the Redis store failed: {call.operation} failed ({type(exc).__name__})")
 
 
+def _left(deadline: float) -> float:
+    """Seconds left until ``deadline`` (a wait of zero would be a non-blocking poll)."""
+    return max(deadline - time.monotonic(), 0.001)
+
+
+def _bounded_pool(pool: Any, timeout: float) -> Any:
+    """A pool like the host's ``pool`` whose connections are bounded by ``timeout`` and
+    never retried; the host's own pool for a pool class this store cannot copy (Sentinel,
+    a custom class), whose timeouts then bound only connecting."""
+    if type(pool) not in (redis.ConnectionPool, redis.BlockingConnectionPool):
+        return pool
+    kwargs = dict(pool.connection_kwargs)
+    own = kwargs.get("socket_timeout")
+    kwargs["socket_timeout"] = timeout if own is None else min(own, timeout)
+    own = kwargs.get("socket_connect_timeout")
+    kwargs["socket_connect_timeout"] = timeout if own is None else min(own, timeout)
+    kwargs["retry"] = Retry(NoBackoff(), 0)
+    if type(pool) is redis.BlockingConnectionPool:
+        kwargs["timeout"] = timeout if pool.timeout is None else min(pool.timeout, timeout)
+    return type(pool)(
+        connection_class=pool.connection_class, max_connections=pool.max_connections, **kwargs
+    )
+
+
+_NOSCRIPT: Final = object()
+
+
+def _read(connection: Any, deadline: float) -> Any:
+    """One reply, waiting at most until ``deadline``; an error reply is returned (so that a
+    pipelined exchange stays in step), not raised."""
+    try:
+        return connection.read_response(disable_decoding=True, timeout=_left(deadline))
+    except ResponseError as exc:
+        return exc
+
+
+def _pipeline(call: Call[Any], command: tuple[bytes, ...], asking: bool) -> list[tuple[bytes, ...]]:
+    """The commands of one write: ``command``, after ``ASKING`` when redirected by ASK, and
+    followed by ``call.wait`` when the write must be acknowledged by replicas."""
+    commands = [command]
+    if asking:
+        commands.insert(0, (b"ASKING",))
+    if call.wait is not None:
+        commands.append(call.wait)
+    return commands
+
+
+def _interpret(call: Call[Any], replies: list[Any], asking: bool) -> Any:
+    """The main reply among the replies of :func:`_pipeline`'s commands (error replies
+    raised), after checking the replicas' acknowledgement; :data:`_NOSCRIPT` when the
+    server did not know the script (then nothing ran, and WAIT had nothing to wait for)."""
+    if asking and isinstance(replies[0], BaseException):
+        raise replies[0]
+    reply = replies[1] if asking else replies[0]
+    if isinstance(reply, NoScriptError) and call.script is not None:
+        return _NOSCRIPT
+    if isinstance(reply, BaseException):
+        raise reply
+    if call.wait is not None:
+        acks = replies[-1]
+        if isinstance(acks, BaseException):
+            raise acks
+        call.check_acknowledged(acks)
+    return reply
+
+
+def _send_once(
+    connection: Any, call: Call[Any], command: tuple[bytes, ...], deadline: float, asking: bool
+) -> Any:
+    """Send ``command`` (see :func:`_pipeline`) in one write, read every reply and
+    :func:`_interpret` them."""
+    commands = _pipeline(call, command, asking)
+    if len(commands) == 1:
+        connection.send_command(*command)
+    else:
+        connection.send_packed_command(connection.pack_commands(commands))
+    return _interpret(call, [_read(connection, deadline) for _ in commands], asking)
+
+
+def _exchange(connection: Any, call: Call[Any], deadline: float, asking: bool = False) -> Any:
+    """``call`` on ``connection``: its command, then (after NOSCRIPT, when nothing ran) the
+    same script as ``EVAL``; nothing else is ever resent."""
+    reply = _send_once(connection, call, call.command, deadline, asking)
+    if reply is _NOSCRIPT:
+        fallback = call.fallback()
+        if fallback is None:  # pragma: no cover - a plain command never answers NOSCRIPT
+            raise StoreError(f"the Redis store failed: {call.operation} failed")
+        reply = _send_once(connection, call, fallback, deadline, asking)
+        if reply is _NOSCRIPT:
+            raise NoScriptError("NOSCRIPT after EVAL")
+    return reply
+
+
+def _on_pool(pool: Any, call: Call[Any], deadline: float, asking: bool = False) -> Any:
+    """One exchange on a connection of ``pool``: a connection problem drops the connection
+    (the pool reconnects next time), anything else hands it back in step."""
+    connection: Any = pool.get_connection()
+    try:
+        return _exchange(connection, call, deadline, asking)
+    except _UNAVAILABLE:
+        connection.disconnect()
+        raise
+    finally:
+        pool.release(connection)
+
+
 class RedisStore:
     """A :class:`~mfa_core.ports.CredentialStore`, :class:`~mfa_core.ports.FailureCounter`
     (with :class:`~mfa_core.ports.AttemptStore`'s fused operations),
     :class:`~mfa_core.ports.RecoveryCodeStore` and :class:`~mfa_core.ports.OOBChallengeStore`
-    on a Redis server, shared by any number of worker processes.
+    on a Redis server or a Redis Cluster, shared by any number of worker processes.
 
-    ``client`` is the host's ``redis.Redis`` (its connection pool is used; its retry
-    settings are not, since this store never repeats a command). ``prefix`` starts every
-    key (one per application sharing a server). ``pending_grace`` is how long a PENDING
-    credential outlives its ``pending_until`` deadline; ``failure_ttl`` is how long a
-    failure counter outlives its latest counted attempt (``None``: for ever). Keep
-    ``failure_ttl`` well above the throttle's ``lockout``, and use ``None`` when locks last
-    until an administrator unlocks (``ThrottleConfig(lockout=None)``). ``challenge_grace``
-    is how long an out-of-band challenge outlives the expiry of its code.
+    ``client`` is the host's ``redis.Redis`` or ``redis.cluster.RedisCluster``. For a
+    ``redis.Redis`` with an ordinary pool the store keeps a pool of its own with the same
+    connection settings, except that every wait on a socket is bounded by ``timeout`` and
+    connecting is never retried (a pool it cannot copy, such as Sentinel's, is used as it
+    is). ``prefix`` starts every key (one per application sharing a server; on a cluster it
+    may not hold ``{`` or ``}``). ``pending_grace`` is how long a PENDING credential
+    outlives its ``pending_until`` deadline; ``failure_ttl`` is how long a failure counter
+    outlives its latest counted attempt (``None``: for ever). Keep ``failure_ttl`` well
+    above the throttle's ``lockout``, and use ``None`` when locks last until an
+    administrator unlocks (``ThrottleConfig(lockout=None)``). ``challenge_grace`` is how
+    long an out-of-band challenge outlives the expiry of its code.
 
-    Redis Cluster is not supported (the scripts touch several keys of one user).
+    ``timeout`` (seconds, default :data:`DEFAULT_TIMEOUT`) bounds every call: a server that
+    stops answering fails it with :class:`~mfa_core.errors.StoreUnavailable` after about
+    that long. ``min_replicas_ack`` > 0 makes every write that decides an attempt (a claim,
+    a consumed recovery code or challenge, a counted failure) wait, in the same exchange,
+    until that many replicas acknowledged it (``WAIT``, at most ``replica_ack_timeout``
+    seconds); fewer acknowledgements fail the call closed with ``StoreUnavailable`` (see
+    ``docs/stores.md``: the write may have applied on the primary, and the attempt is
+    refused).
+
+    On Redis Cluster the keys of one user share a hash slot (``docs/stores.md``, the
+    cluster key layout); a credential cannot move to another user there.
     """
 
-    __slots__ = ("_client", "_owns_client", "_protocol")
+    __slots__ = (
+        "_client",
+        "_cluster",
+        "_owns_client",
+        "_pool",
+        "_pools",
+        "_protocol",
+        "_suspects",
+        "_timeout",
+    )
 
     def __init__(
         self,
-        client: redis.Redis,
+        client: redis.Redis | redis.cluster.RedisCluster,
         *,
         prefix: str = DEFAULT_PREFIX,
         pending_grace: float = DEFAULT_PENDING_GRACE,
         failure_ttl: float | None = DEFAULT_FAILURE_TTL,
         challenge_grace: float = DEFAULT_CHALLENGE_GRACE,
+        timeout: float = DEFAULT_TIMEOUT,
+        min_replicas_ack: int = 0,
+        replica_ack_timeout: float = DEFAULT_REPLICA_ACK_TIMEOUT,
     ) -> None:
-        if not isinstance(client, redis.Redis):
-            raise InvalidParameter("client must be a redis.Redis client (not a cluster client)")
+        cluster = isinstance(client, redis.cluster.RedisCluster)
+        if not cluster and not isinstance(client, redis.Redis):
+            raise InvalidParameter("client must be a redis.Redis or redis.cluster.RedisCluster")
+        bound = _socket_timeout(timeout)
+        if bound is None:
+            raise InvalidParameter("timeout must be a number of seconds from 0 to 3600")
         self._protocol = RedisProtocol(
             prefix=prefix,
             pending_grace=pending_grace,
             failure_ttl=failure_ttl,
             challenge_grace=challenge_grace,
+            cluster=cluster,
+            min_replicas_ack=min_replicas_ack,
+            replica_ack_timeout=replica_ack_timeout,
         )
+        self._timeout = bound
         self._client = client
         self._owns_client = False
+        self._cluster: Any = client if cluster else None
+        host_pool: Any = getattr(client, "connection_pool", None)
+        self._pool: Any = None if cluster else _bounded_pool(host_pool, bound)
+        self._pools: dict[str, Any] = {}  # cluster: node name -> bounded pool
+        self._suspects: set[str] = set()  # cluster: nodes whose last exchange failed
 
     @classmethod
     def from_url(
@@ -184,13 +346,15 @@ class RedisStore:
         failure_ttl: float | None = DEFAULT_FAILURE_TTL,
         challenge_grace: float = DEFAULT_CHALLENGE_GRACE,
         socket_timeout: float | None = 5.0,
+        min_replicas_ack: int = 0,
+        replica_ack_timeout: float = DEFAULT_REPLICA_ACK_TIMEOUT,
     ) -> RedisStore:
         """Make a store with its own client for ``url`` (``redis://host:port/db``,
         ``rediss://...``, ``unix://...``); :meth:`close` closes that client.
 
-        ``socket_timeout`` bounds every command and connection attempt, and a failed
-        connection attempt is repeated only once, so an unreachable server makes calls fail
-        (closed) within about two timeouts instead of hanging.
+        ``socket_timeout`` is the store's ``timeout`` (``None``: :data:`DEFAULT_TIMEOUT`):
+        it bounds every command and connection attempt, so an unreachable server makes
+        calls fail (closed) instead of hanging.
         """
         if type(url) is not str:
             raise InvalidParameter("url must be a string")
@@ -200,9 +364,7 @@ class RedisStore:
                 url,
                 socket_timeout=socket_timeout,
                 socket_connect_timeout=socket_timeout,
-                # Connecting is retried once at once (commands are never retried here):
-                # a server that is down fails the call quickly, closed.
-                retry=Retry(NoBackoff(), 1),
+                retry=Retry(NoBackoff(), 0),
             )
         except ValueError as exc:
             raise InvalidParameter("url is not a valid Redis URL") from exc
@@ -212,6 +374,9 @@ class RedisStore:
             pending_grace=pending_grace,
             failure_ttl=failure_ttl,
             challenge_grace=challenge_grace,
+            timeout=DEFAULT_TIMEOUT if socket_timeout is None else socket_timeout,
+            min_replicas_ack=min_replicas_ack,
+            replica_ack_timeout=replica_ack_timeout,
         )
         store._owns_client = True
         return store
@@ -231,41 +396,90 @@ class RedisStore:
         return self._protocol.prefix
 
     def close(self) -> None:
-        """Close the client if :meth:`from_url` made it; a client passed in is the host's."""
+        """Close the connections of this store's own pools, and the client if
+        :meth:`from_url` made it (a client passed in is the host's)."""
+        pools = list(self._pools.values())
+        self._pools.clear()
+        if self._pool is not None and self._pool is not getattr(
+            self._client, "connection_pool", None
+        ):
+            pools.append(self._pool)
+        for pool in pools:
+            pool.disconnect()
         if self._owns_client:
             self._client.close()
 
     # -- the wire ------------------------------------------------------------------------
 
-    def _call(self, call: Call[_T]) -> _T:
-        """Send ``call``'s command on one pooled connection and decode its reply.
-
-        If the server answers NOSCRIPT (it does not know the script's SHA, so nothing ran),
-        the same script is sent as ``EVAL`` on the same connection. Exactly one attempt:
-        connection errors raise StoreUnavailable (and the connection is dropped, so the
-        pool reconnects next time), other Redis errors StoreError.
-        """
-        pool = self._client.connection_pool
+    def _call(self, operation: Operation[_T]) -> _T:
+        """Run ``operation``: its one :class:`Call`, or each call of its plan in turn."""
+        if isinstance(operation, Call):
+            return self._send(operation)
         try:
-            connection: Any = pool.get_connection()
-            try:
-                connection.send_command(*call.command)
-                try:
-                    reply = connection.read_response(disable_decoding=True)
-                except NoScriptError:
-                    fallback = call.fallback()
-                    if fallback is None:
-                        raise
-                    connection.send_command(*fallback)
-                    reply = connection.read_response(disable_decoding=True)
-            except _UNAVAILABLE:
-                connection.disconnect()
-                raise
-            finally:
-                pool.release(connection)
+            call = next(operation)
+            while True:
+                call = operation.send(self._send(call))
+        except StopIteration as done:
+            result: _T = done.value
+            return result
+
+    def _send(self, call: Call[_T]) -> _T:
+        """Send ``call``'s command once (EVAL after NOSCRIPT on the same connection; with
+        its WAIT in the same write) within the store's bound, and decode its reply.
+
+        Connection errors and timeouts raise StoreUnavailable (the connection is dropped,
+        so the pool reconnects next time), other Redis errors StoreError.
+        """
+        deadline = time.monotonic() + self._timeout
+        try:
+            if self._cluster is None:
+                reply = _on_pool(self._pool, call, deadline)
+            else:
+                reply = self._on_cluster(call, deadline)
         except (*_UNAVAILABLE, redis.exceptions.RedisError) as exc:
             raise _store_error(call, exc) from exc
         return call.decode(reply)
+
+    def _node_pool(self, node: Any) -> Any:
+        pool = self._pools.get(node.name)
+        if pool is None:
+            host_pool = self._cluster.get_redis_connection(node).connection_pool
+            pool = self._pools[node.name] = _bounded_pool(host_pool, self._timeout)
+        return pool
+
+    def _on_cluster(self, call: Call[Any], deadline: float) -> Any:
+        """Route ``call`` to the primary of its slot and follow MOVED / ASK (which mean
+        that nothing ran). The topology is learnt from redirections: after a node failed,
+        its slots are first asked of another primary, which redirects to the slot's
+        current owner (a promoted replica after a failover)."""
+        client = self._cluster
+        manager = client.nodes_manager
+        slot = client.keyslot(call.slot_key)
+        node = manager.get_node_from_slot(slot)
+        if node.name in self._suspects:
+            others = [n for n in client.get_primaries() if n.name not in self._suspects]
+            if others:
+                node = others[slot % len(others)]
+        asking = False
+        for _ in range(_MAX_REDIRECTS):
+            try:
+                reply = _on_pool(self._node_pool(node), call, deadline, asking)
+            except MovedError as moved:
+                manager.move_slot(moved)
+                node, asking = manager.get_node_from_slot(slot), False
+                continue
+            except AskError as ask:
+                target = manager.get_node(host=ask.host, port=ask.port)
+                if target is None:
+                    raise redis.exceptions.TryAgainError() from None
+                node, asking = target, True
+                continue
+            except _UNAVAILABLE:
+                self._suspects.add(node.name)
+                raise
+            self._suspects.discard(node.name)
+            return reply
+        raise redis.exceptions.TryAgainError()
 
     # -- CredentialStore -----------------------------------------------------------------
 
