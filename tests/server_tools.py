@@ -172,3 +172,163 @@ def drop_postgres_schema(url: str, schema: str) -> None:
             connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
     finally:
         admin.dispose()
+
+
+# -- private Redis clusters ------------------------------------------------------------------
+
+
+def _free_cluster_port() -> int:
+    """A free port whose cluster bus port (port + 10000) is free too."""
+    for _ in range(100):
+        port = _free_port()
+        if port + 10000 > 65535:
+            continue
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port + 10000))
+            except OSError:
+                continue
+        return port
+    raise RuntimeError("no free pair of ports for a cluster node")
+
+
+class PrivateRedisCluster:
+    """A Redis Cluster of this test session alone: ``masters`` primaries (each with
+    ``replicas`` replicas) on free loopback ports, made with ``redis-cli --cluster create``.
+    A short ``cluster-node-timeout`` makes a killed primary fail over within seconds.
+    Nodes are stopped by PID."""
+
+    def __init__(
+        self, directory: Path, masters: int = 3, replicas: int = 0, node_timeout_ms: int = 1000
+    ) -> None:
+        server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+        if server is None or cli is None:
+            unavailable("redis-server / redis-cli are not installed, so no cluster can be made")
+        self.server: str = server
+        self.cli: str = cli
+        self.directory = directory
+        self.replicas = replicas
+        self.node_timeout_ms = node_timeout_ms
+        self.ports = [_free_cluster_port() for _ in range(masters * (1 + replicas))]
+        self.processes: dict[int, subprocess.Popen[bytes]] = {}
+
+    def _start_node(self, port: int) -> None:
+        home = self.directory / str(port)
+        home.mkdir(parents=True, exist_ok=True)
+        self.processes[port] = subprocess.Popen(
+            [
+                self.server,
+                "--port", str(port),
+                "--bind", "127.0.0.1",
+                "--dir", str(home),
+                "--cluster-enabled", "yes",
+                "--cluster-config-file", "nodes.conf",
+                "--cluster-node-timeout", str(self.node_timeout_ms),
+                "--cluster-replica-validity-factor", "0",
+                "--save", "",
+                "--appendonly", "no",
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+
+    def start(self) -> None:
+        """Start every node, join them into a cluster and wait until it serves all slots
+        (and every replica is in sync)."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start(self) -> None:
+        for port in self.ports:
+            self._start_node(port)
+        for port in self.ports:
+            self._wait(lambda c: c.ping(), port)
+        subprocess.run(
+            [self.cli, "--cluster", "create"]
+            + [f"127.0.0.1:{port}" for port in self.ports]
+            + ["--cluster-replicas", str(self.replicas), "--cluster-yes"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=60,
+        )
+        self.wait_healthy()
+
+    def wait_healthy(self, timeout: float = 30.0) -> None:
+        """Wait until every live node says ``cluster_state:ok`` and every live replica's
+        link to its primary is up."""
+
+        def healthy(client: Any) -> bool:
+            state = client.execute_command("CLUSTER INFO")  # parsed by redis-py into a dict
+            if state.get("cluster_state") not in ("ok", b"ok"):
+                return False
+            info = client.info("replication")
+            return info.get("role") != "slave" or info.get("master_link_status") == "up"
+
+        for port in self.live_ports():
+            self._wait(healthy, port, timeout)
+
+    def _wait(self, check: Any, port: int, timeout: float = 30.0) -> None:
+        client = redis_client(f"redis://127.0.0.1:{port}/0", socket_timeout=1.0)
+        try:
+            deadline = time.monotonic() + timeout
+            while True:
+                try:
+                    if check(client):
+                        return
+                except Exception:
+                    if time.monotonic() > deadline:
+                        raise
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"cluster node {port} did not become ready")
+                time.sleep(0.05)
+        finally:
+            client.close()
+
+    def live_ports(self) -> list[int]:
+        """The ports of the nodes still running."""
+        return [p for p, process in self.processes.items() if process.poll() is None]
+
+    def primary_of(self, key: bytes) -> int:
+        """The port of the live primary serving ``key``'s slot."""
+        for port in self.live_ports():
+            client = redis_client(f"redis://127.0.0.1:{port}/0", socket_timeout=1.0)
+            try:
+                slot = client.execute_command("CLUSTER KEYSLOT", key)
+                for start, end, primary, *_ in client.execute_command("CLUSTER SLOTS"):
+                    if start <= slot <= end:
+                        return int(primary[1])
+            finally:
+                client.close()
+        raise RuntimeError("no live node answered")
+
+    def kill(self, port: int) -> None:
+        """SIGKILL one node (a crash) and wait for it to exit."""
+        process = self.processes[port]
+        if process.poll() is None:
+            process.kill()
+            process.wait(10)
+
+    def stop(self) -> None:
+        """SIGKILL every node this cluster started."""
+        for port in list(self.processes):
+            self.kill(port)
+
+    def client(self, **options: Any) -> Any:
+        """A ``redis.cluster.RedisCluster`` on this cluster."""
+        from redis.cluster import ClusterNode, RedisCluster
+
+        options.setdefault("socket_timeout", 5.0)
+        options.setdefault("socket_connect_timeout", 5.0)
+        nodes = [ClusterNode("127.0.0.1", port) for port in self.live_ports()]
+        return RedisCluster(startup_nodes=nodes, **options)
+
+    def async_client(self, **options: Any) -> Any:
+        """A ``redis.asyncio.cluster.RedisCluster`` on this cluster."""
+        from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+        nodes = [ClusterNode("127.0.0.1", port) for port in self.live_ports()]
+        return RedisCluster(startup_nodes=nodes, **options)

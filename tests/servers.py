@@ -16,6 +16,7 @@ from server_tools import (
     POSTGRES_URL,
     REDIS_URL,
     PrivateRedis,
+    PrivateRedisCluster,
     create_postgres_schema,
     delete_prefix,
     drop_postgres_schema,
@@ -95,3 +96,18 @@ def postgres_schema(postgres_url: str) -> Iterator[str]:
         yield schema
     finally:
         drop_postgres_schema(postgres_url, schema)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateRedisCluster]:
+    """A private Redis Cluster of 3 primaries for the whole session (stopped by PID)."""
+    try:
+        import redis  # noqa: F401
+    except ImportError:
+        unavailable("redis-py is not installed (pip install 'mfa_core[redis]')")
+    cluster = PrivateRedisCluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()

@@ -26,7 +26,8 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 StoreSpec = tuple[str, str, str]
-"""``(backend, url, namespace)``: ``("redis", url, key prefix)``, ``("postgresql", url,
+"""``(backend, url, namespace)``: ``("redis", url, key prefix)``, ``("rediscluster", url of
+one node, key prefix)``, ``("postgresql", url,
 schema)``, ``("sqlite", url, "")`` (:class:`~mfa_core.stores.sql.SQLStore` on SQLite) or
 ``("sqlitestore", path, "")`` (:class:`~mfa_core.stores.SQLiteStore` on a file)."""
 
@@ -44,6 +45,12 @@ def build_store(spec: StoreSpec) -> Any:
         from mfa_core.stores.redis import RedisStore
 
         return RedisStore.from_url(url, prefix=namespace)
+    if backend == "rediscluster":  # url: one node of the cluster
+        from redis.cluster import RedisCluster
+
+        from mfa_core.stores.redis import RedisStore
+
+        return RedisStore(RedisCluster.from_url(url, socket_timeout=10.0), prefix=namespace)
     import sqlalchemy as sa
 
     from mfa_core.stores.sql import SQLStore

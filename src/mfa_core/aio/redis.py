@@ -78,6 +78,7 @@ class AsyncRedisStore:
         "_client",
         "_cluster",
         "_idle",
+        "_node_slots",
         "_owns_client",
         "_protocol",
         "_slots",
@@ -121,6 +122,7 @@ class AsyncRedisStore:
         self._slots: asyncio.Semaphore | None = None  # made on first use, in the loop
         self._timeout: float = bound
         self._suspects: set[str] = set()  # cluster: nodes whose last exchange failed
+        self._node_slots: dict[str, asyncio.Semaphore] = {}  # cluster: made in the loop
 
     @classmethod
     def from_url(
@@ -300,7 +302,15 @@ class AsyncRedisStore:
 
     async def _on_node(self, node: Any, call: Call[Any], asking: bool) -> Any:
         """One exchange on a connection of a cluster node (dropped unless it ended in
-        step)."""
+        step). At most the node's ``max_connections`` calls hold one at a time; the others
+        wait their turn (within the call's bound) instead of failing."""
+        slots = self._node_slots.get(node.name)
+        if slots is None:
+            slots = self._node_slots[node.name] = asyncio.Semaphore(node.max_connections)
+        async with slots:
+            return await self._on_node_connection(node, call, asking)
+
+    async def _on_node_connection(self, node: Any, call: Call[Any], asking: bool) -> Any:
         connection: Any = node.acquire_connection()
         try:
             if not connection.is_connected:
