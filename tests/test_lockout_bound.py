@@ -96,10 +96,17 @@ def _assert_bound(reasons: list[str], unseals: int, count: int) -> None:
     assert count == LIMIT
 
 
+def unique_prefix() -> str:
+    """A fresh key prefix on the private cluster (discarded with it)."""
+    import uuid
+
+    return f"mfa-test:{uuid.uuid4().hex[:12]}:"
+
+
 # -- blocking stores, 32 threads -----------------------------------------------------------------
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis", "postgresql"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "redis-cluster", "postgresql"])
 def blocking_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     if request.param == "memory":
         yield MemoryStore()
@@ -111,6 +118,12 @@ def blocking_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[A
 
         prefix = request.getfixturevalue("redis_prefix")
         store = RedisStore.from_url(request.getfixturevalue("redis_url"), prefix=prefix)
+    elif request.param == "redis-cluster":
+        from mfa_core.stores.redis import RedisStore
+
+        cluster = request.getfixturevalue("redis_cluster")
+        store = RedisStore(cluster.client(), prefix=unique_prefix())
+        store._owns_client = True
     else:
         import sqlalchemy as sa
 
@@ -154,6 +167,12 @@ def _build(spec: tuple[str, str, str]) -> Any:
         from mfa_core.stores.redis import RedisStore
 
         return RedisStore.from_url(where, prefix=namespace)
+    if backend == "redis-cluster":
+        from redis.cluster import RedisCluster
+
+        from mfa_core.stores.redis import RedisStore
+
+        return RedisStore(RedisCluster.from_url(where), prefix=namespace)
     import sqlalchemy as sa
 
     from mfa_core.stores.sql import SQLStore
@@ -176,10 +195,13 @@ def _guesser(spec: tuple[str, str, str], code: str, barrier: Any, pipe: Connecti
         pipe.send(("error", repr(exc), 0))
 
 
-@pytest.fixture(params=["sqlite", "redis", "postgresql"])
+@pytest.fixture(params=["sqlite", "redis", "redis-cluster", "postgresql"])
 def process_spec(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str, str]:
     if request.param == "sqlite":
         return ("sqlite", str(tmp_path / "bound-processes.sqlite3"), "")
+    if request.param == "redis-cluster":
+        cluster = request.getfixturevalue("redis_cluster")
+        return ("redis-cluster", f"redis://127.0.0.1:{cluster.ports[0]}", unique_prefix())
     if request.param == "redis":
         return (
             "redis",
@@ -226,7 +248,7 @@ def test_8_processes_get_exactly_the_limit_of_guesses_evaluated(
 # -- async stores, 500 tasks ---------------------------------------------------------------
 
 
-@pytest.fixture(params=["memory", "sqlite-adapter", "redis", "postgresql"])
+@pytest.fixture(params=["memory", "sqlite-adapter", "redis", "redis-cluster", "postgresql"])
 def async_pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Any, Any]]:
     """(the blocking view used to enrol and read the count, an async context manager that
     opens the async store inside the test's event loop and closes it there)."""
@@ -240,6 +262,27 @@ def async_pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple
             yield sqlite, _opened(lambda: AsyncStoreAdapter(sqlite), None)
         finally:
             sqlite.close()
+        return
+    if request.param == "redis-cluster":
+        from mfa_core.aio.redis import AsyncRedisStore
+        from mfa_core.stores.redis import RedisStore
+
+        cluster = request.getfixturevalue("redis_cluster")
+        prefix = unique_prefix()
+        blocking_cluster = RedisStore(cluster.client(), prefix=prefix)
+        blocking_cluster._owns_client = True
+
+        def open_cluster() -> Any:
+            return AsyncRedisStore(cluster.async_client(), prefix=prefix)
+
+        async def close_cluster(store: Any) -> None:
+            await store.close()
+            await store._client.aclose()
+
+        try:
+            yield blocking_cluster, _opened(open_cluster, close_cluster)
+        finally:
+            blocking_cluster.close()
         return
     if request.param == "redis":
         from mfa_core.aio.redis import AsyncRedisStore
