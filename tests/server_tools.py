@@ -70,7 +70,7 @@ class PrivateRedis:
     restart (append-only file with ``appendfsync always``, so acknowledged writes survive
     a kill)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, *extra_args: str) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             unavailable("redis-server is not installed, so no private server can be started")
@@ -79,6 +79,7 @@ class PrivateRedis:
         self.port = _free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
+        self.extra_args = extra_args
 
     def start(self) -> None:
         """Start the server and wait until it answers PING."""
@@ -97,6 +98,7 @@ class PrivateRedis:
                 "yes",
                 "--appendfsync",
                 "always",
+                *self.extra_args,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -114,6 +116,11 @@ class PrivateRedis:
                     time.sleep(0.05)
         finally:
             client.close()
+
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` (SIGSTOP: freeze, SIGCONT: thaw) to this server's PID."""
+        if self.process is not None and self.process.poll() is None:
+            os.kill(self.process.pid, signum)
 
     def kill(self) -> None:
         """SIGKILL the server (a crash, no shutdown handshake) and wait for it to exit."""
@@ -225,6 +232,7 @@ class PrivateRedisCluster:
                 "--cluster-config-file", "nodes.conf",
                 "--cluster-node-timeout", str(self.node_timeout_ms),
                 "--cluster-replica-validity-factor", "0",
+                "--repl-diskless-sync-delay", "0",
                 "--save", "",
                 "--appendonly", "no",
             ],
@@ -305,12 +313,24 @@ class PrivateRedisCluster:
                 client.close()
         raise RuntimeError("no live node answered")
 
+    def signal(self, port: int, signum: int) -> None:
+        """Send ``signum`` (SIGSTOP / SIGCONT) to one node's PID."""
+        process = self.processes[port]
+        if process.poll() is None:
+            os.kill(process.pid, signum)
+
     def kill(self, port: int) -> None:
         """SIGKILL one node (a crash) and wait for it to exit."""
         process = self.processes[port]
         if process.poll() is None:
             process.kill()
             process.wait(10)
+
+    def restart(self, port: int) -> None:
+        """Start a killed node again (same port and node id: it rejoins the cluster, as a
+        replica when its replica was promoted meanwhile)."""
+        self._start_node(port)
+        self._wait(lambda c: c.ping(), port)
 
     def stop(self) -> None:
         """SIGKILL every node this cluster started."""

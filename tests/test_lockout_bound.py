@@ -264,25 +264,7 @@ def async_pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple
             sqlite.close()
         return
     if request.param == "redis-cluster":
-        from mfa_core.aio.redis import AsyncRedisStore
-        from mfa_core.stores.redis import RedisStore
-
-        cluster = request.getfixturevalue("redis_cluster")
-        prefix = unique_prefix()
-        blocking_cluster = RedisStore(cluster.client(), prefix=prefix)
-        blocking_cluster._owns_client = True
-
-        def open_cluster() -> Any:
-            return AsyncRedisStore(cluster.async_client(), prefix=prefix)
-
-        async def close_cluster(store: Any) -> None:
-            await store.close()
-            await store._client.aclose()
-
-        try:
-            yield blocking_cluster, _opened(open_cluster, close_cluster)
-        finally:
-            blocking_cluster.close()
+        yield from _cluster_pair(request.getfixturevalue("redis_cluster"))
         return
     if request.param == "redis":
         from mfa_core.aio.redis import AsyncRedisStore
@@ -329,6 +311,27 @@ def async_pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple
         yield SQLStore(engine), _opened(open_sql, close_sql)
     finally:
         engine.dispose()
+
+
+def _cluster_pair(cluster: Any) -> Iterator[tuple[Any, Any]]:
+    from mfa_core.aio.redis import AsyncRedisStore
+    from mfa_core.stores.redis import RedisStore
+
+    prefix = unique_prefix()
+    blocking = RedisStore(cluster.client(), prefix=prefix)
+    blocking._owns_client = True
+
+    def open_cluster() -> Any:
+        return AsyncRedisStore(cluster.async_client(), prefix=prefix)
+
+    async def close_cluster(store: Any) -> None:
+        await store.close()
+        await store._client.aclose()
+
+    try:
+        yield blocking, _opened(open_cluster, close_cluster)
+    finally:
+        blocking.close()
 
 
 def _opened(make: Any, close: Any) -> Any:

@@ -223,7 +223,7 @@ class AsyncRedisStore:
         """
         if self._cluster is not None:
             try:
-                async with asyncio.timeout(self._timeout):
+                async with asyncio.timeout(self._timeout + call.wait_seconds):
                     reply = await self._on_cluster(call)
             except (*_UNAVAILABLE, redis.exceptions.RedisError) as exc:
                 raise _store_error(call, exc) from exc
@@ -254,7 +254,7 @@ class AsyncRedisStore:
                 async with asyncio.timeout(self._timeout):
                     connection = await pool.get_connection()
             try:
-                async with asyncio.timeout(self._timeout):
+                async with asyncio.timeout(self._timeout + call.wait_seconds):
                     reply = await self._exchange(connection, call)
             except BaseException as exc:
                 if isinstance(exc, redis.exceptions.ResponseError):

@@ -130,6 +130,12 @@ class Call(Generic[_T]):
     :data:`ACKNOWLEDGED` when the store was made with ``min_replicas_ack``."""
 
     @property
+    def wait_seconds(self) -> float:
+        """How long :attr:`wait` may block the server's reply (0 without it): the store's
+        bound for this call grows by as much."""
+        return 0.0 if self.wait is None else int(self.wait[2]) / 1000
+
+    @property
     def slot_key(self) -> bytes:
         """The key that decides the cluster slot (every key of a call shares its slot)."""
         return self.command[3] if self.script is not None else self.command[1]

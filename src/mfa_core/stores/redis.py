@@ -430,7 +430,7 @@ class RedisStore:
         Connection errors and timeouts raise StoreUnavailable (the connection is dropped,
         so the pool reconnects next time), other Redis errors StoreError.
         """
-        deadline = time.monotonic() + self._timeout
+        deadline = time.monotonic() + self._timeout + call.wait_seconds
         try:
             if self._cluster is None:
                 reply = _on_pool(self._pool, call, deadline)
