@@ -392,6 +392,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--processes", default="1,8", help="client process counts")
     parser.add_argument("--stores", default=",".join(STORES), help="stores to run")
     parser.add_argument("--workloads", default=",".join(WORKLOADS), help="workloads to run")
+    parser.add_argument(
+        "--redis-scaleout",
+        action="store_true",
+        help="also measure Redis Cluster and min_replicas_ack on servers started here",
+    )
     args = parser.parse_args(argv)
     if not 0 < args.seconds <= 30:
         parser.error("--seconds must be in (0, 30]")
@@ -438,7 +443,294 @@ def main(argv: Sequence[str] | None = None) -> int:
             rt = trips[kind, workload]
             rt_cell = "in-process" if rt is None else f"{rt:.2f}"
             print(f"| {kind} | {workload} | " + " | ".join(cells) + f" | {ratio} | {rt_cell} |")
+    if args.redis_scaleout:
+        redis_scaleout(args.seconds, counts)
     return 0
+
+
+# -- Redis scale-out: Redis Cluster and replica acknowledgements (--redis-scaleout) ---------
+#
+# A separate table, on servers this script starts itself in a temporary directory (a
+# 3-primary Redis Cluster; a primary with one replica), stopped by PID at the end:
+#
+# * ``redis-cluster``: RedisStore on redis-py's RedisCluster; ``raw-cluster``: the floor -
+#   redis-py's RedisCluster sending the same scripts by hand (EVALSHA with prebuilt keys,
+#   no validation, no decoding): the same atomic work, nothing of the store around it;
+# * ``redis-primary`` / ``redis-wait1``: RedisStore on the private primary, without and with
+#   ``min_replicas_ack=1`` (every claim and counted failure waits for the replica's WAIT).
+#
+# Workloads: ``claim``, ``verify`` (the whole service verify) and ``store-verify`` (the two
+# store calls of a verify: begin_attempt, then claim_and_reset).
+
+SCALEOUT_WORKLOADS = ("claim", "store-verify", "verify")
+
+
+class RawClusterFloor:
+    """The floor for ``store-verify`` and ``claim`` on the cluster: the store's own scripts
+    sent through redis-py's RedisCluster with keys and constant arguments prebuilt."""
+
+    def __init__(self, client: Any, prefix: str) -> None:
+        from mfa_core.stores._redis_protocol import SCRIPTS
+
+        self.client = client
+        self.store = RedisStore(client, prefix=prefix)  # only to set up rows
+        self.layout = self.store._protocol.cluster_keys
+        for name in ("begin_attempt", "claim_and_reset_in_slot", "claim"):
+            client.script_load(SCRIPTS[name].source)
+        self.scripts = {name: script.sha for name, script in SCRIPTS.items()}
+        self.ttl = b"%d" % (30 * 86400 * 1000)
+
+    def add(self, credential: Credential) -> None:
+        self.store.add(credential)
+
+    def workload(self, workload: str, me: str) -> Callable[[], object]:
+        user = me.encode()
+        cid = f"cred-{me}"
+        self.add(
+            Credential(
+                id=cid,
+                user_id=me,
+                kind=CredentialKind.TOTP,
+                sealed_key=b"\x00" * 48,
+                created_at=T0,
+                status=CredentialState.ACTIVE,
+            )
+        )
+        layout = self.layout
+        assert layout is not None
+        cred, fail, index = (
+            layout.credential(user, cid.encode()),
+            layout.failures(user),
+            layout.index(user),
+        )
+        prefix = layout.credential_prefix(user)
+        run = self.client.execute_command
+        begin, claim_reset = self.scripts["begin_attempt"], self.scripts["claim_and_reset_in_slot"]
+        counter = iter(range(1, 2**62))
+        if workload == "claim":
+            sha = self.scripts["claim"]
+            return lambda: run("EVALSHA", sha, 1, cred, next(counter), 0)
+
+        def store_verify() -> None:
+            n = next(counter)
+            run(
+                "EVALSHA",
+                begin,
+                2,
+                fail,
+                index,
+                repr(T0 + n),
+                100,
+                "0.0",
+                "0.0",
+                "900.0",
+                self.ttl,
+                prefix,
+            )
+            run("EVALSHA", claim_reset, 2, cred, fail, n, 0)
+
+        return store_verify
+
+
+def build_scaleout(spec: Spec) -> Any:
+    """The store (or floor) of a scale-out ``spec``: ``(kind, url, prefix)``."""
+    from redis.cluster import RedisCluster
+
+    kind, where, namespace = spec
+    if kind == "redis-cluster":
+        return RedisStore(RedisCluster.from_url(where, socket_timeout=10), prefix=namespace)
+    if kind == "raw-cluster":
+        return RawClusterFloor(RedisCluster.from_url(where, socket_timeout=10), namespace)
+    if kind == "redis-primary":
+        return RedisStore.from_url(where, prefix=namespace)
+    if kind == "redis-wait1":
+        return RedisStore.from_url(where, prefix=namespace, min_replicas_ack=1)
+    raise ValueError(kind)
+
+
+def prepare_scaleout(store: Any, workload: str, me: str) -> Callable[[], object]:
+    """One call of a scale-out workload (the floor prepares its own)."""
+    if isinstance(store, RawClusterFloor):
+        if workload == "verify":
+            return lambda: None  # no service on the floor: the row shows "-"
+        return store.workload(workload, me)
+    if workload != "store-verify":
+        return prepare(store, workload, me)
+    credential = Credential(
+        id=f"cred-{me}",
+        user_id=me,
+        kind=CredentialKind.TOTP,
+        sealed_key=b"\x00" * 48,
+        created_at=T0,
+        status=CredentialState.ACTIVE,
+    )
+    store.add(credential)
+    counter = iter(range(1, 2**62))
+
+    def store_verify() -> None:
+        n = next(counter)
+        if not store.begin_attempt(me, T0 + n, LIMITS)[0].admitted:
+            raise RuntimeError("an attempt was not admitted")
+        if not store.claim_and_reset(credential.id, n, drift=0, user_id=me):
+            raise RuntimeError("a claim was lost")
+
+    return store_verify
+
+
+def scaleout_worker(
+    spec: Spec, job: tuple[Sequence[str], float, str], barrier: Any, out: Any
+) -> None:
+    """As :func:`worker`, on a scale-out store."""
+    workloads, seconds, me = job
+    try:
+        store = build_scaleout(spec)
+        for workload in workloads:
+            call = prepare_scaleout(store, workload, f"{me}-{workload}")
+            for _ in range(20):
+                call()
+            barrier.wait(120)
+            done, start = 0, time.perf_counter()
+            while time.perf_counter() < start + seconds:
+                for _ in range(10):
+                    call()
+                done += 10
+            out.put(("ok", workload, done / (time.perf_counter() - start)))
+    except BaseException as exc:
+        out.put(("error", repr(exc), 0.0))
+
+
+def scaleout_throughput(spec: Spec, processes: int, seconds: float) -> dict[str, float]:
+    """Operations per second of ``processes`` processes together, per scale-out workload."""
+    context = multiprocessing.get_context("spawn")
+    barrier, out = context.Barrier(processes), context.Queue()
+    tag = uuid.uuid4().hex[:8]
+    job = (SCALEOUT_WORKLOADS, seconds)
+    crew = [
+        context.Process(target=scaleout_worker, args=(spec, (*job, f"s{tag}-{i}"), barrier, out))
+        for i in range(processes)
+    ]
+    for process in crew:
+        process.start()
+    rates = dict.fromkeys(SCALEOUT_WORKLOADS, 0.0)
+    try:
+        for _ in range(processes * len(SCALEOUT_WORKLOADS)):
+            status, detail, rate = out.get(timeout=180)
+            if status != "ok":
+                raise RuntimeError(f"{spec[0]}: {detail}")
+            rates[detail] += rate
+    finally:
+        for process in crew:
+            process.join(30)
+            if process.is_alive():
+                process.terminate()
+    return rates
+
+
+class CountingWrites(redis.Connection):
+    """Counts the writes to the socket: one per round trip (a WAIT pipelined with its
+    command goes in the same write and is not a round trip of its own)."""
+
+    sent = 0
+
+    def send_packed_command(self, command: Any, check_health: bool = True) -> None:
+        CountingWrites.sent += 1
+        super().send_packed_command(command, check_health)
+
+
+def scaleout_round_trips(spec: Spec, workload: str, calls: int = 30) -> float:
+    """Round trips per call (writes to the socket, counted on the connections)."""
+    from redis.cluster import RedisCluster
+
+    CountingConnection = CountingWrites
+
+    kind, where, namespace = spec
+    if kind == "redis-cluster":
+        client = RedisCluster.from_url(where, connection_class=CountingConnection)
+        store: Any = RedisStore(client, prefix=namespace)
+    elif kind == "raw-cluster":
+        store = RawClusterFloor(
+            RedisCluster.from_url(where, connection_class=CountingConnection), namespace
+        )
+    else:
+        client = redis.Redis.from_url(where, connection_class=CountingConnection)
+        store = RedisStore(client, prefix=namespace, min_replicas_ack=int(kind == "redis-wait1"))
+    call = prepare_scaleout(store, workload, f"rt-{uuid.uuid4().hex[:8]}")
+    for _ in range(10):
+        call()
+    CountingConnection.sent = 0
+    for _ in range(calls):
+        call()
+    return CountingConnection.sent / calls
+
+
+def redis_scaleout(seconds: float, counts: Sequence[int]) -> None:
+    """Start the private servers, measure, print the scale-out table, stop the servers."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from server_tools import PrivateRedis, PrivateRedisCluster
+
+    with tempfile.TemporaryDirectory() as directory:
+        root = Path(directory)
+        cluster = PrivateRedisCluster(root / "cluster")
+        (root / "primary").mkdir()
+        (root / "replica").mkdir()
+        primary = PrivateRedis(
+            root / "primary", "--repl-diskless-sync-delay", "0", "--appendonly", "no"
+        )
+        try:
+            cluster.start()
+            primary.start()
+            replica = PrivateRedis(
+                root / "replica",
+                "--replicaof",
+                "127.0.0.1",
+                str(primary.port),
+                "--appendonly",
+                "no",
+            )
+            replica.start()
+            redis.Redis.from_url(primary.url).execute_command("WAIT", 1, 10000)
+            cluster_url = f"redis://127.0.0.1:{cluster.ports[0]}"
+            specs = [
+                ("redis-cluster", cluster_url, "bench-c:"),
+                ("raw-cluster", cluster_url, "bench-r:"),
+                ("redis-primary", primary.url, "bench-p:"),
+                ("redis-wait1", primary.url, "bench-w:"),
+            ]
+            rates: dict[tuple[str, str, int], float] = {}
+            trips: dict[tuple[str, str], float] = {}
+            for spec in specs:
+                for workload in SCALEOUT_WORKLOADS:
+                    trips[spec[0], workload] = scaleout_round_trips(spec, workload)
+                for processes in counts:
+                    for workload, rate in scaleout_throughput(spec, processes, seconds).items():
+                        rates[spec[0], workload, processes] = rate
+        finally:
+            cluster.stop()
+            primary.kill()
+            with contextlib.suppress(NameError):
+                replica.kill()
+    floors = {"redis-cluster": "raw-cluster", "redis-wait1": "redis-primary"}
+    header = "| scale-out store | workload | " + " | ".join(f"{p} proc ops/s" for p in counts)
+    header += " | vs floor (" + ", ".join(f"{p}p" for p in counts) + ") | round trips/call |"
+    print("\nRedis scale-out (private servers started by this script)\n")
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    for kind, *_ in specs:
+        for workload in SCALEOUT_WORKLOADS:
+            if kind == "raw-cluster" and workload == "verify":
+                continue
+            cells = [f"{rates[kind, workload, p]:,.0f}" for p in counts]
+            floor = floors.get(kind)
+            ratio = "-"
+            if floor is not None and not (floor == "raw-cluster" and workload == "verify"):
+                ratio = ", ".join(
+                    f"{rates[kind, workload, p] / rates[floor, workload, p]:.2f}x" for p in counts
+                )
+            print(
+                f"| {kind} | {workload} | "
+                + " | ".join(cells)
+                + f" | {ratio} | {trips[kind, workload]:.2f} |"
+            )
 
 
 if __name__ == "__main__":
