@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mfa_core.errors import InvalidParameter, StoreError
+from mfa_core.errors import InvalidParameter, StoreError, StoreUnavailable
 from mfa_core.models import Admission, Credential, CredentialKind, CredentialState, FailureState
 from mfa_core.oob import OOBChannel, OOBPurpose, OOBRecord
 from mfa_core.stores import _redis_protocol as rp
@@ -285,3 +285,128 @@ def test_challenge_round_trip_and_damage() -> None:
     assert get.decode([]) is None
     with pytest.raises(StoreError):
         get.decode([*fields, b"used", b"2"])
+
+
+# -- the cluster layout and the plans --------------------------------------------------------
+
+_IDS = st.text(st.characters(exclude_categories=("Cs",)), min_size=1, max_size=40)
+
+
+def _keys_of(call: rp.Call[Any]) -> list[bytes]:
+    if call.script is None:
+        return [call.command[1]]
+    return list(call.command[3 : 3 + int(call.command[2])])
+
+
+def _run_plan(operation: Any, replies: list[Any]) -> tuple[list[rp.Call[Any]], Any]:
+    """Drive a plan with the given decoded results; the calls it sent and its result."""
+    if isinstance(operation, rp.Call):
+        return [operation], None
+    sent: list[rp.Call[Any]] = []
+    try:
+        call = next(operation)
+        for reply in replies:
+            sent.append(call)
+            call = operation.send(reply)
+    except StopIteration as done:
+        return sent, done.value
+    raise AssertionError("the plan wanted more calls")
+
+
+@given(user=_IDS, credential_id=_IDS)
+def test_every_cluster_call_of_a_user_touches_one_slot(user: str, credential_id: str) -> None:
+    from redis.crc import key_slot
+
+    protocol = _protocol(cluster=True)
+    credential = _credential(id=credential_id, user_id=user)
+    calls: list[rp.Call[Any]] = [
+        protocol.begin_attempt(user, T0, LIMITS),
+        protocol.admit_attempt(user, T0, LIMITS),
+        protocol.get_failures(user),
+        protocol.reset(user),
+        protocol.list_for_user(user),
+        protocol.recovery_codes(user),
+        protocol.consume_recovery_code(user, "r1", T0),
+    ]
+    sent, _ = _run_plan(protocol.claim_and_reset(credential_id, 5, drift=0, user_id=user), [1])
+    calls += sent
+    sent, _ = _run_plan(protocol.add(credential), [None, None])
+    calls += sent[1:]  # the first takes the owner pointer (its own key)
+    sent, _ = _run_plan(protocol.update(credential, expected_version=0), [1])
+    calls += sent
+    slots = {key_slot(key) for call in calls for key in _keys_of(call)}
+    assert len(slots) == 1
+    layout = protocol.cluster_keys
+    assert layout is not None
+    assert all(key.startswith(layout.user(user.encode())) for c in calls for key in _keys_of(c))
+
+
+@given(first=_IDS, second=_IDS)
+def test_distinct_users_never_share_a_key_head(first: str, second: str) -> None:
+    layout = rp.ClusterKeyLayout(b"p:")
+    if first != second:
+        assert layout.user(first.encode()) != layout.user(second.encode())
+    # the hash tag is never empty and never cut short: it is the escaped id
+    head = layout.user(first.encode())
+    assert head.index(b"}") == len(head) - 2
+
+
+def test_cluster_plans_follow_the_owner_pointer() -> None:
+    protocol = _protocol(cluster=True)
+    sent, result = _run_plan(protocol.get("c1"), [None])
+    assert result is None and [c.command[0] for c in sent] == [b"GET"]
+    stored = _credential()
+    sent, result = _run_plan(protocol.get("c1"), [b"alice", stored])
+    assert result == stored and sent[1].command == (b"HGETALL", b"p:{alice}:cred:c1")
+    sent, result = _run_plan(protocol.claim("c1", 5, drift=0), [b"alice", True])
+    assert result is True and sent[1].command[3] == b"p:{alice}:cred:c1"
+    sent, result = _run_plan(protocol.delete("c1"), [b"alice", True, True])
+    assert result is True and sent[2].command == (b"DEL", b"p:owner:c1")
+    with pytest.raises(StoreError, match="already exists"):
+        _run_plan(protocol.add(_credential()), [b"bob"])
+    with pytest.raises(InvalidParameter, match="another user"):
+        _run_plan(protocol.update(_credential(), expected_version=0), [-1, b"bob"])
+    # claim_and_reset for another user's credential: claim in the owner's slot, then reset
+    sent, result = _run_plan(
+        protocol.claim_and_reset("c1", 5, drift=0, user_id="bob"), [-1, b"alice", True, None]
+    )
+    assert result is True
+    assert sent[2].command[3] == b"p:{alice}:cred:c1"
+    assert sent[3].command == (b"DEL", b"p:{bob}:fail")
+    with pytest.raises(InvalidParameter):
+        rp.RedisProtocol(prefix="{p}:", cluster=True)
+    assert rp.RedisProtocol(prefix="{p}:").keys.prefix == b"{p}:"  # one server: no rule
+
+
+def test_acknowledged_writes_carry_their_wait_and_others_do_not() -> None:
+    protocol = _protocol(min_replicas_ack=2, replica_ack_timeout=0.25)
+    acknowledged = [
+        protocol.claim("c1", 5, drift=0),
+        protocol.claim_and_reset("c1", 5, drift=0, user_id="alice"),
+        protocol.admit_attempt("alice", T0, LIMITS),
+        protocol.begin_attempt("alice", T0, LIMITS),
+        protocol.consume_recovery_code("alice", "r1", T0),
+    ]
+    for call in acknowledged:
+        assert isinstance(call, rp.Call)
+        assert call.wait == (b"WAIT", b"2", b"250")
+        assert call.wait_seconds == 0.25
+        assert call.operation in rp.ACKNOWLEDGED
+        call.check_acknowledged(2)
+        call.check_acknowledged(3)
+        for short in (0, 1, None, b"2"):
+            with pytest.raises(StoreUnavailable, match="acknowledged"):
+                call.check_acknowledged(short)
+    for call in (protocol.get_failures("alice"), protocol.reset("alice"), protocol.get("c1")):
+        assert isinstance(call, rp.Call) and call.wait is None
+        call.check_acknowledged(None)
+    assert _protocol().claim("c1", 5, drift=0).wait is None  # type: ignore[union-attr]
+    for bad in (
+        {"min_replicas_ack": -1},
+        {"min_replicas_ack": True},
+        {"min_replicas_ack": 101},
+        {"min_replicas_ack": 1, "replica_ack_timeout": 0},
+        {"min_replicas_ack": 1, "replica_ack_timeout": math.inf},
+    ):
+        with pytest.raises(InvalidParameter):
+            _protocol(**bad)
