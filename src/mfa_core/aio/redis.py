@@ -7,6 +7,10 @@ there (checking the arguments first), sends it once on a ``redis.asyncio`` conne
 (``EVALSHA``, then ``EVAL`` on the same connection if the server does not know the script;
 never retried, so a write is applied at most once) and decodes the reply there.
 
+It accepts ``redis.asyncio.cluster.RedisCluster`` too (the cluster key layout and routing
+of the blocking store), bounds every whole call with :func:`asyncio.timeout` (the store's
+``timeout``, whatever the client's settings) and takes ``min_replicas_ack``.
+
 Connection problems raise :class:`~mfa_core.errors.StoreUnavailable`, other Redis errors
 :class:`~mfa_core.errors.StoreError` (the service refuses the attempt: fail closed). A
 task cancelled while waiting for a reply drops its connection, so no later call can read

@@ -51,6 +51,18 @@ PENDING. Index entries of expired credentials are dropped by :meth:`RedisStore.l
 ``challenge_grace`` after it was written); until then a used or expired code is reported as
 such rather than as unknown.
 
+Redis Cluster: given a ``redis.cluster.RedisCluster`` the store uses the cluster key layout
+of :class:`~mfa_core.stores._redis_protocol.ClusterKeyLayout` (every key of a user in one
+hash slot, so every script touches one slot; an owner pointer per credential id for the
+calls that name only a credential, which then take two or three round trips), routes each
+command to its slot's primary and follows ``MOVED`` / ``ASK`` (nothing ran); a verify stays
+two round trips.
+
+Bounds: every call returns within ``timeout`` (connecting, the handshake and each wait on
+the socket are bounded by what is left of it) and fails closed when the server stops
+answering; with ``min_replicas_ack`` the writes that decide an attempt are followed by
+``WAIT`` in the same write, and fail closed unless enough replicas acknowledged them.
+
 Failure semantics: no command is ever retried by this store (redis-py's automatic retry is
 bypassed), so a write is applied at most once. Connection problems raise
 :class:`~mfa_core.errors.StoreUnavailable`, every other Redis error
