@@ -49,6 +49,7 @@ from mfa_core.testing import (
     OOBChallengeStoreContract,
     RecordingEventSink,
     RecoveryCodeStoreContract,
+    StoreMaintenanceContract,
 )
 from mfa_core.throttle import ThrottleConfig
 
@@ -73,6 +74,7 @@ class TestMemoryStoreContract(
     FailureCounterContract,
     RecoveryCodeStoreContract,
     OOBChallengeStoreContract,
+    StoreMaintenanceContract,
 ):
     attempt_store = True
 
@@ -85,6 +87,7 @@ class TestSQLiteStoreContract(
     FailureCounterContract,
     RecoveryCodeStoreContract,
     OOBChallengeStoreContract,
+    StoreMaintenanceContract,
 ):
     @pytest.fixture(autouse=True)
     def _directory(self, tmp_path: Path) -> None:
