@@ -1308,12 +1308,19 @@ class StoreMaintenanceContract(StoreContract):
 
     def test_maintenance_credential_ids_refuses_bad_arguments(self) -> None:
         store = self._maintained()
-        for after, limit in ((None, 0), (None, 10_001), (None, True), ("", 5), (5, 5)):
-            _raises(
-                InvalidParameter,
-                lambda a=after, n=limit: store.credential_ids(a, n),
-                f"credential_ids({after!r}, {limit!r})",
-            )
+        bad: tuple[tuple[object, object], ...] = (
+            (None, 0),
+            (None, 10_001),
+            (None, True),
+            ("", 5),
+            (5, 5),
+        )
+        for after, limit in bad:
+
+            def page(a: object = after, n: object = limit) -> object:
+                return store.credential_ids(a, n)
+
+            _raises(InvalidParameter, page, f"credential_ids({after!r}, {limit!r})")
 
     def test_maintenance_purge_pending_removes_only_expired_enrolments(self) -> None:
         store = self._maintained()
