@@ -64,6 +64,7 @@ __all__ = [
     "STORE_ENV",
     "STORE_SCHEMES",
     "build_parser",
+    "close_store",
     "load_sealing_keys",
     "open_store",
     "parse_sealing_keys",
@@ -168,14 +169,21 @@ def open_store(url: str) -> Any:
 
 
 def _sqlite_ddl() -> str:
-    from .stores.sqlite import MIGRATIONS  # noqa: PLC0415
+    from .stores.sqlite import _VERSION_TABLE, MIGRATIONS  # noqa: PLC0415
 
-    statements = []
+    def tidy(statement: str) -> str:
+        lines = [line.rstrip() for line in statement.strip("\n").splitlines()]
+        indent = min((len(x) - len(x.lstrip()) for x in lines if x.strip()), default=0)
+        return "\n".join(line[indent:] for line in lines) + ";"
+
+    statements = [tidy(_VERSION_TABLE)]
     for migration in MIGRATIONS:
-        for statement in migration.statements:
-            lines = [line.rstrip() for line in statement.strip("\n").splitlines()]
-            indent = min((len(x) - len(x.lstrip()) for x in lines if x.strip()), default=0)
-            statements.append("\n".join(line[indent:] for line in lines) + ";")
+        statements += [tidy(statement) for statement in migration.statements]
+        description = migration.description.replace("'", "''")
+        statements.append(
+            "INSERT INTO mfa_schema_version (version, applied_at, description) "
+            f"VALUES ({migration.version}, 0, '{description}');"
+        )
     return "\n\n".join(statements) + "\n"
 
 
@@ -641,9 +649,18 @@ def _opened(url: str) -> Iterator[Any]:
     try:
         yield store
     finally:
-        close = getattr(store, "close", None)
-        if callable(close):
-            close()
+        close_store(store)
+
+
+def close_store(store: Any) -> None:
+    """Release a store :func:`open_store` made (its ``close()``, or its engine's pool)."""
+    close = getattr(store, "close", None)
+    if callable(close):
+        close()
+        return
+    engine = getattr(store, "engine", None)
+    if engine is not None:
+        engine.dispose()
 
 
 def run(args: argparse.Namespace) -> int:
