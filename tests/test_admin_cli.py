@@ -67,9 +67,7 @@ def admin(capsys: pytest.CaptureFixture[str], url: str, *words: str) -> tuple[in
 def _service(url: str, sealer: AESGCMSealer) -> tuple[MFAService, Any]:
     store = open_store(url)
     config = ServiceConfig(recovery=RecoveryConfig(argon2=Argon2Params.fast_for_testing()))
-    service = MFAService(
-        store, store, sealer, config=config, recovery_codes=store, secret=SECRET
-    )
+    service = MFAService(store, store, sealer, config=config, recovery_codes=store, secret=SECRET)
     return service, store
 
 
@@ -129,7 +127,7 @@ def test_admin_operations_on_each_store(capsys: pytest.CaptureFixture[str], stor
     )
     assert status == 0 and disabled["events"][0]["type"] == "credential_disabled"
     assert admin(capsys, store_url, "list", "alice")[1]["factors"][0]["state"] == "disabled"
-    status, refused, err = admin(
+    status, refused, _ = admin(
         capsys, store_url, "disable", "alice", credential_id, "--admin", "ops"
     )
     assert status == 1 and not refused["ok"] and refused["error"]["code"]

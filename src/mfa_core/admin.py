@@ -181,7 +181,7 @@ def _sqlite_ddl() -> str:
         statements += [tidy(statement) for statement in migration.statements]
         description = migration.description.replace("'", "''")
         statements.append(
-            "INSERT INTO mfa_schema_version (version, applied_at, description) "
+            "INSERT INTO mfa_schema_version (version, applied_at, description) "  # noqa: S608
             f"VALUES ({migration.version}, 0, '{description}');"
         )
     return "\n\n".join(statements) + "\n"
