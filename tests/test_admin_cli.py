@@ -239,3 +239,80 @@ def test_installed_entry_point(tmp_path: Path) -> None:
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["factors"] == []
+
+
+def _stored_credential(sealer: AESGCMSealer, user: str) -> Any:
+    import uuid
+
+    from mfa_core.models import Credential, CredentialKind, CredentialState
+
+    credential_id = f"cred-{uuid.uuid4().hex}"
+    now = time.time()
+    return Credential(
+        id=credential_id,
+        user_id=user,
+        kind=CredentialKind.TOTP,
+        sealed_key=sealer.seal(os.urandom(20), credential_id=credential_id),
+        created_at=now,
+        status=CredentialState.ACTIVE,
+        confirmed_at=now,
+        renewed_at=now,
+    )
+
+
+def test_reseal_resumes_after_an_id_and_reports_keys_that_fail(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'r.sqlite3'}"
+    old = AESGCMSealer({"k1": K1}, current_key_id="k1")
+    lost = AESGCMSealer({"k0": os.urandom(32)}, current_key_id="k0")  # a key nobody has
+    store = open_store(url)
+    made = [_stored_credential(old, f"user{n}") for n in range(5)]
+    orphan = _stored_credential(lost, "user9")
+    for credential in [*made, orphan]:
+        store.add(credential)
+    close_store(store)
+    ids = sorted(c.id for c in [*made, orphan])
+
+    monkeypatch.setenv(KEYS_ENV, f"k1:{K1.hex()},k2:{K2.hex()}")
+    status, part, _ = admin(capsys, url, "reseal", "--after", ids[2], "--batch", "2")
+    assert part["scanned"] == 3 and part["last_id"] == ids[-1]
+    status, whole, err = admin(capsys, url, "reseal")
+    assert status == 1  # one key did not re-seal
+    assert whole["scanned"] == 6 and whole["failed_ids"] == [orphan.id]
+    assert whole["resealed"] + part["resealed"] == 5 and whole["current"] == part["resealed"]
+    assert orphan.id in err or orphan.id in json.dumps(whole)
+    store = open_store(url)
+    try:
+        for credential in made:
+            assert store.get(credential.id).sealed_key[6:8] == b"k2"  # key id in the header
+    finally:
+        close_store(store)
+
+
+def test_hostile_arguments_get_one_json_error_and_exit_2(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url = f"sqlite:///{tmp_path / 'h.sqlite3'}"
+    store = open_store(url)
+    store.add(_stored_credential(AESGCMSealer({"k1": K1}, current_key_id="k1"), "S"))
+    close_store(store)
+    # '\u017f'.upper() == 'S': the long s is another user, never S's factors.
+    status, listing, _ = admin(capsys, url, "list", "\u017f")
+    assert status == 0 and listing["factors"] == []
+    assert len(admin(capsys, url, "list", "S")[1]["factors"]) == 1
+    for user in ("\udcff", "x" * 100_000, ""):
+        status, document, err = admin(capsys, url, "list", user)
+        assert status == 2 and document["ok"] is False and "Traceback" not in err
+    for words in (
+        ("reseal", "--batch", str(10**400)),
+        ("purge", "--grace", "nan"),
+        ("purge", "--grace", "1e400"),
+        ("purge", "--grace", "-1"),
+    ):
+        assert main(["admin", "--store", url, *words]) == 2
+        assert "Traceback" not in capsys.readouterr().err
+    assert admin(capsys, "sqlite:///a\x00b", "list", "u")[0] == 2
+    monkeypatch.setenv(KEYS_ENV, "k1:\udcff" + "00" * 31)
+    status, document, err = admin(capsys, url, "list", "S")
+    assert status == 2 and "00" * 8 not in err + json.dumps(document)
