@@ -1359,3 +1359,43 @@ class StoreMaintenanceContract(StoreContract):
         _check(store.get_challenge(old.challenge_id) is None, "the expired one is removed")
         _check(store.get_challenge(live.challenge_id) is not None, "the live one stays")
         _raises(InvalidParameter, lambda: store.purge_challenges(math.inf), "purge_challenges(inf)")
+
+    def test_maintenance_purge_pending_never_removes_a_confirmed_enrolment(self) -> None:
+        # Each round: one expired enrolment per confirming thread, and purging threads
+        # racing them. A confirmation (a compare-and-set) that won must leave an ACTIVE
+        # credential; one that lost must find it purged. Never both, never neither.
+        store = self._maintained()
+        user = _uid("user")
+        confirmers = max(2, self.race_threads // 4)
+        threads = 2 * confirmers
+        rounds = 3
+        at = _WINDOW
+        batches = [
+            [_credential(user, created_at=at, pending_until=at + 60) for _ in range(confirmers)]
+            for _ in range(rounds)
+        ]
+        for batch in batches:
+            for credential in batch:
+                store.add(credential)
+
+        def act(round_: int, thread: int) -> object:
+            if thread >= confirmers:
+                return store.purge_pending(at + 120)
+            pending = batches[round_][thread]
+            confirmed = attrs.evolve(
+                pending, status=CredentialState.ACTIVE, confirmed_at=at + 30, renewed_at=at + 30
+            )
+            return store.update(confirmed, expected_version=0)
+
+        results = _race(threads, rounds, act)
+        for round_, outcome in enumerate(results):
+            _check(all(type(n) is int for n in outcome[confirmers:]), "purge returns counts")
+            for thread, credential in enumerate(batches[round_]):
+                stored = store.get(credential.id)
+                if outcome[thread] is True:
+                    _check(
+                        stored is not None and stored.status is CredentialState.ACTIVE,
+                        "a confirmation that won survives the purge",
+                    )
+                else:
+                    _check(stored is None, "a confirmation that lost found it purged")
