@@ -56,6 +56,7 @@ from mfa_core.testing import (
     FailureCounterContract,
     OOBChallengeStoreContract,
     RecoveryCodeStoreContract,
+    StoreMaintenanceContract,
 )
 from mfa_core.throttle import ThrottleConfig, admit, delay_after
 
@@ -124,6 +125,7 @@ class TestRedisStoreContract(
     FailureCounterContract,
     RecoveryCodeStoreContract,
     OOBChallengeStoreContract,
+    StoreMaintenanceContract,
 ):
     """The shipped contract suite (all four ports), each test under its own prefix."""
 

@@ -77,6 +77,7 @@ from mfa_core.testing import (
     FailureCounterContract,
     OOBChallengeStoreContract,
     RecoveryCodeStoreContract,
+    StoreMaintenanceContract,
 )
 from mfa_core.throttle import ThrottleConfig, admit, check, delay_after
 
@@ -165,6 +166,7 @@ class TestPostgresContract(
     FailureCounterContract,
     RecoveryCodeStoreContract,
     OOBChallengeStoreContract,
+    StoreMaintenanceContract,
 ):
     """The shipped contract suite (all four ports) on PostgreSQL (one schema per test)."""
 
@@ -183,6 +185,7 @@ class TestSQLiteContract(
     FailureCounterContract,
     RecoveryCodeStoreContract,
     OOBChallengeStoreContract,
+    StoreMaintenanceContract,
 ):
     """The shipped contract suite (all four ports) on a SQLite file through SQLAlchemy."""
 

@@ -49,6 +49,7 @@ from mfa_core.testing import (
     OOBChallengeStoreContract,
     RecordingEventSink,
     RecoveryCodeStoreContract,
+    StoreMaintenanceContract,
 )
 from mfa_core.throttle import ThrottleConfig
 
@@ -73,6 +74,7 @@ class TestMemoryStoreContract(
     FailureCounterContract,
     RecoveryCodeStoreContract,
     OOBChallengeStoreContract,
+    StoreMaintenanceContract,
 ):
     attempt_store = True
 
@@ -85,6 +87,7 @@ class TestSQLiteStoreContract(
     FailureCounterContract,
     RecoveryCodeStoreContract,
     OOBChallengeStoreContract,
+    StoreMaintenanceContract,
 ):
     @pytest.fixture(autouse=True)
     def _directory(self, tmp_path: Path) -> None:
@@ -239,6 +242,30 @@ def _run_contract_test(contract: type[Any], store: Any, name: str) -> None:
         probe.teardown_method(None)
 
 
+class _PurgeReadsThenDeletes(MemoryStore):
+    """Finds the expired enrolments, then deletes them by id: a confirmation in between
+    is lost."""
+
+    def purge_pending(self, before: float) -> int:
+        with self._lock:
+            old = [
+                c.id
+                for _, c in self._credentials.values()
+                if c.status is CredentialState.PENDING
+                and c.pending_until is not None
+                and c.pending_until < before
+            ]
+        time.sleep(0.002)
+        return sum(1 for credential_id in old if self.delete(credential_id))
+
+
+class _PurgeIgnoresTheDeadline(MemoryStore):
+    """Removes every PENDING credential, expired or not."""
+
+    def purge_pending(self, before: float) -> int:
+        return super().purge_pending(float("1e300"))
+
+
 @pytest.mark.parametrize(
     ("broken", "contract", "test"),
     [
@@ -305,6 +332,16 @@ def _run_contract_test(contract: type[Any], store: Any, name: str) -> None:
             _ResetsOnALostClaim,
             FailureCounterContract,
             "test_attempts_claim_and_reset_resets_only_when_the_claim_wins",
+        ),
+        (
+            _PurgeReadsThenDeletes,
+            StoreMaintenanceContract,
+            "test_maintenance_purge_pending_never_removes_a_confirmed_enrolment",
+        ),
+        (
+            _PurgeIgnoresTheDeadline,
+            StoreMaintenanceContract,
+            "test_maintenance_purge_pending_removes_only_expired_enrolments",
         ),
     ],
 )

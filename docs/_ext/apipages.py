@@ -31,6 +31,8 @@ PUBLIC_MODULES: tuple[tuple[str, str], ...] = (
     ("mfa_core.models", "records the ports exchange"),
     ("mfa_core.errors", "errors and error codes"),
     ("mfa_core.ports", "the ports (protocols)"),
+    ("mfa_core.admin", "the mfa-core admin command line"),
+    ("mfa_core.importers", "migration in from django-otp, allauth, JSON lines"),
     ("mfa_core.policy", "policy evaluation"),
     ("mfa_core.service.config", "the service's settings"),
     ("mfa_core.service.results", "the service's results"),

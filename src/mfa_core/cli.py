@@ -8,6 +8,8 @@ Commands::
     mfa-core code   --secret B32 [--at T]            the current (or given-time) code
     mfa-core verify --secret B32 [--at T] CODE       exit 0 if the code matches, 1 if not
     mfa-core diagnose --secret B32 [--at T] CODE     which step a code matches, clock offset
+    mfa-core admin [--store URL] COMMAND ...         operator commands over a store
+                                                     (:mod:`mfa_core.admin`)
 
 The secret may come from the ``MFA_CORE_SECRET`` environment variable instead of
 ``--secret`` (so it stays out of shell history and ``ps``), or from standard input with
@@ -260,6 +262,12 @@ def _build_parser() -> argparse.ArgumentParser:
         help=f"search this far either side of now (default {DEFAULT_DIAGNOSE_RANGE}: one day)",
     )
     diagnose.add_argument("code", metavar="CODE", help="the code the authenticator shows")
+    commands.add_parser(
+        "admin",
+        help="operator commands over a store (list, unlock, reset, disable, reseal, schema, "
+        "purge, import; see 'mfa-core admin --help')",
+        add_help=False,
+    )
     return parser
 
 
@@ -556,9 +564,19 @@ _COMMANDS: Final = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``mfa-core`` with ``argv`` (default ``sys.argv[1:]``); return the exit status."""
+    words = list(sys.argv[1:] if argv is None else argv)
+    if words[:1] == ["admin"]:
+        from . import admin  # noqa: PLC0415 - only the operator's commands need it
+
+        admin_parser = admin.build_parser(_HelpFormatter, _Parser)
+        try:
+            admin_args = admin_parser.parse_args(words[1:])
+        except SystemExit as exc:
+            return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
+        return admin.run(admin_args)
     parser = _build_parser()
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(words)
     except SystemExit as exc:  # --help, --version, usage errors
         return exc.code if isinstance(exc.code, int) else EXIT_BAD_INPUT
     try:

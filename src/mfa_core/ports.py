@@ -44,6 +44,7 @@ __all__ = [
     "OOBChallengeStore",
     "RecoveryCodeStore",
     "Sealer",
+    "StoreMaintenance",
 ]
 
 
@@ -288,4 +289,33 @@ class CodeSender(Protocol):
         code on a resend) and raises :class:`~mfa_core.errors.OutOfBandError` with code
         ``OOB_DELIVERY_FAILED``.
         """
+        ...
+
+
+@runtime_checkable
+class StoreMaintenance(Protocol):
+    """Operator work over a whole store (``mfa-core admin``): walk every credential, and
+    remove what has expired.
+
+    Optional: the service never needs it; the admin command line uses it when the store
+    implements it (every store in :mod:`mfa_core.stores` does). Every method either
+    completes or raises :class:`~mfa_core.errors.StoreError`.
+    """
+
+    def credential_ids(self, after: str | None, limit: int) -> Sequence[str]:
+        """Return up to ``limit`` (1 to 10 000) stored credential ids greater than ``after``
+        (all ids when ``None``), in ascending code-point order: pages of a walk over the
+        whole store that a caller can resume from the last id it saw."""
+        ...
+
+    def purge_challenges(self, before: float) -> int:
+        """Remove every out-of-band challenge whose code expired before ``before`` (Unix
+        seconds), and every send counter whose window ended before it; return how many
+        challenges were removed."""
+        ...
+
+    def purge_pending(self, before: float) -> int:
+        """Remove every PENDING credential (an enrolment never confirmed) whose
+        ``pending_until`` deadline is before ``before``; return how many were removed. Each
+        removal is atomic with its test: a credential confirmed meanwhile stays."""
         ...

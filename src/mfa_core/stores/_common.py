@@ -424,3 +424,16 @@ def with_port_methods(instance: object, names: frozenset[str], make: MethodMaker
             )
             _SPECIALISED[key] = specialised
     instance.__class__ = specialised
+
+
+MAX_PAGE: Final = 10_000
+"""Most credential ids one :meth:`~mfa_core.ports.StoreMaintenance.credential_ids` call returns."""
+
+
+def check_page(after: object, limit: object) -> tuple[str | None, int]:
+    """Check the arguments of ``credential_ids``: ``after`` an id or ``None``, ``limit``
+    an int from 1 to :data:`MAX_PAGE`."""
+    start = None if after is None else check_id(after, "after")
+    if type(limit) is not int or not 1 <= limit <= MAX_PAGE:
+        raise InvalidParameter(f"limit must be an int from 1 to {MAX_PAGE}")
+    return start, limit

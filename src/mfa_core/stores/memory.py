@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import attrs
 
 from ..errors import InvalidParameter, StoreError
-from ..models import Admission, Credential, FailureState
+from ..models import Admission, Credential, CredentialState, FailureState
 from ..oob import OOBRecord
 from ..recovery import RecoveryRecord
 from ..throttle import ThrottleConfig, admit
@@ -25,6 +25,7 @@ from ._common import (
     check_id,
     check_limits,
     check_oob_record,
+    check_page,
     check_phc,
     check_recovery_records,
     check_send_count,
@@ -382,4 +383,31 @@ class MemoryStore:
                 del self._challenges[challenge_id]
             for counter in [k for k, (_, until) in self._sends.items() if until < limit]:
                 del self._sends[counter]
+            return len(old)
+
+    # -- StoreMaintenance --------------------------------------------------------------
+
+    def credential_ids(self, after: str | None, limit: int) -> Sequence[str]:
+        """Up to ``limit`` stored credential ids greater than ``after``, ascending
+        (:meth:`mfa_core.ports.StoreMaintenance.credential_ids`)."""
+        start, count = check_page(after, limit)
+        with self._lock:
+            ids = sorted(cid for cid in self._credentials if start is None or cid > start)
+        return ids[:count]
+
+    def purge_pending(self, before: float) -> int:
+        """Remove every PENDING credential whose ``pending_until`` is before ``before``,
+        under the store's lock; return how many."""
+        limit = check_time(before, "before")
+        with self._lock:
+            old = [
+                credential
+                for _, credential in self._credentials.values()
+                if credential.status is CredentialState.PENDING
+                and credential.pending_until is not None
+                and credential.pending_until < limit
+            ]
+            for credential in old:
+                del self._credentials[credential.id]
+                self._unindex(credential)
             return len(old)

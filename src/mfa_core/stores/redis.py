@@ -73,6 +73,7 @@ next call takes a fresh connection from the pool.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Sequence
 from typing import Any, Final, TypeVar
@@ -82,6 +83,7 @@ from ..models import Admission, Credential, FailureState
 from ..oob import OOBRecord
 from ..recovery import RecoveryRecord
 from ..throttle import ThrottleConfig
+from ._common import check_page, check_time
 from ._redis_protocol import (
     DEFAULT_CHALLENGE_GRACE,
     DEFAULT_FAILURE_TTL,
@@ -619,3 +621,82 @@ class RedisStore:
         least one window length after each call whatever the caller's clock says, so a
         clock behind the server's cannot make it vanish at once."""
         return self._call(self._protocol.count_send(key, window_start, expires_at))
+
+    # -- StoreMaintenance ----------------------------------------------------------------
+    # Walks of the whole key space (SCAN), for the operator's commands: O(keys) each, never
+    # on a request path. Each removal is one script that tests and deletes atomically.
+
+    def _scan(self, operation: str, stem: bytes) -> list[bytes]:
+        """Every key starting with ``stem`` (SCAN with the prefix's glob characters
+        escaped); a failure raises StoreError / StoreUnavailable naming ``operation``."""
+        pattern = re.sub(rb"([*?\[\]\\])", rb"\\\1", stem) + b"*"
+        try:
+            return [bytes(key) for key in self._client.scan_iter(match=pattern, count=1000)]
+        except (*_UNAVAILABLE, redis.exceptions.RedisError) as exc:
+            raise _maintenance_error(operation, exc) from exc
+
+    def _each(self, operation: str, script: str, keys: list[bytes], args: list[bytes]) -> int:
+        """Run ``script`` on each key (one atomic test-and-delete each); count the 1s."""
+        try:
+            run = self._client.register_script(script)
+            return sum(int(run(keys=[key], args=args)) for key in keys)
+        except (*_UNAVAILABLE, redis.exceptions.RedisError) as exc:
+            raise _maintenance_error(operation, exc) from exc
+
+    def credential_ids(self, after: str | None, limit: int) -> Sequence[str]:
+        """Up to ``limit`` stored credential ids greater than ``after``, ascending in
+        code-point order (one SCAN over the credential keys per call)."""
+        start, count = check_page(after, limit)
+        stem = self._protocol.keys.credential_prefix()
+        ids: list[str] = []
+        for key in self._scan("credential_ids", stem):
+            try:
+                credential_id = key[len(stem) :].decode("utf-8")
+            except UnicodeDecodeError:
+                continue  # not a key this store wrote
+            if start is None or credential_id > start:
+                ids.append(credential_id)
+        ids.sort()
+        return ids[:count]
+
+    def purge_challenges(self, before: float) -> int:
+        """Remove every challenge whose code expired before ``before``; return how many.
+        (Send counters and challenges also vanish by themselves: each key has a TTL.)"""
+        limit = check_time(before, "before")
+        keys = self._scan("purge_challenges", self._protocol.keys.prefix + b"oob:")
+        return self._each("purge_challenges", _PURGE_CHALLENGE, keys, [b"%r" % limit])
+
+    def purge_pending(self, before: float) -> int:
+        """Remove every PENDING credential whose ``pending_until`` is before ``before``
+        (and its entry in the user's index); return how many."""
+        limit = check_time(before, "before")
+        layout = self._protocol.keys
+        keys = self._scan("purge_pending", layout.credential_prefix())
+        args = [b"%r" % limit, layout.index_prefix(), layout.credential_prefix()]
+        return self._each("purge_pending", _PURGE_PENDING, keys, args)
+
+
+# KEYS: one challenge. ARGV: before.
+_PURGE_CHALLENGE: Final = """
+local at = tonumber(redis.call('HGET', KEYS[1], 'expires_at'))
+if at and at < tonumber(ARGV[1]) then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+# KEYS: one credential. ARGV: before, user index prefix, credential key prefix.
+_PURGE_PENDING: Final = """
+local f = redis.call('HMGET', KEYS[1], 'status', 'pending_until', 'user_id')
+local until_ = tonumber(f[2])
+if f[1] ~= 'pending' or not until_ or not (until_ < tonumber(ARGV[1])) then return 0 end
+redis.call('DEL', KEYS[1])
+if f[3] then redis.call('ZREM', ARGV[2] .. f[3], string.sub(KEYS[1], #ARGV[3] + 1)) end
+return 1
+"""
+
+
+def _maintenance_error(operation: str, exc: BaseException) -> StoreError:
+    if isinstance(exc, _UNAVAILABLE):
+        return StoreUnavailable(
+            f"the Redis store is unavailable: {operation} failed ({type(exc).__name__})"
+        )
+    return StoreError(f"the Redis store failed: {operation} failed ({type(exc).__name__})")

@@ -62,7 +62,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Final, TypeVar
 
 from ..errors import InvalidParameter, MFAError, MissingDependency, StoreError, StoreUnavailable
-from ..models import Admission, Credential, FailureState
+from ..models import Admission, Credential, CredentialState, FailureState
 from ..oob import OOBRecord
 from ..recovery import RecoveryRecord
 from ..throttle import ThrottleConfig, check
@@ -74,6 +74,7 @@ from ._common import (
     check_generation,
     check_id,
     check_oob_record,
+    check_page,
     check_phc,
     check_recovery_records,
     check_send_count,
@@ -1179,6 +1180,32 @@ class SQLStore:
             return int(removed)
 
         return self._transaction("purge_challenges", remove)
+
+    # -- StoreMaintenance ----------------------------------------------------------------
+
+    def credential_ids(self, after: str | None, limit: int) -> Sequence[str]:
+        """Up to ``limit`` stored credential ids greater than ``after``, ascending in
+        code-point order (on PostgreSQL compared under the ``"C"`` collation, whatever the
+        database's)."""
+        start, count = check_page(after, limit)
+        if start is not None:
+            self._id(start, "after")
+        column: Any = _C.id.collate("C") if self._postgres else _C.id
+        statement = sa.select(_C.id).order_by(column).limit(count)
+        if start is not None:
+            statement = statement.where(column > start)
+        return [str(row[0]) for row in self._execute("credential_ids", statement, _all)]
+
+    def purge_pending(self, before: float) -> int:
+        """Remove every PENDING credential whose ``pending_until`` is before ``before``
+        (one ``DELETE`` whose condition is its test); return how many."""
+        limit = check_time(before, "before")
+        statement = credentials_table.delete().where(
+            _C.status == CredentialState.PENDING.value,
+            _C.pending_until.is_not(None),
+            _C.pending_until < limit,
+        )
+        return self._execute("purge_pending", statement, lambda result: int(result.rowcount))
 
 
 def _consume_statement(user_id: str, record_id: str, at: float) -> sa.Select[Any]:

@@ -55,6 +55,7 @@ from ._common import (
     check_id,
     check_limits,
     check_oob_record,
+    check_page,
     check_phc,
     check_recovery_records,
     check_send_count,
@@ -932,6 +933,43 @@ class SQLiteStore:
             return int(removed)
 
         return self._run("purge_challenges", lambda c: _transaction(c, remove), write=True)
+
+    # -- StoreMaintenance --------------------------------------------------------------
+
+    def credential_ids(self, after: str | None, limit: int) -> Sequence[str]:
+        """Up to ``limit`` stored credential ids greater than ``after``, ascending (SQLite
+        compares TEXT as UTF-8 bytes: code-point order)."""
+        start, count = check_page(after, limit)
+
+        def select(connection: sqlite3.Connection) -> list[str]:
+            if start is None:
+                rows = connection.execute(
+                    "SELECT id FROM mfa_credentials ORDER BY id LIMIT ?", (count,)
+                ).fetchall()
+            else:
+                rows = connection.execute(
+                    "SELECT id FROM mfa_credentials WHERE id > ? ORDER BY id LIMIT ?",
+                    (start, count),
+                ).fetchall()
+            return [str(row[0]) for row in rows]
+
+        return self._run("credential_ids", select)
+
+    def purge_pending(self, before: float) -> int:
+        """Remove every PENDING credential whose ``pending_until`` is before ``before``
+        (one ``DELETE`` whose condition is its test); return how many."""
+        limit = check_time(before, "before")
+
+        def remove(connection: sqlite3.Connection) -> int:
+            return int(
+                connection.execute(
+                    "DELETE FROM mfa_credentials WHERE status = 'pending' "
+                    "AND pending_until IS NOT NULL AND pending_until < ?",
+                    (limit,),
+                ).rowcount
+            )
+
+        return self._run("purge_pending", lambda c: _transaction(c, remove), write=True)
 
 
 def _admit(

@@ -32,6 +32,7 @@ from .contract import (
     OOBChallengeStoreContract,
     RecoveryCodeStoreContract,
     StoreContract,
+    StoreMaintenanceContract,
 )
 from .fakes import (
     CombinedStore,
@@ -54,4 +55,5 @@ __all__ = [
     "RecoveryCodeStoreContract",
     "SentCode",
     "StoreContract",
+    "StoreMaintenanceContract",
 ]

@@ -63,6 +63,7 @@ from ..ports import (
     FailureCounter,
     OOBChallengeStore,
     RecoveryCodeStore,
+    StoreMaintenance,
 )
 from ..recovery import ALPHABET as RECOVERY_ALPHABET
 from ..recovery import TAG_BYTES, Argon2Params, RecoveryRecord, hash_recovery_code
@@ -75,6 +76,7 @@ __all__ = [
     "OOBChallengeStoreContract",
     "RecoveryCodeStoreContract",
     "StoreContract",
+    "StoreMaintenanceContract",
 ]
 
 _R = TypeVar("_R")
@@ -1253,3 +1255,147 @@ class OOBChallengeStoreContract(StoreContract):
         total = threads * per_thread
         _equal(counts, list(range(1, total + 1)), "counts returned by concurrent count_send()")
         _equal(store.count_send(key, _WINDOW, _WINDOW + 3600), total + 1, "count after the race")
+
+
+def _issued_at(now: float, user_id: str) -> OOBRecord:
+    return oob_issue(
+        user_id=user_id,
+        purpose=OOBPurpose.LOGIN,
+        channel=OOBChannel.EMAIL,
+        destination="someone@example.org",
+        now=now,
+        key=secrets.token_bytes(32),
+        config=OOBConfig(),
+        challenge_id=_uid("ch"),
+    ).record
+
+
+class StoreMaintenanceContract(StoreContract):
+    """The rules of the optional :class:`~mfa_core.ports.StoreMaintenance` port, as tests
+    (the store must also be a :class:`~mfa_core.ports.CredentialStore` and an
+    :class:`~mfa_core.ports.OOBChallengeStore`). Other data in a shared database is
+    tolerated: each test checks only the ids it made."""
+
+    def _maintained(self) -> Any:
+        store = self._new_store()
+        _check(isinstance(store, StoreMaintenance), "the store implements StoreMaintenance")
+        return store
+
+    def test_maintenance_credential_ids_walks_every_id_once_in_order(self) -> None:
+        store = self._maintained()
+        user = _uid("user")
+        mine = {_uid("cred") for _ in range(7)} | {"cred-\u00e9-" + uuid.uuid4().hex}
+        for credential_id in mine:
+            store.add(_credential(user, id=credential_id))
+        seen: list[str] = []
+        after: str | None = None
+        while True:
+            page = list(store.credential_ids(after, 3))
+            _check(len(page) <= 3, "a page holds at most limit ids")
+            _check(page == sorted(page), "a page is in ascending order")
+            if after is not None:
+                _check(all(cid > after for cid in page), "a page starts after 'after'")
+            if not page:
+                break
+            seen += page
+            after = page[-1]
+        _equal(len(seen), len(set(seen)), "no id is returned twice")
+        _check(mine <= set(seen), "every stored id is walked")
+        _equal([cid for cid in seen if cid in mine], sorted(mine), "own ids in order")
+        deleted = sorted(mine)[0]
+        store.delete(deleted)
+        _check(deleted not in store.credential_ids(None, 10_000), "a deleted id is gone")
+
+    def test_maintenance_credential_ids_refuses_bad_arguments(self) -> None:
+        store = self._maintained()
+        bad: tuple[tuple[object, object], ...] = (
+            (None, 0),
+            (None, 10_001),
+            (None, True),
+            ("", 5),
+            (5, 5),
+        )
+        for after, limit in bad:
+
+            def page(a: object = after, n: object = limit) -> object:
+                return store.credential_ids(a, n)
+
+            _raises(InvalidParameter, page, f"credential_ids({after!r}, {limit!r})")
+
+    def test_maintenance_purge_pending_removes_only_expired_enrolments(self) -> None:
+        store = self._maintained()
+        user = _uid("user")
+        at = _WINDOW
+        old = _credential(user, created_at=at, pending_until=at + 600)
+        fresh = _credential(user, created_at=at + 1, pending_until=at + 5000)
+        active = _credential(
+            user,
+            created_at=at + 2,
+            status=CredentialState.ACTIVE,
+            pending_until=at + 600,
+            confirmed_at=at + 60,
+            renewed_at=at + 60,
+        )
+        for credential in (old, fresh, active):
+            store.add(credential)
+        _check(store.purge_pending(at + 1000) >= 1, "the expired enrolment is counted")
+        _check(store.get(old.id) is None, "the expired enrolment is removed")
+        _equal(
+            [c.id for c in store.list_for_user(user)],
+            [fresh.id, active.id],
+            "the live enrolment and the active credential stay, listed",
+        )
+        _equal(store.purge_pending(at + 1000), 0, "a second purge removes nothing")
+        _raises(InvalidParameter, lambda: store.purge_pending(-1.0), "purge_pending(-1)")
+
+    def test_maintenance_purge_challenges_removes_only_expired_ones(self) -> None:
+        store = self._maintained()
+        user = _uid("user")
+        old = _issued_at(_WINDOW, user)
+        live = _issued_at(_WINDOW + 10_000, user)
+        store.put_challenge(old)
+        store.put_challenge(live)
+        _check(store.purge_challenges(old.expires_at + 1) >= 1, "the expired one is counted")
+        _check(store.get_challenge(old.challenge_id) is None, "the expired one is removed")
+        _check(store.get_challenge(live.challenge_id) is not None, "the live one stays")
+        _raises(InvalidParameter, lambda: store.purge_challenges(math.inf), "purge_challenges(inf)")
+
+    def test_maintenance_purge_pending_never_removes_a_confirmed_enrolment(self) -> None:
+        # Each round: one expired enrolment per confirming thread, and purging threads
+        # racing them. A confirmation (a compare-and-set) that won must leave an ACTIVE
+        # credential; one that lost must find it purged. Never both, never neither.
+        store = self._maintained()
+        user = _uid("user")
+        confirmers = max(2, self.race_threads // 4)
+        threads = 2 * confirmers
+        rounds = 3
+        at = _WINDOW
+        batches = [
+            [_credential(user, created_at=at, pending_until=at + 60) for _ in range(confirmers)]
+            for _ in range(rounds)
+        ]
+        for batch in batches:
+            for credential in batch:
+                store.add(credential)
+
+        def act(round_: int, thread: int) -> object:
+            if thread >= confirmers:
+                return store.purge_pending(at + 120)
+            pending = batches[round_][thread]
+            confirmed = attrs.evolve(
+                pending, status=CredentialState.ACTIVE, confirmed_at=at + 30, renewed_at=at + 30
+            )
+            return store.update(confirmed, expected_version=0)
+
+        results = _race(threads, rounds, act)
+        for round_, outcome in enumerate(results):
+            _check(all(type(n) is int for n in outcome[confirmers:]), "purge returns counts")
+            for thread, credential in enumerate(batches[round_]):
+                stored = store.get(credential.id)
+                if outcome[thread] is True:
+                    _check(
+                        stored is not None and stored.status is CredentialState.ACTIVE,
+                        "a confirmation that won survives the purge",
+                    )
+                else:
+                    _check(stored is None, "a confirmation that lost found it purged")
