@@ -11,9 +11,13 @@ sessions never marked second-factor-done by a failure.
 from __future__ import annotations
 
 import base64
+import importlib.util
 import re
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
 from typing import Protocol
 from urllib.parse import parse_qs, urlsplit
 
@@ -22,12 +26,25 @@ from mfa_core.recovery import Argon2Params, RecoveryConfig
 from mfa_core.service import ServiceConfig
 from mfa_core.testing import FakeClock
 
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+T0 = 1_800_000_005.0
 PASSWORD = "correct horse"
 REFUSAL = "invalid code"
 _MESSAGE = re.compile(r'<p id="message" role="alert">(.*?)</p>', re.S)
 _SECRET = re.compile(r'<code id="secret">([A-Z2-7]+)</code>')
 _QR = re.compile(r'<img id="qr" [^>]*src="data:image/png;base64,([A-Za-z0-9+/=]+)"')
 _CODES = re.compile(r"<li><code>([^<]+)</code></li>")
+
+
+def load_example(name: str) -> ModuleType:
+    """Import examples/<name>.py (examples/ is put on sys.path for its mfa_web import)."""
+    if str(EXAMPLES) not in sys.path:
+        sys.path.insert(0, str(EXAMPLES))
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def config(issuer: str) -> ServiceConfig:

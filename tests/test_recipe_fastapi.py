@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import os
-import sys
 import warnings
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
@@ -25,19 +22,8 @@ with warnings.catch_warnings():
     warnings.simplefilter("ignore", UserWarning)
     from fastapi.testclient import TestClient
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-T0 = 1_800_000_005.0
-
-
-def load_example(name: str) -> ModuleType:
-    """Import examples/<name>.py (examples/ is put on sys.path for its mfa_web import)."""
-    if str(EXAMPLES) not in sys.path:
-        sys.path.insert(0, str(EXAMPLES))
-    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+T0 = scenarios.T0
+load_example = scenarios.load_example
 
 
 class _Client:
