@@ -37,12 +37,14 @@ _CODES = re.compile(r"<li><code>([^<]+)</code></li>")
 
 
 def load_example(name: str) -> ModuleType:
-    """Import examples/<name>.py (examples/ is put on sys.path for its mfa_web import)."""
+    """Import examples/<name>.py afresh, as module ``name`` (examples/ is put on sys.path
+    for its mfa_web import; sys.modules holds it, for frameworks that import by name)."""
     if str(EXAMPLES) not in sys.path:
         sys.path.insert(0, str(EXAMPLES))
     spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
