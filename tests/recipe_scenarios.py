@@ -18,10 +18,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Protocol
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlsplit
 
 from mfa_core import b32decode_key, parse_uri, totp
+
+__all__ = ["totp"]
 from mfa_core.recovery import Argon2Params, RecoveryConfig
 from mfa_core.service import ServiceConfig
 from mfa_core.testing import FakeClock
@@ -82,6 +84,25 @@ class Client(Protocol):
     def get(self, path: str) -> Reply: ...
 
     def post(self, path: str, data: dict[str, str]) -> Reply: ...
+
+
+class Wrapped:
+    """A :class:`Client` over a test client with ``get(path)`` and ``post(path, data=...)``
+    (Starlette's, Flask's); ``text`` reads a response's body."""
+
+    def __init__(self, client: Any, text: Callable[[Any], str]) -> None:
+        self.client = client
+        self._text = text
+
+    def _reply(self, response: Any) -> Reply:
+        headers = {k.lower(): v for k, v in response.headers.items()}
+        return Reply(response.status_code, self._text(response), headers)
+
+    def get(self, path: str) -> Reply:
+        return self._reply(self.client.get(path))
+
+    def post(self, path: str, data: dict[str, str]) -> Reply:
+        return self._reply(self.client.post(path, data=data))
 
 
 MakeClient = Callable[[FakeClock], Client]
@@ -246,3 +267,19 @@ def uniform_refusal(make_client: MakeClient, clock: FakeClock) -> None:
     texts["locked"] = (401, locked.message)
     assert set(texts.values()) == {(401, REFUSAL)}, texts
     assert not is_signed_in_with_second_factor(client)
+
+
+class Attacks:
+    """The scenarios as tests: a ``Test...`` subclass in each recipe's test module inherits
+    them; the module provides the ``make_client`` fixture."""
+
+    def test_whole_loop(self, make_client: MakeClient) -> None:
+        whole_loop(make_client, FakeClock(T0))
+
+    def test_throttle_429_with_retry_after_and_lock_at_the_11th(
+        self, make_client: MakeClient
+    ) -> None:
+        throttle_and_lock(make_client, FakeClock(T0))
+
+    def test_one_refusal_text(self, make_client: MakeClient) -> None:
+        uniform_refusal(make_client, FakeClock(T0))

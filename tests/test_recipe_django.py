@@ -109,18 +109,8 @@ def make_client(example: Any, engine: sa.Engine) -> scenarios.MakeClient:
     return make
 
 
-def test_whole_loop(make_client: scenarios.MakeClient) -> None:
-    scenarios.whole_loop(make_client, FakeClock(scenarios.T0))
-
-
-def test_throttle_429_with_retry_after_and_lock_at_the_11th(
-    make_client: scenarios.MakeClient,
-) -> None:
-    scenarios.throttle_and_lock(make_client, FakeClock(scenarios.T0))
-
-
-def test_one_refusal_text(make_client: scenarios.MakeClient) -> None:
-    scenarios.uniform_refusal(make_client, FakeClock(scenarios.T0))
+class TestAttacks(scenarios.Attacks):
+    """Replay, throttling and the lock, one refusal text, sessions (recipe_scenarios)."""
 
 
 def test_csrf_refuses_forms_without_the_token(

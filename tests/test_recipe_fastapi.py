@@ -26,19 +26,8 @@ T0 = scenarios.T0
 load_example = scenarios.load_example
 
 
-class _Client:
-    def __init__(self, client: Any) -> None:
-        self._client = client
-
-    def _reply(self, response: Any) -> scenarios.Reply:
-        headers = {k.lower(): v for k, v in response.headers.items()}
-        return scenarios.Reply(response.status_code, response.text, headers)
-
-    def get(self, path: str) -> scenarios.Reply:
-        return self._reply(self._client.get(path))
-
-    def post(self, path: str, data: dict[str, str]) -> scenarios.Reply:
-        return self._reply(self._client.post(path, data=data))
+def _client(app: Any) -> scenarios.Wrapped:
+    return scenarios.Wrapped(TestClient(app, follow_redirects=False), lambda r: r.text)
 
 
 def service(tmp_path: Path, clock: FakeClock, store: Any = None) -> AsyncMFAService:
@@ -58,25 +47,15 @@ def service(tmp_path: Path, clock: FakeClock, store: Any = None) -> AsyncMFAServ
 def make_client(tmp_path: Path) -> scenarios.MakeClient:
     example = load_example("fastapi_app")
 
-    def make(clock: FakeClock) -> _Client:
+    def make(clock: FakeClock) -> scenarios.Wrapped:
         app = example.create_app(service(tmp_path, clock), users={"alice": "correct horse"})
-        return _Client(TestClient(app, follow_redirects=False))
+        return _client(app)
 
     return make
 
 
-def test_whole_loop(make_client: scenarios.MakeClient) -> None:
-    scenarios.whole_loop(make_client, FakeClock(T0))
-
-
-def test_throttle_429_with_retry_after_and_lock_at_the_11th(
-    make_client: scenarios.MakeClient,
-) -> None:
-    scenarios.throttle_and_lock(make_client, FakeClock(T0))
-
-
-def test_one_refusal_text(make_client: scenarios.MakeClient) -> None:
-    scenarios.uniform_refusal(make_client, FakeClock(T0))
+class TestAttacks(scenarios.Attacks):
+    """Replay, throttling and the lock, one refusal text, sessions (recipe_scenarios)."""
 
 
 def test_wrong_password_and_a_failing_store(tmp_path: Path) -> None:
@@ -84,7 +63,7 @@ def test_wrong_password_and_a_failing_store(tmp_path: Path) -> None:
     clock = FakeClock(T0)
     faulty = FaultyStore(SQLiteStore(tmp_path / "f.sqlite3"), fail_on={"add": 1})
     app = example.create_app(service(tmp_path, clock, AsyncStoreAdapter(faulty)))
-    client = _Client(TestClient(app, follow_redirects=False))
+    client = _client(app)
     wrong = client.post("/login", {"username": "alice", "password": "nope"})
     assert wrong.status == 401 and not scenarios.is_signed_in_with_second_factor(client)
     assert client.post("/login", {"username": "mallory", "password": "x"}).status == 401
@@ -98,8 +77,42 @@ def test_default_service_runs_on_the_sqlite_file(
 ) -> None:
     monkeypatch.setenv("MFA_SQLITE", str(tmp_path / "env.sqlite3"))
     example = load_example("fastapi_app")
-    client = _Client(TestClient(example.create_app(), follow_redirects=False))
+    client = _client(example.create_app())
     scenarios.sign_in(client)
     assert client.get("/enrol").status == 200
     assert SQLiteStore(tmp_path / "env.sqlite3").list_for_user("alice")
     assert asyncio.iscoroutinefunction(example.default_service().verify)
+
+
+def test_fifty_tasks_racing_one_code_sign_in_once(tmp_path: Path) -> None:
+    """Fifty sessions (an attacker who saw the code) post it at once on one event loop:
+    exactly one is signed in; every other answer is the uniform refusal."""
+    import httpx
+
+    clock = FakeClock(T0)
+    app = load_example("fastapi_app").create_app(service(tmp_path, clock))
+    alice = scenarios.enrol(_client(app), clock)
+    clock.advance(30)
+    code = scenarios.totp(alice.key, clock.now())
+    login = {"username": "alice", "password": scenarios.PASSWORD}
+
+    async def race() -> list[tuple[int, str]]:
+        transport = httpx.ASGITransport(app=app)
+        clients = [httpx.AsyncClient(transport=transport, base_url="http://t") for _ in range(50)]
+        try:
+            await asyncio.gather(*(c.post("/login", data=login) for c in clients))
+            replies = await asyncio.gather(
+                *(c.post("/login/code", data={"code": code}) for c in clients)
+            )
+            homes = await asyncio.gather(*(c.get("/") for c in clients))
+        finally:
+            await asyncio.gather(*(c.aclose() for c in clients))
+        signed_in = [h.status_code == 200 and "second factor" in h.text for h in homes]
+        assert sum(signed_in) == 1
+        return [
+            (r.status_code, scenarios.Reply(r.status_code, r.text).message or "") for r in replies
+        ]
+
+    outcomes = asyncio.run(race())
+    assert [s for s, _ in outcomes].count(303) == 1
+    assert {m for s, m in outcomes if s != 303} == {scenarios.REFUSAL}

@@ -19,19 +19,8 @@ from mfa_core.testing import FakeClock, FaultyStore
 pytest.importorskip("flask")
 
 
-class _Client:
-    def __init__(self, client: Any) -> None:
-        self._client = client
-
-    def _reply(self, response: Any) -> scenarios.Reply:
-        headers = {k.lower(): v for k, v in response.headers.items()}
-        return scenarios.Reply(response.status_code, response.get_data(as_text=True), headers)
-
-    def get(self, path: str) -> scenarios.Reply:
-        return self._reply(self._client.get(path))
-
-    def post(self, path: str, data: dict[str, str]) -> scenarios.Reply:
-        return self._reply(self._client.post(path, data=data))
+def _client(app: Any) -> scenarios.Wrapped:
+    return scenarios.Wrapped(app.test_client(), lambda r: r.get_data(as_text=True))
 
 
 def service(tmp_path: Path, clock: FakeClock, store: Any = None) -> MFAService:
@@ -54,31 +43,21 @@ def example() -> Any:
 
 @pytest.fixture
 def make_client(tmp_path: Path, example: Any) -> scenarios.MakeClient:
-    def make(clock: FakeClock) -> _Client:
+    def make(clock: FakeClock) -> scenarios.Wrapped:
         app = example.create_app(service(tmp_path, clock), users={"alice": "correct horse"})
-        return _Client(app.test_client())
+        return _client(app)
 
     return make
 
 
-def test_whole_loop(make_client: scenarios.MakeClient) -> None:
-    scenarios.whole_loop(make_client, FakeClock(scenarios.T0))
-
-
-def test_throttle_429_with_retry_after_and_lock_at_the_11th(
-    make_client: scenarios.MakeClient,
-) -> None:
-    scenarios.throttle_and_lock(make_client, FakeClock(scenarios.T0))
-
-
-def test_one_refusal_text(make_client: scenarios.MakeClient) -> None:
-    scenarios.uniform_refusal(make_client, FakeClock(scenarios.T0))
+class TestAttacks(scenarios.Attacks):
+    """Replay, throttling and the lock, one refusal text, sessions (recipe_scenarios)."""
 
 
 def test_a_forged_session_cookie_signs_nobody_in(tmp_path: Path, example: Any) -> None:
     clock = FakeClock(scenarios.T0)
     app = example.create_app(service(tmp_path, clock), session_secret="s" * 32)
-    client = _Client(app.test_client())
+    client = _client(app)
     scenarios.enrol(client, clock)
     other = example.create_app(service(tmp_path, clock), session_secret="t" * 32)
     with other.test_client() as forger:
@@ -96,16 +75,16 @@ def test_concurrent_logins_with_one_code_sign_in_once(tmp_path: Path, example: A
     """Eight browsers of an attacker who saw the code race the user: one session wins."""
     clock = FakeClock(scenarios.T0)
     app = example.create_app(service(tmp_path, clock), users={"alice": "correct horse"})
-    alice = scenarios.enrol(_Client(app.test_client()), clock)
+    alice = scenarios.enrol(_client(app), clock)
     clock.advance(30)
     code = totp(alice.key, clock.now())
-    clients = [_Client(app.test_client()) for _ in range(8)]
+    clients = [_client(app) for _ in range(8)]
     for client in clients:
         scenarios.sign_in(client)
     barrier = threading.Barrier(len(clients))
     statuses: list[int] = []
 
-    def attempt(client: _Client) -> None:
+    def attempt(client: scenarios.Wrapped) -> None:
         barrier.wait()
         statuses.append(client.post("/login/code", {"code": code}).status)
 
@@ -121,7 +100,7 @@ def test_concurrent_logins_with_one_code_sign_in_once(tmp_path: Path, example: A
 def test_a_failing_store_is_503_with_the_error_code(tmp_path: Path, example: Any) -> None:
     clock = FakeClock(scenarios.T0)
     faulty = FaultyStore(SQLiteStore(tmp_path / "f.sqlite3"), fail_on={"add": 1})
-    client = _Client(example.create_app(service(tmp_path, clock, faulty)).test_client())
+    client = _client(example.create_app(service(tmp_path, clock, faulty)))
     scenarios.sign_in(client)
     broken = client.get("/enrol")
     assert broken.status == 503 and "store_unavailable" in broken.text
@@ -132,7 +111,7 @@ def test_default_service_runs_on_the_sqlite_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, example: Any
 ) -> None:
     monkeypatch.setenv("MFA_SQLITE", str(tmp_path / "env.sqlite3"))
-    client = _Client(example.create_app().test_client())
+    client = _client(example.create_app())
     scenarios.sign_in(client)
     assert client.get("/enrol").status == 200
     assert SQLiteStore(tmp_path / "env.sqlite3").list_for_user("alice")
