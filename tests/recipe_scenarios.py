@@ -12,22 +12,25 @@ from __future__ import annotations
 
 import base64
 import importlib.util
+import os
 import re
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 from urllib.parse import parse_qs, urlsplit
 
 from mfa_core import b32decode_key, parse_uri, totp
 
 __all__ = ["totp"]
 from mfa_core.recovery import Argon2Params, RecoveryConfig
+from mfa_core.sealing import AESGCMSealer
 from mfa_core.service import ServiceConfig
 from mfa_core.testing import FakeClock
 
+_S = TypeVar("_S")
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 T0 = 1_800_000_005.0
 PASSWORD = "correct horse"
@@ -49,6 +52,20 @@ def load_example(name: str) -> ModuleType:
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def service_over(front: Callable[..., _S], store: Any, clock: FakeClock, issuer: str) -> _S:
+    """``front`` (MFAService or AsyncMFAService) over one ``store`` for every port, with a
+    fresh sealing key and host secret, the fake ``clock`` and :func:`config`."""
+    return front(
+        store,
+        store,
+        AESGCMSealer.generate(),
+        clock=clock,
+        config=config(issuer),
+        recovery_codes=store,
+        secret=os.urandom(32),
+    )
 
 
 def config(issuer: str) -> ServiceConfig:

@@ -17,7 +17,6 @@ import recipe_scenarios as scenarios
 from server_tools import unavailable
 
 from mfa_core import totp
-from mfa_core.sealing import AESGCMSealer
 from mfa_core.service import MFAService
 from mfa_core.testing import FakeClock
 
@@ -88,16 +87,7 @@ def engine(example: Any) -> Iterator[sa.Engine]:
 
 
 def _service(engine: sa.Engine, clock: FakeClock) -> MFAService:
-    store = SQLStore(engine)
-    return MFAService(
-        store,
-        store,
-        AESGCMSealer.generate(),
-        clock=clock,
-        config=scenarios.config("Django recipe"),
-        recovery_codes=store,
-        secret=os.urandom(32),
-    )
+    return scenarios.service_over(MFAService, SQLStore(engine), clock, "Django recipe")
 
 
 @pytest.fixture

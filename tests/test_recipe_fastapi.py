@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import warnings
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,6 @@ import pytest
 import recipe_scenarios as scenarios
 
 from mfa_core.aio import AsyncMFAService, AsyncStoreAdapter
-from mfa_core.sealing import AESGCMSealer
 from mfa_core.stores import SQLiteStore
 from mfa_core.testing import FakeClock, FaultyStore
 
@@ -32,15 +30,7 @@ def _client(app: Any) -> scenarios.Wrapped:
 
 def service(tmp_path: Path, clock: FakeClock, store: Any = None) -> AsyncMFAService:
     store = AsyncStoreAdapter(SQLiteStore(tmp_path / "mfa.sqlite3")) if store is None else store
-    return AsyncMFAService(
-        store,
-        store,
-        AESGCMSealer.generate(),
-        clock=clock,
-        config=scenarios.config("FastAPI recipe"),
-        recovery_codes=store,
-        secret=os.urandom(32),
-    )
+    return scenarios.service_over(AsyncMFAService, store, clock, "FastAPI recipe")
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import threading
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,6 @@ import pytest
 import recipe_scenarios as scenarios
 
 from mfa_core import totp
-from mfa_core.sealing import AESGCMSealer
 from mfa_core.service import MFAService
 from mfa_core.stores import SQLiteStore
 from mfa_core.testing import FakeClock, FaultyStore
@@ -25,15 +23,7 @@ def _client(app: Any) -> scenarios.Wrapped:
 
 def service(tmp_path: Path, clock: FakeClock, store: Any = None) -> MFAService:
     store = SQLiteStore(tmp_path / "mfa.sqlite3") if store is None else store
-    return MFAService(
-        store,
-        store,
-        AESGCMSealer.generate(),
-        clock=clock,
-        config=scenarios.config("Flask recipe"),
-        recovery_codes=store,
-        secret=os.urandom(32),
-    )
+    return scenarios.service_over(MFAService, store, clock, "Flask recipe")
 
 
 @pytest.fixture
