@@ -1,9 +1,10 @@
 """A minimal asyncio web app doing two-factor enrolment and verification (Starlette).
 
-Run it (``pip install 'mfa_core[dev]'`` brings Starlette; any ASGI server will do)::
+Run it (``pip install 'mfa_core[starlette]'`` brings Starlette and uvicorn; any ASGI server
+will do; from the repository root)::
 
-    MFA_SQLITE=mfa-example.sqlite3 uvicorn --factory async_app:create_app
-    MFA_REDIS_URL=redis://127.0.0.1:6379/0 uvicorn --factory async_app:create_app
+    MFA_SQLITE=mfa-example.sqlite3 uvicorn --factory async_app:create_app --app-dir examples
+    MFA_REDIS_URL=redis://127.0.0.1:6379/0 uvicorn --factory async_app:create_app --app-dir examples
 
 Endpoints (JSON in, JSON out; a real host puts these behind its own login and session):
 

@@ -59,6 +59,35 @@ from mfa_core.sealing import AESGCMSealer
 sealer = AESGCMSealer(keys, current_key_id="k1")
 """
 
+# The framework recipes' pages import examples/ (mfa_web, the apps) as the recipes do.
+_RECIPES = f"""
+import sys
+
+if {str(ROOT / "examples")!r} not in sys.path:
+    sys.path.insert(0, {str(ROOT / "examples")!r})
+
+
+def password_is_right(user, password):
+    return password == "correct horse"
+"""
+
+# Django is configured once per process, by the recipe (tests/test_recipe_django.py does
+# the same, and accepts settings the recipe made): a SQLite file that outlives the page.
+_DJANGO = """
+import tempfile
+
+import django_app
+from django.conf import settings
+from django.core.management import call_command
+
+if not settings.configured:
+    django_app.configure(
+        tempfile.mkdtemp(prefix="mfa-docs-django-") + "/db.sqlite3",
+        PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"],
+    )
+call_command("migrate", verbosity=0)
+"""
+
 #: page -> {block index: code run just before that block (0: the page's prelude)}
 PRELUDES: dict[str, dict[int, str]] = {
     "README.md": {},
@@ -111,6 +140,11 @@ log = logging.getLogger("docs")
 """,
     },
     "docs/stores.md": {0: _HOST + _SEALER},
+    "docs/integrations.md": {0: _RECIPES},
+    "docs/integrations-django.md": {0: _HOST + _SEALER + _RECIPES + _DJANGO},
+    "docs/integrations-fastapi.md": {0: _HOST + _RECIPES},
+    "docs/integrations-flask.md": {0: _HOST + _RECIPES},
+    "docs/integrations-starlette.md": {0: _HOST + _RECIPES},
 }
 
 #: page -> [(text in a block, what the test runs instead)]
