@@ -392,6 +392,7 @@ def mask_destination(channel: OOBChannel | str, destination: str) -> str:
             or not local
             or not domain
             or any(ch.isspace() or not ch.isprintable() for ch in text)
+            or "@" in local  # one "@": "a@evil.example@bank.example" is two addresses
             or "@" in domain
         ):
             raise InvalidParameter("destination is not an email address")
