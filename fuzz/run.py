@@ -1,7 +1,8 @@
 """Run the atheris harnesses one after another, each for a number of seconds.
 
-    python fuzz/run.py --seconds 5                 # the CI smoke run (every harness)
+    python fuzz/run.py --seconds 4                 # the CI smoke run (every harness)
     python fuzz/run.py --seconds 600 parse_uri     # a long run of one harness
+    python fuzz/run.py --seconds 1700 --runs 1000000 service   # to 10**6 inputs
 
 Each harness starts from its seed corpus (``fuzz/corpus/NAME/``, read only) and writes the
 units it finds to a work folder (``--work``, a temporary one by default), so the repository
@@ -29,12 +30,16 @@ HARNESSES = (
     "recovery",
     "oob",
     "cli",
+    "service",
+    "oob_service",
+    "store_rows",
 )
 _UNITS = re.compile(rb"stat::number_of_executed_units:\s*(\d+)")
 
 
-def run_one(name: str, seconds: int, work: Path) -> tuple[bool, int]:
-    """Fuzz harness ``name`` for ``seconds``; return (clean, iterations)."""
+def run_one(name: str, seconds: int, work: Path, runs: int | None = None) -> tuple[bool, int]:
+    """Fuzz harness ``name`` for ``seconds`` (or until ``runs`` inputs, if sooner); return
+    (clean, iterations)."""
     found = work / name
     found.mkdir(parents=True, exist_ok=True)
     seeds = HERE / "corpus" / name
@@ -44,6 +49,7 @@ def run_one(name: str, seconds: int, work: Path) -> tuple[bool, int]:
         str(found),
         *([str(seeds)] if seeds.is_dir() else []),
         f"-max_total_time={seconds}",
+        *([f"-runs={runs}"] if runs is not None else []),
         "-timeout=5",
         "-rss_limit_mb=2048",
         "-print_final_stats=1",
@@ -61,13 +67,14 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=int, default=5, help="seconds per harness")
     parser.add_argument("--work", type=Path, default=None, help="folder for new units")
+    parser.add_argument("--runs", type=int, default=None, help="stop each harness after N inputs")
     parser.add_argument("names", nargs="*", choices=(*HARNESSES, []), help="harnesses to run")
     args = parser.parse_args()
     names = args.names or list(HARNESSES)
     work = args.work or Path(tempfile.mkdtemp(prefix="mfa-core-fuzz-"))
     failed = []
     for name in names:
-        clean, iterations = run_one(name, args.seconds, work)
+        clean, iterations = run_one(name, args.seconds, work, args.runs)
         print(f"fuzz {name}: {iterations} inputs, {'0 findings' if clean else 'FINDING'}")
         if not clean:
             failed.append(name)

@@ -127,3 +127,119 @@ def test_cli_errors_never_echo_the_secret_or_the_code(capsys: pytest.CaptureFixt
         out, err = capsys.readouterr()
         assert out == ""
         _assert_clean(err, [*_forms(key), code])
+
+
+# -- the service's flows: out-of-band resends, bound destinations, corrupt rows ---------------
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    """The error and everything reachable from it through __cause__ / __context__."""
+    seen: list[BaseException] = []
+    todo: list[BaseException | None] = [error]
+    while todo:
+        item = todo.pop()
+        if item is None or any(item is s for s in seen):
+            continue
+        seen.append(item)
+        todo += [item.__cause__, item.__context__]
+    return seen
+
+
+def _texts(error: BaseException) -> str:
+    parts = ["".join(traceback.format_exception(error))]
+    for item in _chain(error):
+        parts += [str(item), repr(item), repr(item.args)]
+    return "\n".join(parts)
+
+
+class _QuotingSender:
+    """A gateway whose errors quote the code and the number (as real ones do)."""
+
+    def __init__(self) -> None:
+        self.failing = False
+        self.codes: list[str] = []
+
+    def send(self, **fields: object) -> None:
+        self.codes.append(str(fields["code"]))
+        if self.failing:
+            raise RuntimeError(f"refused {fields['code']} to {fields['destination']}")
+
+
+def test_service_errors_never_reach_a_code_secret_or_destination(
+    tmp_path: object, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sqlite3
+    from pathlib import Path
+
+    from mfa_core.sealing import AESGCMSealer
+    from mfa_core.service import MFAService
+    from mfa_core.stores import SQLiteStore
+    from mfa_core.testing import FakeClock, RecordingEventSink
+
+    caplog.set_level(logging.DEBUG)
+    phone, elsewhere = "+1 555 010 0167", "+1 555 999 0167"
+    path = Path(str(tmp_path)) / "leaks.sqlite3"
+    store = SQLiteStore(path)
+    clock = FakeClock(1_800_000_000.0)
+    events = RecordingEventSink()
+    sender = _QuotingSender()
+    service = MFAService(
+        store,
+        store,
+        AESGCMSealer.generate(),
+        clock=clock,
+        events=events,
+        oob=store,
+        sender=sender,  # type: ignore[arg-type]
+        secret=b"host secret for tests, 32 bytes!",
+    )
+    enrolment = service.begin_enrolment("alice", label="phone")
+    challenge = service.send_oob_code("alice", channel="sms", destination=phone, purpose="login")
+    clock.advance(30)
+    errors: list[MFAError] = []
+
+    def expect(operation: Callable[[], object]) -> None:
+        with pytest.raises(MFAError) as info:
+            operation()
+        errors.append(info.value)
+
+    expect(lambda: service.resend_oob_code("alice", challenge, elsewhere))  # bound elsewhere
+    expect(lambda: service.resend_oob_code("alice", challenge, elsewhere + "x"))  # not a number
+    sender.failing = True
+    expect(lambda: service.resend_oob_code("alice", challenge, phone))  # delivery fails
+    expect(
+        lambda: service.send_oob_code("alice", channel="sms", destination=phone, purpose="reset")
+    )
+    sender.failing = False
+    refused = service.verify_oob_code(
+        "alice", challenge, sender.codes[0], "login", destination=elsewhere
+    )
+    assert not refused.accepted
+    # A corrupt row whose text quotes the number (SQLite's decode error quoted a column).
+    raw = sqlite3.connect(path)
+    with raw:
+        raw.execute(
+            "UPDATE mfa_credentials SET label = CAST(? AS TEXT)",
+            (phone.encode("ascii") + b"\xff",),
+        )
+    raw.close()
+    expect(lambda: service.list_credentials("alice"))
+    result = service.verify("alice", "123456")
+    assert not result.accepted
+    store.close()
+
+    secrets = [
+        *sender.codes,
+        enrolment.secret,
+        phone,
+        elsewhere,
+        "15550100167",
+        "15559990167",
+        "555 010",
+    ]
+    everything = "\n".join(
+        [*(_texts(error) for error in errors), caplog.text, repr(events.events), repr(refused)]
+    )
+    _assert_clean(everything, secrets)
+    for error in errors:
+        assert error.__cause__ is None and error.__context__ is None, repr(error)

@@ -367,8 +367,11 @@ def test_resend_kills_the_old_code_and_keeps_the_failure_count(env: Env) -> None
 def test_resend_refusals(env: Env) -> None:
     challenge, code = env.send()
     env.clock.advance(30)
-    with pytest.raises(InvalidParameter):
+    with pytest.raises(OutOfBandError) as elsewhere:
         env.service.resend_oob_code("alice", challenge, "+1 555 010 0199")
+    assert elsewhere.value.code is ErrorCode.OOB_DESTINATION_MISMATCH
+    with pytest.raises(InvalidParameter):
+        env.service.resend_oob_code("alice", challenge, "not a number")
     with pytest.raises(OutOfBandError) as missing:
         env.service.resend_oob_code("alice", "no-such-challenge", PHONE)
     assert missing.value.code is ErrorCode.OOB_CHALLENGE_NOT_FOUND

@@ -325,7 +325,7 @@ def test_sqlite_schema_v1_file_gains_the_new_tables(
             assert old.schema_version() == 1
             old.admit_attempt("alice", T0, ThrottleConfig())
     with SQLiteStore(path) as store:
-        assert store.schema_version() == sqlite_module.SCHEMA_VERSION == 3
+        assert store.schema_version() == sqlite_module.SCHEMA_VERSION >= 4
         assert store.get_failures("alice").count == 1  # data of version 1 kept
         store.replace_recovery_codes("alice", _records(count=2))
         store.put_challenge(_challenge())
@@ -337,9 +337,10 @@ def test_sqlite_schema_v1_file_gains_the_new_tables(
     finally:
         raw.close()
     assert {"mfa_recovery_codes", "mfa_oob_challenges", "mfa_send_counters"} <= tables
-    assert descriptions[-2:] == [
+    assert descriptions[1:4] == [
         "recovery codes and out-of-band challenges",
         "out-of-band send counters",
+        "out-of-band challenges bind their destination",
     ]
 
 
@@ -347,17 +348,25 @@ def test_sqlite_schema_v2_file_gains_the_send_counters(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     path = tmp_path / "v2.sqlite3"
-    challenge = _challenge()
+    challenge = attrs.evolve(_challenge(), destination_hash=None)  # as version 2 held it
     with monkeypatch.context() as patch:
         patch.setattr(sqlite_module, "MIGRATIONS", sqlite_module.MIGRATIONS[:2])
         patch.setattr(sqlite_module, "SCHEMA_VERSION", 2)
-        with SQLiteStore(path) as old:
-            old.put_challenge(challenge)
-            with pytest.raises(StoreError):  # no table yet
-                old.count_send("u:alice", T0, T0 + 3600)
+        with SQLiteStore(path) as old, pytest.raises(StoreError):  # no table yet
+            old.count_send("u:alice", T0, T0 + 3600)
+    raw = sqlite3.connect(path)  # a challenge row as version 2 wrote it (14 columns)
+    try:
+        with raw:
+            raw.execute(
+                "INSERT INTO mfa_oob_challenges VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                sqlite_module._oob_row(challenge)[:14],
+            )
+    finally:
+        raw.close()
     with SQLiteStore(path) as store:
-        assert store.schema_version() == 3
-        assert store.get_challenge(challenge.challenge_id) == challenge
+        assert store.schema_version() == sqlite_module.SCHEMA_VERSION
+        got = store.get_challenge(challenge.challenge_id)
+        assert got == challenge and got is not None and got.destination_hash is None
         assert [store.count_send("u:alice", T0, T0 + 3600) for _ in range(3)] == [1, 2, 3]
     with SQLiteStore(path) as store:  # and the counts survive reopening
         assert store.count_send("u:alice", T0, T0 + 3600) == 4

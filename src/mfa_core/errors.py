@@ -96,6 +96,7 @@ class ErrorCode(enum.StrEnum):
     OOB_CHALLENGE_NOT_FOUND = "oob_challenge_not_found"
     OOB_DELIVERY_FAILED = "oob_delivery_failed"
     OOB_SEND_LIMIT = "oob_send_limit"
+    OOB_DESTINATION_MISMATCH = "oob_destination_mismatch"
 
 
 class MFAError(Exception):
@@ -222,8 +223,9 @@ class OutOfBandError(MFAError):
     """An out-of-band code cannot be sent or resent; ``code`` says why:
     ``OOB_CHANNEL_NOT_ALLOWED`` (refused by policy, e.g. email login codes once an
     authenticator is enabled), ``OOB_CHALLENGE_NOT_FOUND`` (no such challenge for this
-    user), ``OOB_DELIVERY_FAILED`` (the host's code sender failed) or ``OOB_SEND_LIMIT``
-    (:class:`SendLimitExceeded`)."""
+    user), ``OOB_DELIVERY_FAILED`` (the host's code sender failed), ``OOB_SEND_LIMIT``
+    (:class:`SendLimitExceeded`) or ``OOB_DESTINATION_MISMATCH`` (a resend to an address or
+    number other than the one the challenge was started for)."""
 
     default_code = ErrorCode.OOB_CHALLENGE_NOT_FOUND
 

@@ -72,6 +72,8 @@ __all__ = [
     "OOBRecord",
     "check",
     "code_hash",
+    "destination_hash",
+    "destination_matches",
     "destination_send_key",
     "issue",
     "mask_destination",
@@ -124,9 +126,11 @@ _MAX_DESTINATION: Final = 320
 _HASH_LABEL: Final = b"mfa_core/oob-code/v1\x00"
 _SEND_USER_LABEL: Final = b"mfa_core/oob-send-user/v1\x00"
 _SEND_DESTINATION_LABEL: Final = b"mfa_core/oob-send-destination/v1\x00"
+_DESTINATION_LABEL: Final = b"mfa_core/oob-destination/v1\x00"
 _CHALLENGE_RE: Final = re.compile(r"[A-Za-z0-9_.:-]{1,128}", re.ASCII)
 _PHONE_RE: Final = re.compile(r"\+?[0-9]{6,15}", re.ASCII)
 _PHONE_PUNCTUATION: Final = str.maketrans(dict.fromkeys(" -.()"))
+_ASCII_LOWER: Final = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 class OOBChannel(enum.StrEnum):
@@ -159,6 +163,9 @@ class OOBReason(enum.StrEnum):
     CHANNEL_NOT_ALLOWED = "channel_not_allowed"
     """The channel is no longer offered for the purpose (an email login code once the user
     has an authenticator), whenever the challenge was started."""
+    WRONG_DESTINATION = "wrong_destination"
+    """The address or number given is not the one the challenge was started for (its
+    keyed hash differs, however alike the masked hints look)."""
 
 
 def _check_now(now: object, name: str = "now") -> float:
@@ -289,6 +296,10 @@ class OOBRecord:
     """Version of the record: 0 when issued, +1 per resend."""
     used: bool = False
     """True once the current code was accepted."""
+    destination_hash: bytes | None = attrs.field(default=None, repr=False, eq=False)
+    """:func:`destination_hash` of the address or number the challenge was started for
+    (32 bytes), which resends and confirmations must match; ``None`` only for a record
+    written before destinations were bound, which matches no destination."""
 
     def __attrs_post_init__(self) -> None:
         _check_id(self.challenge_id, "challenge_id")
@@ -315,6 +326,10 @@ class OOBRecord:
         _int_in(self.generation, 0, 2**31, "generation")
         if type(self.used) is not bool:
             raise InvalidParameter("used must be a bool")
+        if self.destination_hash is not None and (
+            type(self.destination_hash) is not bytes or len(self.destination_hash) != 32
+        ):
+            raise InvalidParameter("destination_hash must be None or 32 bytes")
 
 
 @attrs.frozen
@@ -377,6 +392,7 @@ def mask_destination(channel: OOBChannel | str, destination: str) -> str:
             or not local
             or not domain
             or any(ch.isspace() or not ch.isprintable() for ch in text)
+            or "@" in local  # one "@": "a@evil.example@bank.example" is two addresses
             or "@" in domain
         ):
             raise InvalidParameter("destination is not an email address")
@@ -390,18 +406,59 @@ def mask_destination(channel: OOBChannel | str, destination: str) -> str:
 def normalize_destination(channel: OOBChannel | str, destination: str) -> str:
     """Return the form of an address or number that send limits are counted under.
 
-    An email address is stripped and lower-cased (``Alice@Example.COM`` and
-    ``alice@example.com`` share one limit); a phone number loses spaces, ``-``, ``.``,
-    brackets and a leading ``+`` (``+1 (555) 010-0167`` becomes ``15550100167``). Raises
-    :class:`InvalidParameter` for something that is not an address or number, as
-    :func:`mask_destination` does (the message never repeats it).
+    An email address loses surrounding ASCII whitespace and has its ASCII letters
+    lower-cased (``Alice@Example.COM`` and ``alice@example.com`` share one limit); no other
+    letter is case-mapped, so a look-alike such as U+212A KELVIN SIGN (which
+    ``str.lower`` maps to ``k``) stays a different address. A phone number loses spaces,
+    ``-``, ``.``, brackets and a leading ``+`` (``+1 (555) 010-0167`` becomes
+    ``15550100167``). Raises :class:`InvalidParameter` for something that is not an
+    address or number, as :func:`mask_destination` does (the message never repeats it).
     """
     kind = _parse_channel(channel)
     mask_destination(kind, destination)  # the same checks, the same errors
     text = destination.strip(_ASCII_SPACE)
     if kind is OOBChannel.EMAIL:
-        return text.lower()
+        return text.translate(_ASCII_LOWER)
     return text.translate(_PHONE_PUNCTUATION).removeprefix("+")
+
+
+def destination_hash(
+    key: bytes, challenge_id: str, channel: OOBChannel | str, destination: str
+) -> bytes:
+    """Return the keyed hash that binds a challenge to its destination.
+
+    ``HMAC-SHA256(key, label || len || challenge_id || len || channel || len ||
+    normalised destination)`` with :func:`normalize_destination`'s form, so variants that
+    normalise equal (ASCII case, surrounding whitespace, phone punctuation) match and
+    nothing else does. The challenge id is bound in, so equal destinations of two
+    challenges have unrelated hashes (a store reader cannot link them). ``key`` must be
+    16 to 256 bytes (:class:`~mfa_core.errors.InvalidKey`); the service derives a key of
+    its own for this from the host secret.
+    """
+    raw_key = check_key(key)
+    challenge = _check_id(challenge_id, "challenge_id").encode("ascii")
+    kind = _parse_channel(channel)
+    normal = normalize_destination(kind, destination).encode("utf-8")
+    message = _DESTINATION_LABEL + b"".join(
+        len(part).to_bytes(4, "big") + part
+        for part in (challenge, kind.value.encode("ascii"), normal)
+    )
+    return hmac.new(raw_key, message, hashlib.sha256).digest()
+
+
+def destination_matches(record: OOBRecord, destination: str, *, key: bytes) -> bool:
+    """Whether ``destination`` is the address or number ``record`` was issued for.
+
+    Compares :func:`destination_hash` with the stored one in constant time. A record
+    without one (written before destinations were bound) matches nothing: fail closed.
+    Raises :class:`InvalidParameter` for a destination that is not an address or number
+    of the record's channel (the message never repeats it).
+    """
+    if not isinstance(record, OOBRecord):
+        raise InvalidParameter("record must be an OOBRecord")
+    given = destination_hash(key, record.challenge_id, record.channel, destination)
+    stored = record.destination_hash
+    return stored is not None and hmac.compare_digest(given, stored)
 
 
 def _keyed_hex(key: bytes, label: bytes, *parts: bytes) -> str:
@@ -485,11 +542,14 @@ def issue(
     key: bytes,
     config: OOBConfig | None = None,
     challenge_id: str | None = None,
+    destination_key: bytes | None = None,
 ) -> IssuedCode:
     """Issue a new code for ``purpose`` bound to ``challenge_id`` (a random one if ``None``).
 
-    The record stores a masked ``destination`` hint, the keyed hash of the code, and
-    ``expires_at = now + ttl``. Deliver ``code`` with the host's ``CodeSender``.
+    The record stores a masked ``destination`` hint, the keyed hash of the code,
+    ``expires_at = now + ttl`` and :func:`destination_hash` of ``destination`` under
+    ``destination_key`` (``key`` when ``None``; the hash is domain-separated from the
+    code's either way). Deliver ``code`` with the host's ``CodeSender``.
     """
     cfg = config if config is not None else OOBConfig()
     if not isinstance(cfg, OOBConfig):
@@ -515,6 +575,9 @@ def issue(
         issued_at=issued,
         expires_at=issued + cfg.ttl,
         max_attempts=cfg.max_attempts,
+        destination_hash=destination_hash(
+            key if destination_key is None else destination_key, challenge, via, destination
+        ),
     )
     return IssuedCode(code=code, record=record)
 

@@ -41,6 +41,7 @@ from typing import Final, NoReturn, TypeVar
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from ._validate import is_utf8
 from .errors import ErrorCode, InvalidKey, InvalidParameter, MFAError, SealingError
 from .ports import Sealer
 
@@ -75,7 +76,9 @@ def _key_id(value: object) -> str:
 def _credential_id(value: object) -> bytes:
     if not isinstance(value, str) or not value:
         raise InvalidParameter("credential_id must be a non-empty str")
-    encoded = value.encode("utf-8", "surrogatepass")
+    if not is_utf8(value):  # the rule of _validate.check_id: a lone surrogate is refused
+        raise InvalidParameter("credential_id must be valid Unicode text (no lone surrogates)")
+    encoded = value.encode("utf-8")
     if len(encoded) > _MAX_CREDENTIAL_ID:
         raise InvalidParameter("credential_id is too long")
     return encoded

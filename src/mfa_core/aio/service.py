@@ -283,9 +283,15 @@ class AsyncMFAService:
         return await self._run(resend_oob_code_flow(self._ctx, user_id, challenge_id, destination))
 
     async def verify_oob_code(
-        self, user_id: str, challenge_id: str, code: str, purpose: OOBPurpose | str
+        self,
+        user_id: str,
+        challenge_id: str,
+        code: str,
+        purpose: OOBPurpose | str,
+        *,
+        destination: str | None = None,
     ) -> OOBVerificationResult:
         """Awaitable :meth:`~mfa_core.service.MFAService.verify_oob_code`."""
         return await self._run(
-            verify_oob_code_flow(self._ctx, user_id, challenge_id, code, purpose)
+            verify_oob_code_flow(self._ctx, user_id, challenge_id, code, purpose, destination)
         )

@@ -473,8 +473,10 @@ class MFAService:
     def resend_oob_code(self, user_id: str, challenge_id: str, destination: str) -> str:
         """Send a new code for an existing challenge; the previous code stops working.
 
-        ``destination`` is the address or number the challenge was started for (the
-        store keeps only a masked hint, which must match). The ``n``-th resend is allowed
+        ``destination`` is the address or number the challenge was started for: the
+        store keeps a keyed hash of its normalised form (ASCII case, surrounding
+        whitespace and phone punctuation aside), compared in constant time, so another
+        address or number with the same masked hint is refused. The ``n``-th resend is allowed
         ``resend_cooldown + (n - 1) * resend_cooldown_step`` seconds after the previous
         send (30 s, 60 s, 90 s, ... by default). The new code gets a fresh TTL and fresh
         per-code attempts; the user's failure count is NOT reset. Emits OOB_CODE_SENT.
@@ -487,14 +489,23 @@ class MFAService:
         the sender raised (the previous code is restored);
         :class:`~mfa_core.errors.SendLimitExceeded` when the user or the destination
         reached its send limit (nothing sent; the current code stays valid);
-        :class:`~mfa_core.errors.InvalidParameter` for a destination that does not match
-        the challenge; :class:`~mfa_core.errors.Throttled` (code LOCKED) for a locked user;
+        :class:`~mfa_core.errors.OutOfBandError` with ``OOB_DESTINATION_MISMATCH`` for a
+        destination that does not match the challenge (counted as a failed attempt, with
+        an OOB_CODE_FAILED event whose ``detail`` is ``wrong_destination``; nothing sent);
+        :class:`~mfa_core.errors.InvalidParameter` for a destination that is not an
+        address or number; :class:`~mfa_core.errors.Throttled` (code LOCKED) for a locked user;
         :class:`~mfa_core.errors.StoreError` if a store fails.
         """
         return self._run(resend_oob_code_flow(self._ctx, user_id, challenge_id, destination))
 
     def verify_oob_code(
-        self, user_id: str, challenge_id: str, code: str, purpose: OOBPurpose | str
+        self,
+        user_id: str,
+        challenge_id: str,
+        code: str,
+        purpose: OOBPurpose | str,
+        *,
+        destination: str | None = None,
     ) -> OOBVerificationResult:
         """Check a code the user typed for challenge ``challenge_id`` and ``purpose``.
 
@@ -508,8 +519,16 @@ class MFAService:
         OOB_CODE_FAILED; a success marks the code used (it is accepted at most once,
         even under concurrency), resets the count and emits OOB_CODE_VERIFIED.
 
+        With ``destination`` (the address or number the host is about to mark as
+        confirmed: pass it for a phone confirmation), the code is refused unless the
+        challenge was started for exactly that destination (``oob_reason``
+        ``wrong_destination``, compared as keyed hashes in constant time), so a number
+        that never received the code is never confirmed.
+
         Never raises for a wrong code or a failing store; raises
-        :class:`~mfa_core.errors.InvalidParameter` for a bad ``user_id`` or ``purpose`` or
-        when out-of-band codes are not configured.
+        :class:`~mfa_core.errors.InvalidParameter` for a bad ``user_id``, ``purpose`` or
+        ``destination`` type, or when out-of-band codes are not configured.
         """
-        return self._run(verify_oob_code_flow(self._ctx, user_id, challenge_id, code, purpose))
+        return self._run(
+            verify_oob_code_flow(self._ctx, user_id, challenge_id, code, purpose, destination)
+        )

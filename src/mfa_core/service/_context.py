@@ -28,6 +28,7 @@ import attrs
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from .._validate import check_id as _check_text_id
 from .._validate import is_int as _is_int
 from ..errors import (
     CredentialNotFound,
@@ -132,6 +133,8 @@ class Context:
     tag_key: bytes | None = attrs.field(default=None, repr=False)
     oob_key: bytes | None = attrs.field(default=None, repr=False)
     send_key: bytes | None = attrs.field(default=None, repr=False)
+    destination_key: bytes | None = attrs.field(default=None, repr=False)
+    """Keys the hash that binds an out-of-band challenge to its destination."""
 
     def now(self) -> float:
         """The clock's time, checked (a bad clock is an InvalidParameter, never used)."""
@@ -182,10 +185,11 @@ class Context:
 
 
 def check_id(value: object, name: str) -> str:
-    """Return ``value`` if it is a non-empty string of at most 256 characters."""
-    if type(value) is not str or not 1 <= len(value) <= _MAX_ID:
-        raise InvalidParameter(f"{name} must be a non-empty string of at most {_MAX_ID}")
-    return value
+    """Return ``value`` if it is a non-empty string of at most 256 characters that can be
+    encoded as UTF-8 (:func:`mfa_core._validate.check_id`: no lone surrogates)."""
+    if type(value) is str and 1 <= len(value) <= _MAX_ID and value.isascii():
+        return value  # the common case
+    return _check_text_id(value, name, max_length=_MAX_ID)
 
 
 def check_label(value: object) -> str:
@@ -677,6 +681,7 @@ def scan(
 _TAG_KEY_INFO: Final = b"mfa_core/service/recovery-tag-key/v1"
 _OOB_KEY_INFO: Final = b"mfa_core/service/oob-code-key/v1"
 _SEND_KEY_INFO: Final = b"mfa_core/service/oob-send-key/v1"
+_DESTINATION_KEY_INFO: Final = b"mfa_core/service/oob-destination-key/v1"
 
 
 def configure(
@@ -743,5 +748,6 @@ def configure(
         tag_key=None if raw is None else derive_key(raw, _TAG_KEY_INFO),
         oob_key=None if raw is None else derive_key(raw, _OOB_KEY_INFO),
         send_key=None if raw is None else derive_key(raw, _SEND_KEY_INFO),
+        destination_key=None if raw is None else derive_key(raw, _DESTINATION_KEY_INFO),
     )
     return ctx, bind_ports(given)

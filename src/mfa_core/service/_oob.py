@@ -47,6 +47,7 @@ from ..oob import (
     OOBReason,
     OOBRecord,
     check,
+    destination_matches,
     destination_send_key,
     issue,
     mask_destination,
@@ -91,6 +92,7 @@ _REASONS: Final = {
     OOBReason.TOO_MANY_ATTEMPTS: VerifyReason.INVALID_CODE,
     OOBReason.MALFORMED: VerifyReason.MALFORMED,
     OOBReason.CHANNEL_NOT_ALLOWED: VerifyReason.INVALID_CODE,
+    OOBReason.WRONG_DESTINATION: VerifyReason.INVALID_CODE,
 }
 
 
@@ -205,6 +207,7 @@ def send_oob_code_flow(
         now=now,
         key=key,
         config=ctx.config.oob,
+        destination_key=destination_key(ctx),
     )
     record = issued.record
     yield from checked(call(OOBChallengeStore.put_challenge, record))
@@ -251,8 +254,22 @@ def resend_oob_code_flow(
         record = yield from checked(call(OOBChallengeStore.get_challenge, challenge_id))
         if record is None or record.user_id != user_id:
             raise _not_found()
-        if mask_destination(record.channel, destination) != record.destination_hint:
-            raise InvalidParameter("the destination does not match the challenge")
+        if not destination_matches(record, destination, key=destination_key(ctx)):
+            # Compared as keyed hashes in constant time, never as masked hints (which
+            # another address or number can share). Counted as a failed attempt, so the
+            # bound number cannot be found by trying candidates.
+            yield from count_failure_flow(
+                ctx,
+                user_id,
+                now,
+                VerifyReason.INVALID_CODE,
+                event_type=EventType.OOB_CODE_FAILED,
+                detail=OOBReason.WRONG_DESTINATION.value,
+            )
+            raise OutOfBandError(
+                "the destination does not match the challenge",
+                code=ErrorCode.OOB_DESTINATION_MISMATCH,
+            )
         # The channel rule holds on a resend too: a challenge started before the user
         # enabled an authenticator gets no new email login code (nor a new lifetime).
         if _email_login_refused(ctx, record.purpose, record.channel) and (
@@ -290,11 +307,18 @@ def resend_oob_code_flow(
 
 
 def verify_oob_code_flow(
-    ctx: Context, user_id: str, challenge_id: str, code: object, purpose: OOBPurpose | str
+    ctx: Context,
+    user_id: str,
+    challenge_id: str,
+    code: object,
+    purpose: OOBPurpose | str,
+    destination: str | None = None,
 ) -> Flow[OOBVerificationResult]:
     check_id(user_id, "user_id")
     kind = parse_purpose(purpose)
     key = oob_code_key(ctx)
+    if destination is not None and type(destination) is not str:
+        raise InvalidParameter("destination must be a string or None")
     now = ctx.now()
     failed = EventType.OOB_CODE_FAILED
     after: FailureState | None = None
@@ -332,6 +356,9 @@ def verify_oob_code_flow(
             if refused:
                 banned = OOBReason.CHANNEL_NOT_ALLOWED
                 return (yield from oob_failed_flow(ctx, user_id, now, after, banned, challenge_id))
+        if destination is not None and not _bound_to(ctx, record, destination):
+            wrong = OOBReason.WRONG_DESTINATION
+            return (yield from oob_failed_flow(ctx, user_id, now, after, wrong, challenge_id))
         decided = check(record, code, purpose=kind, challenge_id=challenge_id, now=now, key=key)
         if decided.changed:
             try:
@@ -459,6 +486,21 @@ def _deliver_flow(issued: IssuedCode, destination: str) -> Flow[None]:
         # quote the code or the number) is neither its __cause__ nor its __context__.
         _logger.warning("code sender failed (%s)", failed)
         raise OutOfBandError("the code could not be delivered", code=ErrorCode.OOB_DELIVERY_FAILED)
+
+
+def destination_key(ctx: Context) -> bytes:
+    if ctx.destination_key is None:  # pragma: no cover - oob_code_key() checked the secret
+        raise InvalidParameter("out-of-band codes are not configured")
+    return ctx.destination_key
+
+
+def _bound_to(ctx: Context, record: OOBRecord, destination: str) -> bool:
+    """Whether ``destination`` is the one ``record`` was issued for (an address that is
+    not one of the record's channel is not)."""
+    try:
+        return destination_matches(record, destination, key=destination_key(ctx))
+    except InvalidParameter:
+        return False
 
 
 def _not_found() -> OutOfBandError:

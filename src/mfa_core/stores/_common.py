@@ -8,12 +8,11 @@ the in-memory and SQLite stores accept and refuse exactly the same values.
 from __future__ import annotations
 
 import inspect
-import math
-import sys
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
+from .. import _validate
 from ..errors import ErrorCode, InvalidParameter, MFAError, StoreError
 from ..models import STORED_STATES, Credential, CredentialKind, CredentialState
 from ..oob import MAX_SEND_KEY, OOBChannel, OOBPurpose, OOBRecord
@@ -62,7 +61,6 @@ MAX_ID_LENGTH: Final = 1024
 """Longest user or credential id (characters) a reference store accepts."""
 _MAX_RECOVERY_RECORDS: Final = 1000
 _MAX_PHC: Final = 512
-_MAX_FLOAT: Final = sys.float_info.max
 
 
 def _is_int(value: object) -> bool:
@@ -78,33 +76,21 @@ def check_id(value: object, name: str) -> str:
     characters that can be encoded as UTF-8 (no lone surrogates)."""
     if type(value) is str and 1 <= len(value) <= MAX_ID_LENGTH and value.isascii():
         return value  # the common case, checked without another call
-    if type(value) is not str or not 1 <= len(value) <= MAX_ID_LENGTH:
-        raise InvalidParameter(f"{name} must be a non-empty string of at most {MAX_ID_LENGTH}")
-    _check_utf8(value, name)
-    return value
+    return _validate.check_id(value, name, max_length=MAX_ID_LENGTH)
 
 
 def _check_utf8(value: str, name: str) -> None:
-    if value.isascii():  # the common case, checked without encoding
-        return
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidParameter(f"{name} must be valid Unicode text") from None
+    if not _validate.is_utf8(value):
+        raise InvalidParameter(f"{name} must be valid Unicode text")
 
 
 def check_time(value: object, name: str = "now") -> float:
-    """Return ``value`` as a float if it is a finite, non-negative Unix time.
+    """Return ``value`` as a float if it is a finite, non-negative Unix time of at most
+    :data:`mfa_core._validate.MAX_TIME` (:func:`mfa_core._validate.check_time`).
 
     An int is range-checked before it is converted (``10**400`` is an InvalidParameter,
     never an ``OverflowError``)."""
-    if type(value) is float and value >= 0.0 and math.isfinite(value):
-        return value
-    if type(value) is int and 0 <= value <= _MAX_FLOAT:  # compared exactly, no conversion
-        return float(value)
-    raise InvalidParameter(
-        f"{name} must be a finite, non-negative Unix time", code=ErrorCode.INVALID_TIME
-    )
+    return _validate.check_time(value, name)
 
 
 def _check_optional_time(value: object, name: str) -> None:
@@ -249,14 +235,20 @@ def check_phc(phc: object) -> str:
 
 
 # -- decoding rows of the SQL-family stores ---------------------------------------------
-# SQLiteStore and SQLStore lay their tables out in the same column order; a row that does
-# not decode (a tampered or corrupt database) is a StoreError naming the store, never a
-# ValueError or TypeError.
+# SQLiteStore and SQLStore lay their tables out in the same column order. A row is decoded
+# by the rules the store applies when it writes (check_credential, check_oob_record,
+# check_phc, the _validate time rules): a row that a store would never write (a tampered
+# or corrupt database: an id None, period 0, digits 99, a NaN or 10**400 time, text where
+# a number belongs) is a StoreError naming the store, never a ValueError, an
+# OverflowError or a credential the service then trips over. The error carries no chain
+# (the column's value could be anything, a secret included).
+
+_ROW_ERRORS: Final = (MFAError, ValueError, TypeError, ArithmeticError, IndexError)
 
 
 def _as_int(value: object) -> int:
     """An integer column's value: an int, or a float holding a whole number; anything else
-    (a fraction, text, a bool) is a row that does not decode."""
+    (a fraction, text, a bool, NaN, inf) is a row that does not decode."""
     if type(value) is int:
         return value
     if type(value) is float and value.is_integer():
@@ -271,70 +263,107 @@ def _as_bytes(value: object) -> bytes:
     raise TypeError("not a byte string")
 
 
+def _as_text(value: object) -> str:
+    """A TEXT column's value: a ``str`` (a number or ``None`` is a row that does not
+    decode; the write rules check the rest)."""
+    if type(value) is str:
+        return value
+    raise TypeError("not text")
+
+
+def _as_time(value: object) -> float:
+    """A REAL time column's value, by the rules a store writes times with (an int or
+    float, finite, non-negative, at most ``MAX_TIME``; never converted from text)."""
+    if type(value) is not float and type(value) is not int:
+        raise TypeError("not a time")
+    return _validate.check_time(value, "time")
+
+
+def _as_opt_time(value: object) -> float | None:
+    return None if value is None else _as_time(value)
+
+
 def opt_float(value: float | None) -> float | None:
     """``None`` or the value as a float (SQLite may return whole REAL values as int)."""
     return None if value is None else float(value)
 
 
 def credential_from_row(row: Sequence[Any], store: str) -> Credential:
-    """Decode a credentials row (columns in :class:`~mfa_core.models.Credential` order)."""
+    """Decode a credentials row (columns in :class:`~mfa_core.models.Credential` order)
+    and check it by :func:`check_credential`, the rule the store writes by."""
     try:
-        return Credential(
-            id=row[0],
-            user_id=row[1],
+        replaces = row[13]
+        credential = Credential(
+            id=_as_text(row[0]),
+            user_id=_as_text(row[1]),
             kind=CredentialKind(row[2]),
             sealed_key=_as_bytes(row[3]),
-            created_at=float(row[4]),
+            created_at=_as_time(row[4]),
             status=CredentialState(row[5]),
             algorithm=Algorithm(row[6]),
             digits=_as_int(row[7]),
             period=_as_int(row[8]),
-            label=row[9],
-            pending_until=opt_float(row[10]),
-            confirmed_at=opt_float(row[11]),
-            renewed_at=opt_float(row[12]),
-            replaces=row[13],
-            disabled_at=opt_float(row[14]),
+            label=_as_text(row[9]),
+            pending_until=_as_opt_time(row[10]),
+            confirmed_at=_as_opt_time(row[11]),
+            renewed_at=_as_opt_time(row[12]),
+            replaces=None if replaces is None else _as_text(replaces),
+            disabled_at=_as_opt_time(row[14]),
             last_accepted=_as_int(row[15]),
             drift=_as_int(row[16]),
             version=_as_int(row[17]),
         )
-    except (ValueError, TypeError) as exc:
-        raise StoreError(f"the {store} store holds a credential row it cannot read") from exc
+        return check_credential(credential)
+    except _ROW_ERRORS:
+        pass
+    raise StoreError(f"the {store} store holds a credential row it cannot read")
 
 
 def recovery_from_row(row: Sequence[Any], store: str) -> RecoveryRecord:
     """Decode a recovery-code row: id, tag, PHC string, used_at."""
     try:
-        return RecoveryRecord(id=row[0], tag=row[1], phc=row[2], used_at=opt_float(row[3]))
-    except (MFAError, ValueError, TypeError) as exc:
-        raise StoreError(f"the {store} store holds a recovery code row it cannot read") from exc
+        return RecoveryRecord(
+            id=_as_text(row[0]),
+            tag=_as_text(row[1]),
+            phc=check_phc(row[2]),
+            used_at=_as_opt_time(row[3]),
+        )
+    except _ROW_ERRORS:
+        pass
+    raise StoreError(f"the {store} store holds a recovery code row it cannot read")
 
 
 def challenge_from_row(row: Sequence[Any], store: str) -> OOBRecord:
     """Decode an out-of-band challenge row (columns in :class:`~mfa_core.oob.OOBRecord`
-    order; ``used`` a boolean or 0/1)."""
+    order; ``used`` a boolean or 0/1; ``destination_hash`` NULL or 32 bytes, absent from
+    a row of an older layout)."""
     try:
-        if type(row[13]) is not bool and row[13] not in (0, 1):
+        used = row[13]
+        if type(used) is not bool and (type(used) is not int or used not in (0, 1)):
             raise ValueError("used must be a boolean")
-        return OOBRecord(
-            challenge_id=row[0],
-            user_id=row[1],
-            purpose=OOBPurpose(row[2]),
-            channel=OOBChannel(row[3]),
-            destination_hint=row[4],
-            code_hash=_as_bytes(row[5]),
-            digits=_as_int(row[6]),
-            issued_at=float(row[7]),
-            expires_at=float(row[8]),
-            max_attempts=_as_int(row[9]),
-            attempts=_as_int(row[10]),
-            resend_count=_as_int(row[11]),
-            generation=_as_int(row[12]),
-            used=bool(row[13]),
+        bound = row[14] if len(row) > 14 else None
+        return check_oob_record(
+            OOBRecord(
+                challenge_id=_as_text(row[0]),
+                user_id=_as_text(row[1]),
+                purpose=OOBPurpose(row[2]),
+                channel=OOBChannel(row[3]),
+                destination_hint=_as_text(row[4]),
+                code_hash=_as_bytes(row[5]),
+                digits=_as_int(row[6]),
+                issued_at=_as_time(row[7]),
+                expires_at=_as_time(row[8]),
+                max_attempts=_as_int(row[9]),
+                attempts=_as_int(row[10]),
+                resend_count=_as_int(row[11]),
+                generation=_as_int(row[12]),
+                used=bool(used),
+                destination_hash=None if bound is None else _as_bytes(bound),
+            )
         )
-    except (MFAError, ValueError, TypeError) as exc:
-        raise StoreError(f"the {store} store holds a challenge row it cannot read") from exc
+    except _ROW_ERRORS:
+        pass
+    raise StoreError(f"the {store} store holds a challenge row it cannot read")
 
 
 def check_limits(limits: object) -> ThrottleConfig:

@@ -88,6 +88,9 @@ _MAX_TTL: Final = 100 * 365 * 86400.0
 _MAX_EXPIRE_AT_MS: Final = 253402300799000
 _UNREADABLE: Final = "the Redis store returned a reply it cannot read"
 _BAD_COUNTER: Final = "the Redis store holds a failure counter it cannot read"
+# What decoding a stored hash can raise; it becomes a StoreError without a chain (a field's
+# value could be anything, a secret included).
+_FIELD_ERRORS: Final = (KeyError, ValueError, TypeError, ArithmeticError, MFAError)
 
 
 @attrs.frozen
@@ -649,6 +652,8 @@ def _challenge_fields(record: OOBRecord) -> list[bytes]:
         b"%d" % record.generation,
         b"used",
         b"1" if record.used else b"0",
+        b"destination_hash",  # empty for a record without one (HSET overwrites it)
+        record.destination_hash or b"",
     ]
 
 
@@ -711,9 +716,11 @@ def _credential(fields: dict[bytes, bytes]) -> tuple[Credential, int]:
             drift=int(fields[b"drift"]),
             version=int(fields[b"version"]),
         )
-        return credential, int(fields.get(b"seq", b"0"))
-    except (KeyError, ValueError, UnicodeDecodeError, MFAError) as exc:
-        raise StoreError("the Redis store holds a credential hash it cannot read") from exc
+        # By the rules the store writes with: a hash it would never write is unreadable.
+        return check_credential(credential), int(fields.get(b"seq", b"0"))
+    except _FIELD_ERRORS:
+        pass
+    raise StoreError("the Redis store holds a credential hash it cannot read")
 
 
 def _credentials(reply: Any) -> list[Credential]:
@@ -749,9 +756,11 @@ def _challenge(challenge_id: str, fields: dict[bytes, bytes]) -> OOBRecord:
             resend_count=int(fields[b"resend_count"]),
             generation=int(fields[b"generation"]),
             used=_flag(fields[b"used"]),
+            destination_hash=fields.get(b"destination_hash") or None,
         )
-    except (KeyError, ValueError, UnicodeDecodeError, MFAError) as exc:
-        raise StoreError("the Redis store holds a challenge it cannot read") from exc
+    except _FIELD_ERRORS:
+        pass
+    raise StoreError("the Redis store holds a challenge it cannot read")
 
 
 def _recovery_records(codes: dict[bytes, bytes], used: dict[bytes, bytes]) -> list[RecoveryRecord]:
@@ -767,15 +776,17 @@ def _recovery_records(codes: dict[bytes, bytes], used: dict[bytes, bytes]) -> li
                     RecoveryRecord(
                         id=raw_id.decode("utf-8"),
                         tag=tag,
-                        phc=phc,
+                        phc=check_phc(phc),
                         used_at=None if used_at is None else float(used_at),
                     ),
                 )
             )
-    except (ValueError, UnicodeDecodeError, MFAError) as exc:
-        raise StoreError("the Redis store holds a recovery code it cannot read") from exc
-    entries.sort(key=lambda entry: entry[0])
-    return [record for _, record in entries]
+    except _FIELD_ERRORS:
+        pass
+    else:
+        entries.sort(key=lambda entry: entry[0])
+        return [record for _, record in entries]
+    raise StoreError("the Redis store holds a recovery code it cannot read")
 
 
 def _one(reply: Any) -> bool:

@@ -198,6 +198,9 @@ oob_challenges_table: Final = sa.Table(
     sa.Column("resend_count", sa.BigInteger(), nullable=False),
     sa.Column("generation", sa.BigInteger(), nullable=False),
     sa.Column("used", sa.Boolean(), nullable=False),
+    # Keyed hash of the normalised destination; NULL only for rows written before it
+    # existed (``ALTER TABLE mfa_oob_challenges ADD COLUMN destination_hash BYTEA``).
+    sa.Column("destination_hash", sa.LargeBinary()),
     sa.Index(None, "expires_at"),
 )
 """``mfa_oob_challenges``: one row per out-of-band challenge (the keyed hash of its code and
@@ -236,6 +239,7 @@ _OOB_COLUMNS: Final = (
     _O.resend_count,
     _O.generation,
     _O.used,
+    _O.destination_hash,
 )
 _OOB_SELECT: Final = sa.select(*_OOB_COLUMNS)
 _COLUMNS: Final = (
@@ -608,6 +612,7 @@ def _challenge_values(record: OOBRecord) -> dict[str, Any]:
         "resend_count": record.resend_count,
         "generation": record.generation,
         "used": record.used,
+        "destination_hash": record.destination_hash,
     }
 
 
@@ -928,10 +933,11 @@ class SQLStore:
                 return admission, ()
             # begin_attempt's rows carry the credentials after the admission's 3 columns
             # (one row of NULLs for a user without credentials); admit_attempt's have none.
+            # A row with only its id NULL is a corrupt credential, not "none" (StoreError).
             credentials = [
                 credential_from_row(row[3:], "SQL")
                 for row in rows
-                if len(row) > 3 and row[3] is not None
+                if any(value is not None for value in row[3:])
             ]
             return admission, credentials
         raise StoreError(f"the SQL store could not read the failure state ({operation})")

@@ -173,6 +173,14 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             "CREATE INDEX mfa_send_counters_by_expiry ON mfa_send_counters (expires_at)",
         ),
     ),
+    Migration(
+        version=4,
+        description="out-of-band challenges bind their destination",
+        statements=(
+            # NULL for a challenge written before: it matches no destination (fail closed).
+            "ALTER TABLE mfa_oob_challenges ADD COLUMN destination_hash BLOB",
+        ),
+    ),
 )
 """The schema, step by step. A new step is appended (never edited) with the next version."""
 
@@ -215,17 +223,19 @@ _STORE_FAILURES: Final = (
 
 _OOB_COLUMNS: Final = (
     "challenge_id, user_id, purpose, channel, destination_hint, code_hash, digits, "
-    "issued_at, expires_at, max_attempts, attempts, resend_count, generation, used"
+    "issued_at, expires_at, max_attempts, attempts, resend_count, generation, used, "
+    "destination_hash"
 )
 _OOB_SELECT: Final = f"SELECT {_OOB_COLUMNS} FROM mfa_oob_challenges"  # noqa: S608 - constant
 _OOB_INSERT: Final = (
     f"INSERT INTO mfa_oob_challenges ({_OOB_COLUMNS}) "  # noqa: S608 - constant text
-    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 )
 _OOB_SET: Final = (
     "UPDATE mfa_oob_challenges SET user_id = ?, purpose = ?, channel = ?, "
     "destination_hint = ?, code_hash = ?, digits = ?, issued_at = ?, expires_at = ?, "
-    "max_attempts = ?, attempts = ?, resend_count = ?, generation = ?, used = ? "
+    "max_attempts = ?, attempts = ?, resend_count = ?, generation = ?, used = ?, "
+    "destination_hash = ? "
 )
 _OOB_REPLACE: Final = _OOB_SET + "WHERE challenge_id = ? AND generation = ? AND used = 0"
 _OOB_UPDATE: Final = (
@@ -354,6 +364,7 @@ def _oob_row(record: OOBRecord) -> tuple[Any, ...]:
         record.resend_count,
         record.generation,
         1 if record.used else 0,
+        record.destination_hash,
     )
 
 
@@ -532,7 +543,10 @@ class SQLiteStore:
         except MFAError:
             raise
         except (sqlite3.Error, UnicodeError, OverflowError, ValueError) as exc:
-            raise _translate(exc, operation) from exc
+            failure = _translate(exc, operation)
+        # Raised outside the except block, with no chain: a driver's message can quote a
+        # column's text ("Could not decode to UTF-8 column 'label' with text ...").
+        raise failure
 
     def _initialise(self, connection: sqlite3.Connection) -> None:
         if not self._memory:

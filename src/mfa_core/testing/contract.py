@@ -915,6 +915,7 @@ def _same_challenge(actual: OOBRecord | None, expected: OOBRecord, what: str) ->
     found = _present(actual, what)
     _equal(found, expected, what)
     _check(hmac.compare_digest(found.code_hash, expected.code_hash), f"{what}: code_hash")
+    _equal(found.destination_hash, expected.destination_hash, f"{what}: destination_hash")
     return found
 
 
@@ -1255,6 +1256,22 @@ class OOBChallengeStoreContract(StoreContract):
         total = threads * per_thread
         _equal(counts, list(range(1, total + 1)), "counts returned by concurrent count_send()")
         _equal(store.count_send(key, _WINDOW, _WINDOW + 3600), total + 1, "count after the race")
+
+    def test_challenges_keep_their_destination_hash(self) -> None:
+        store = self._challenges()
+        record = _oob_record()
+        _check(record.destination_hash is not None, "an issued record binds its destination")
+        unbound = attrs.evolve(_oob_record(), destination_hash=None)  # an older record
+        store.put_challenge(record)
+        store.put_challenge(unbound)
+        _same_challenge(store.get_challenge(record.challenge_id), record, "a bound challenge")
+        _same_challenge(store.get_challenge(unbound.challenge_id), unbound, "an unbound one")
+        rebound = attrs.evolve(unbound, generation=1, resend_count=1, destination_hash=b"\x01" * 32)
+        _equal(store.replace_challenge(rebound, expected_generation=0), True, "replace")
+        _same_challenge(store.get_challenge(unbound.challenge_id), rebound, "after a replace")
+        cleared = attrs.evolve(rebound, attempts=1, destination_hash=None)
+        _equal(store.update_challenge(cleared, expected=rebound), True, "update")
+        _same_challenge(store.get_challenge(unbound.challenge_id), cleared, "after an update")
 
 
 def _issued_at(now: float, user_id: str) -> OOBRecord:
