@@ -268,7 +268,7 @@ def test_refusals_have_reasons_and_one_message(
     typed = {"right": code, "wrong": other_code(code)}.get(attempt, attempt)
     result = env.service.verify_oob_code("alice", challenge, typed, purpose)
     assert not result.accepted and result.oob_reason is reason
-    assert result.user_message == USER_MESSAGE == "invalid or expired code"
+    assert result.user_message == USER_MESSAGE == "invalid code"
     assert env.failures() == 1
     [failed] = env.events.of_type(EventType.OOB_CODE_FAILED)
     assert code not in repr(failed)

@@ -48,13 +48,14 @@ from ..service._admin import (
     list_credentials_flow,
     reseal_flow,
 )
-from ..service._context import configure
+from ..service._context import check_id, configure
 from ..service._effects import Flow
 from ..service._enrol import (
     begin_enrolment_flow,
     begin_renewal_flow,
     cancel_enrolment_flow,
     confirm_enrolment_flow,
+    enrolment_uri_flow,
 )
 from ..service._oob import resend_oob_code_flow, send_oob_code_flow, verify_oob_code_flow
 from ..service._policy import decide_flow
@@ -63,6 +64,7 @@ from ..service._recovery import (
     recovery_codes_left_flow,
     verify_recovery_code_flow,
 )
+from ..service._stepup import step_up_flow
 from ..service._verify import resync_hotp_flow, throttle_status_flow, verify_flow
 from ..service.config import ServiceConfig
 from ..service.results import (
@@ -215,11 +217,17 @@ class AsyncMFAService:
         *,
         step_up_code: str | None = None,
         by_admin: str | None = None,
+        step_up_challenge_id: str | None = None,
     ) -> None:
         """Awaitable :meth:`~mfa_core.service.MFAService.disable`."""
         return await self._run(
             disable_flow(
-                self._ctx, user_id, credential_id, step_up_code=step_up_code, by_admin=by_admin
+                self._ctx,
+                user_id,
+                credential_id,
+                step_up_code=step_up_code,
+                by_admin=by_admin,
+                step_up_challenge_id=step_up_challenge_id,
             )
         )
 
@@ -288,4 +296,21 @@ class AsyncMFAService:
         """Awaitable :meth:`~mfa_core.service.MFAService.verify_oob_code`."""
         return await self._run(
             verify_oob_code_flow(self._ctx, user_id, challenge_id, code, purpose)
+        )
+
+    async def step_up(
+        self, user_id: str, code: str, *, challenge_id: str | None = None
+    ) -> VerificationResult:
+        """Awaitable :meth:`~mfa_core.service.MFAService.step_up`."""
+        check_id(user_id, "user_id")
+        return await self._run(
+            step_up_flow(self._ctx, user_id, code, self._ctx.now(), challenge_id=challenge_id)
+        )
+
+    async def enrolment_uri(
+        self, user_id: str, credential_id: str, *, account: str | None = None
+    ) -> Enrolment:
+        """Awaitable :meth:`~mfa_core.service.MFAService.enrolment_uri`."""
+        return await self._run(
+            enrolment_uri_flow(self._ctx, user_id, credential_id, account=account)
         )

@@ -62,13 +62,14 @@ from ._admin import (
     list_credentials_flow,
     reseal_flow,
 )
-from ._context import configure
+from ._context import check_id, configure
 from ._effects import Flow, run_sync
 from ._enrol import (
     begin_enrolment_flow,
     begin_renewal_flow,
     cancel_enrolment_flow,
     confirm_enrolment_flow,
+    enrolment_uri_flow,
 )
 from ._oob import resend_oob_code_flow, send_oob_code_flow, verify_oob_code_flow
 from ._policy import decide_flow
@@ -77,6 +78,7 @@ from ._recovery import (
     recovery_codes_left_flow,
     verify_recovery_code_flow,
 )
+from ._stepup import step_up_flow
 from ._verify import resync_hotp_flow, throttle_status_flow, verify_flow
 from .config import MAX_RESYNC_WINDOW, ServiceConfig
 from .defaults import LoggingEventSink, NullEventSink, SystemClock
@@ -308,13 +310,15 @@ class MFAService:
         *,
         step_up_code: str | None = None,
         by_admin: str | None = None,
+        step_up_challenge_id: str | None = None,
     ) -> None:
         """Disable a confirmed credential (it stays listed as DISABLED, never authenticates).
 
-        The user must prove a second factor right now: ``step_up_code`` is verified (with
-        throttling, counting and replay protection, against any usable credential of the
-        user) before anything changes. An administrator passes ``by_admin=<admin id>``
-        instead. Emits CREDENTIAL_DISABLED.
+        The user must prove a second factor right now: ``step_up_code`` is checked by
+        :meth:`step_up` (a TOTP/HOTP code, a recovery code, or with
+        ``step_up_challenge_id`` an SMS/email ``step_up`` code; with throttling, counting
+        and replay protection) before anything changes. An administrator passes
+        ``by_admin=<admin id>`` instead. Emits CREDENTIAL_DISABLED.
 
         Raises :class:`~mfa_core.errors.StepUpRequired` (no or a wrong code),
         :class:`~mfa_core.errors.Throttled` (throttled; ``code`` LOCKED when locked),
@@ -325,7 +329,12 @@ class MFAService:
         """
         return self._run(
             disable_flow(
-                self._ctx, user_id, credential_id, step_up_code=step_up_code, by_admin=by_admin
+                self._ctx,
+                user_id,
+                credential_id,
+                step_up_code=step_up_code,
+                by_admin=by_admin,
+                step_up_challenge_id=step_up_challenge_id,
             )
         )
 
@@ -419,7 +428,7 @@ class MFAService:
 
         Returns a :class:`~mfa_core.service.RecoveryVerificationResult` (a
         :class:`~mfa_core.service.VerificationResult`): accepted, or refused with a reason
-        (users see one "invalid recovery code" text). Attempts share the per-user failure
+        (users see one "invalid code" text). Attempts share the per-user failure
         counter with OTP verification: a throttled or locked user is refused before any
         hash is computed, every refusal about the code is counted, and a success resets
         the count. A code is accepted once, even when submitted concurrently.
@@ -502,7 +511,7 @@ class MFAService:
         :class:`~mfa_core.service.VerificationResult`): accepted, or refused with a
         :class:`~mfa_core.service.VerifyReason` and the finer ``oob_reason`` (expired,
         used, wrong_purpose, wrong_challenge, wrong_code, too_many_attempts, malformed)
-        for audit; users see one "invalid or expired code" text. A throttled or locked
+        for audit; users see one "invalid code" text. A throttled or locked
         user is refused before anything is read; every other refusal is counted in the
         per-user failure counter (shared with OTP and recovery codes) and emits
         OOB_CODE_FAILED; a success marks the code used (it is accepted at most once,
@@ -513,3 +522,34 @@ class MFAService:
         when out-of-band codes are not configured.
         """
         return self._run(verify_oob_code_flow(self._ctx, user_id, challenge_id, code, purpose))
+
+    def step_up(
+        self, user_id: str, code: str, *, challenge_id: str | None = None
+    ) -> VerificationResult:
+        """Check a fresh second factor before a sensitive operation (the one step-up check).
+
+        Accepts exactly the factors :func:`mfa_core.policy.evaluate` counts for a step-up:
+        a TOTP/HOTP code of a usable credential, a recovery code (when recovery codes are
+        configured), or an SMS/email code of a ``step_up`` challenge (pass its
+        ``challenge_id``). Each is checked by its own verification (one attempt counted on
+        the user's counter, throttling, replay protection) and the result's ``factor``
+        names it, for the host's ``last_check``. Never raises for a wrong code; users see
+        the one uniform message.
+        """
+        check_id(user_id, "user_id")
+        return self._run(
+            step_up_flow(self._ctx, user_id, code, self._ctx.now(), challenge_id=challenge_id)
+        )
+
+    def enrolment_uri(
+        self, user_id: str, credential_id: str, *, account: str | None = None
+    ) -> Enrolment:
+        """Show a pending authenticator enrolment again: the same provisioning URI and
+        secret as :meth:`begin_enrolment` gave, rebuilt from the sealed key, until it is
+        confirmed or its ``pending_ttl`` passes (``account`` as given there). Changes
+        nothing. Raises :class:`~mfa_core.errors.CredentialNotFound`,
+        :class:`~mfa_core.errors.IllegalTransition` (confirmed, expired, or not an
+        authenticator), :class:`~mfa_core.errors.SealingError` or
+        :class:`~mfa_core.errors.StoreError`.
+        """
+        return self._run(enrolment_uri_flow(self._ctx, user_id, credential_id, account=account))

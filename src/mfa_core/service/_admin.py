@@ -16,21 +16,18 @@ import attrs
 
 from ..errors import (
     CredentialNotFound,
-    ErrorCode,
     IllegalTransition,
     InvalidParameter,
-    SealingError,
     StepUpRequired,
     StoreError,
-    Throttled,
 )
 from ..lifecycle import LifecycleEvent, can_authenticate, effective_state, renewal_due, transition
 from ..models import Credential, CredentialState, Event, EventType
 from ..ports import CredentialStore, FailureCounter
 from ._context import Context, apply_flow, check_id, checked, find, superseded
 from ._effects import Flow, call
-from ._verify import verify_at_flow
-from .results import CredentialInfo, VerificationResult, VerifyReason
+from ._stepup import raise_unless_accepted, step_up_flow
+from .results import CredentialInfo
 
 __all__ = [
     "admin_reset_flow",
@@ -50,6 +47,7 @@ def disable_flow(
     *,
     step_up_code: object = None,
     by_admin: str | None = None,
+    step_up_challenge_id: str | None = None,
 ) -> Flow[None]:
     check_id(user_id, "user_id")
     check_id(credential_id, "credential_id")
@@ -63,7 +61,10 @@ def disable_flow(
     if by_admin is None:
         if step_up_code is None:
             raise StepUpRequired("disabling a credential needs a fresh second-factor code")
-        _raise_unless_accepted((yield from verify_at_flow(ctx, user_id, step_up_code, now)))
+        checked_up = yield from step_up_flow(
+            ctx, user_id, step_up_code, now, challenge_id=step_up_challenge_id
+        )
+        raise_unless_accepted(checked_up)
     target = yield from apply_flow(
         ctx,
         credential,
@@ -224,20 +225,3 @@ def info(
         period=credential.period,
         needs_reseal=needs,
     )
-
-
-def _raise_unless_accepted(result: VerificationResult) -> None:
-    """Turn a refused step-up verification into the matching typed error."""
-    if result.accepted:
-        return
-    reason = result.reason
-    if reason == VerifyReason.STORE_ERROR:
-        raise StoreError("the store failed during the step-up check; nothing was changed")
-    if reason == VerifyReason.SEALING_ERROR:
-        raise SealingError("a key could not be unsealed for the step-up check")
-    if reason in (VerifyReason.THROTTLED, VerifyReason.LOCKED):
-        code = ErrorCode.LOCKED if reason == VerifyReason.LOCKED else ErrorCode.THROTTLED
-        raise Throttled(
-            "too many failed attempts; try again later", retry_after=result.retry_after, code=code
-        )
-    raise StepUpRequired(f"the step-up code was refused ({reason.value})")

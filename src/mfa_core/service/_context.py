@@ -97,6 +97,7 @@ __all__ = [
     "superseded",
     "usable",
     "usable_states",
+    "valid_admission",
 ]
 
 _logger = logging.getLogger("mfa_core.service")
@@ -399,7 +400,7 @@ def _throttled(
     return _refused(ctx, user_id, now, decision, event_type)
 
 
-def _valid_admission(admission: object) -> Admission:
+def valid_admission(admission: object) -> Admission:
     if (
         type(admission) is not Admission
         or type(admission.admitted) is not bool
@@ -413,7 +414,7 @@ def _admission_flow(ctx: Context, user_id: str, now: float) -> Flow[Admission]:
     """``FailureCounter.admit_attempt`` under the service's limits, its answer checked
     (anything but an :class:`Admission` is a StoreError)."""
     limits = ctx.config.throttle
-    return _valid_admission((yield from call(FailureCounter.admit_attempt, user_id, now, limits)))
+    return valid_admission((yield from call(FailureCounter.admit_attempt, user_id, now, limits)))
 
 
 def admit_flow(
@@ -441,7 +442,7 @@ def begin_flow(
             admission, credentials = yield from call(
                 AttemptStore.begin_attempt, user_id, now, limits
             )
-            admission = _valid_admission(admission)
+            admission = valid_admission(admission)
         except Exception as exc:
             return broken(ctx, user_id, now, VerifyReason.STORE_ERROR, exc)
         if not admission.admitted:
@@ -628,6 +629,7 @@ def succeed_flow(
         offset=match.offset,
         drift=match.drift,
         renewal_due=due,
+        factor=credential.kind.value,
     )
 
 

@@ -435,6 +435,7 @@ def oob_succeeded_flow(
         reason=VerifyReason.OK,
         oob_reason=OOBReason.OK,
         challenge_id=challenge_id,
+        factor=f"{record.channel.value}_code",
     )
 
 

@@ -108,6 +108,16 @@ class VerificationResult:
     retry_after: float | None = None
     """Seconds until the next attempt is allowed, when throttled or locked (``None``: no
     wait, or locked until an administrator unlocks)."""
+    factor: str | None = None
+    """The kind of factor that was checked, as a :class:`~mfa_core.policy.Factor` value
+    (``"totp"``, ``"hotp"``, ``"recovery_code"``, ``"sms_code"``, ``"email_code"``), when
+    known: what a host records as the last check for :func:`~mfa_core.policy.evaluate`."""
+    skew_steps: int | None = None
+    """Clock-skew diagnosis (audit only, never shown to the user): a refused TOTP code
+    matched this many time steps away from the authenticator's expected step (``None``:
+    no diagnosis asked for, or nothing matched)."""
+    skew_seconds: float | None = None
+    """:attr:`skew_steps` in seconds (steps times the credential's period)."""
 
     @property
     def user_message(self) -> str:
@@ -214,7 +224,7 @@ class RecoveryVerificationResult(VerificationResult):
 
     @property
     def user_message(self) -> str:
-        """ "code accepted"; "invalid recovery code" for every refusal about the code; the
+        """ "code accepted"; "invalid code" for every refusal about the code; the
         "unavailable" text when a store failed."""
         return _message(self.accepted, self.reason, RECOVERY_USER_MESSAGE)
 
@@ -227,7 +237,7 @@ class OOBVerificationResult(VerificationResult):
     the audit reason of :class:`~mfa_core.oob.OOBReason` (``expired``, ``used``,
     ``wrong_purpose``, ``wrong_challenge``, ``wrong_code``, ``too_many_attempts``,
     ``malformed``) when the attempt got that far. Users see one message,
-    "invalid or expired code", for every refusal about the code.
+    "invalid code", for every refusal about the code.
     """
 
     oob_reason: OOBReason | None = None
@@ -237,6 +247,6 @@ class OOBVerificationResult(VerificationResult):
 
     @property
     def user_message(self) -> str:
-        """ "code accepted"; "invalid or expired code" for every refusal about the code;
+        """ "code accepted"; "invalid code" for every refusal about the code;
         the "unavailable" text when a store failed."""
         return _message(self.accepted, self.reason, OOB_USER_MESSAGE)

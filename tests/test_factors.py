@@ -1,0 +1,191 @@
+"""Every factor is a credential: step-up parity, one uniform refusal, enrolment ergonomics
+(replacing, showing again, its own confirmation limit), resets, SMS/email factors.
+
+Each test runs on the memory and SQLite stores through both front ends (public API only).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from factor_env import COMBOS, World, world_fixture
+from test_service import wrong_code
+
+from mfa_core import b32decode_key, totp
+from mfa_core.errors import CredentialNotFound, IllegalTransition, StepUpRequired
+from mfa_core.lifecycle import LifecycleConfig
+from mfa_core.models import CredentialState, EventType
+from mfa_core.service import INVALID_CODE_MESSAGE, VerifyReason
+
+Make = Callable[..., World]
+
+
+@pytest.fixture(params=COMBOS, ids=["-".join(c) for c in COMBOS])
+def make(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Make]:
+    yield from world_fixture(request, tmp_path)
+
+
+def _count(world: World, user: str = "alice") -> int:
+    return int(world.store.get_failures(user).count)
+
+
+# -- step-up parity and one uniform refusal ----------------------------------------------
+
+
+def test_disable_accepts_a_recovery_code_as_step_up(make: Make) -> None:
+    world = make()
+    cred_id, _ = world.enrol_totp()
+    codes = world.service.generate_recovery_codes("alice").codes
+    with pytest.raises(StepUpRequired):
+        world.service.disable("alice", cred_id, step_up_code="ZZZZ-ZZZZ-ZZZZ-ZZZZ")
+    assert _count(world) == 1  # one attempt, counted once (not "malformed" twice)
+    world.clock.advance(5)
+    world.service.disable("alice", cred_id, step_up_code=codes[0])
+    [info] = world.service.list_credentials("alice")
+    assert info.state == CredentialState.DISABLED
+    assert _count(world) == 0
+    used = world.service.verify_recovery_code("alice", codes[0])
+    assert used.reason == VerifyReason.REPLAYED  # the step-up consumed it
+
+
+def test_step_up_names_the_factor_and_accepts_an_sms_step_up_code(make: Make) -> None:
+    world = make()
+    _, key = world.enrol_totp()
+    by_app = world.service.step_up("alice", totp(key, world.now))
+    assert by_app.accepted and by_app.factor == "totp"
+    challenge = world.service.send_oob_code(
+        "alice", channel="sms", destination="+15551234567", purpose="step_up"
+    )
+    by_sms = world.service.step_up("alice", world.last_code(), challenge_id=challenge)
+    assert by_sms.accepted and by_sms.factor == "sms_code"
+    again = world.service.step_up("alice", world.last_code(), challenge_id=challenge)
+    assert not again.accepted and again.reason == VerifyReason.REPLAYED
+
+
+def test_one_uniform_refusal_across_factors(make: Make) -> None:
+    world = make()
+    _, key = world.enrol_totp()
+    world.service.generate_recovery_codes("alice")
+    challenge = world.service.send_oob_code(
+        "alice", channel="email", destination="a@example.com", purpose="step_up"
+    )
+    refusals = [
+        world.service.verify("alice", wrong_code([key], world.now)),
+        world.service.verify("alice", "12x"),
+    ]
+    world.clock.advance(60)
+    refusals.append(world.service.verify_recovery_code("alice", "ZZZZ-ZZZZ-ZZZZ-ZZZZ"))
+    world.clock.advance(60)
+    refusals.append(world.service.verify_oob_code("alice", challenge, "000000", "step_up"))
+    world.clock.advance(60)
+    refusals.append(world.service.verify_oob_code("alice", "nope", "000000", "login"))
+    assert all(not r.accepted for r in refusals)
+    assert {r.user_message for r in refusals} == {INVALID_CODE_MESSAGE} == {"invalid code"}
+
+
+# -- enrolment ergonomics --------------------------------------------------------------------
+
+
+def test_a_new_enrolment_replaces_the_earlier_pending_one(make: Make) -> None:
+    world = make()
+    first = world.service.begin_enrolment("alice")
+    second = world.service.begin_enrolment("alice")
+    hotp_one = world.service.begin_enrolment("alice", kind="hotp")  # another kind stays
+    ids = [i.id for i in world.service.list_credentials("alice")]
+    assert ids == [second.credential_id, hotp_one.credential_id]
+    [removed] = world.of_type(EventType.CREDENTIAL_REMOVED)
+    assert removed.credential_id == first.credential_id
+    assert removed.reason == "enrolment_restarted"
+    with pytest.raises(CredentialNotFound):
+        world.service.confirm_enrolment(
+            "alice", first.credential_id, totp(b32decode_key(first.secret), world.now)
+        )
+
+
+def test_a_pending_renewal_is_not_replaced_by_a_new_enrolment(make: Make) -> None:
+    world = make()
+    cred_id, _ = world.enrol_totp()
+    renewal = world.service.begin_renewal("alice", cred_id)
+    world.service.begin_enrolment("alice")
+    assert renewal.credential_id in {i.id for i in world.service.list_credentials("alice")}
+
+
+def test_the_provisioning_uri_can_be_fetched_again_until_confirmed(make: Make) -> None:
+    world = make()
+    enrolment = world.service.begin_enrolment("alice", account="alice@example.com")
+    again = world.service.enrolment_uri(
+        "alice", enrolment.credential_id, account="alice@example.com"
+    )
+    assert (again.uri, again.secret, again.expires_at) == (
+        enrolment.uri,
+        enrolment.secret,
+        enrolment.expires_at,
+    )
+    key = b32decode_key(enrolment.secret)
+    assert world.service.confirm_enrolment("alice", enrolment.credential_id, totp(key, world.now))
+    with pytest.raises(IllegalTransition):
+        world.service.enrolment_uri("alice", enrolment.credential_id)
+    late = world.service.begin_enrolment("alice")
+    world.clock.advance(LifecycleConfig().pending_ttl + 1)
+    with pytest.raises(IllegalTransition):
+        world.service.enrolment_uri("alice", late.credential_id)
+
+
+def test_default_pending_ttl_is_one_a_person_can_meet() -> None:
+    assert 1800 <= LifecycleConfig().pending_ttl <= 3600
+
+
+def test_ten_wrong_confirmations_do_not_lock_the_login(make: Make) -> None:
+    world = make()
+    _, key = world.enrol_totp()
+    pending = world.service.begin_enrolment("alice", kind="hotp")
+    limit = LifecycleConfig().max_confirmation_attempts
+    outcomes = []
+    for _ in range(10):
+        try:
+            result = world.service.confirm_enrolment("alice", pending.credential_id, "000000")
+        except CredentialNotFound:
+            outcomes.append("gone")
+        else:
+            outcomes.append(result.reason)
+    assert outcomes[:limit] == [VerifyReason.INVALID_CODE] * limit
+    assert outcomes[limit:] == ["gone"] * (10 - limit)  # the enrolment died at its limit
+    [removed] = world.of_type(EventType.CREDENTIAL_REMOVED)
+    assert removed.reason == "too_many_confirmation_attempts"
+    assert _count(world) == 0
+    assert world.service.verify("alice", totp(key, world.now)).accepted
+
+
+def test_confirmation_attempt_limit_is_exact_under_32_threads(make: Make) -> None:
+    world = make(lifecycle=LifecycleConfig(max_confirmation_attempts=5))
+    pending = world.service.begin_enrolment("alice")
+    key = b32decode_key(pending.secret)
+    bad = wrong_code([key], world.now)
+    world.sealer.unseals = 0
+    barrier = threading.Barrier(32)
+    errors: list[BaseException] = []
+    results: list[Any] = []
+
+    def attempt() -> None:
+        barrier.wait()
+        try:
+            results.append(world.service.confirm_enrolment("alice", pending.credential_id, bad))
+        except CredentialNotFound:
+            results.append("gone")
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=attempt) for _ in range(32)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert not errors
+    assert world.sealer.unseals == 5  # exactly the limit was checked
+    assert all(r == "gone" or not r.accepted for r in results)
+    assert world.service.list_credentials("alice") == []
+    assert _count(world) == 0
