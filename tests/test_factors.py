@@ -44,7 +44,7 @@ def test_disable_accepts_a_recovery_code_as_step_up(make: Make) -> None:
         world.service.disable("alice", cred_id, step_up_code="ZZZZ-ZZZZ-ZZZZ-ZZZZ")
     assert _count(world) == 1  # one attempt, counted once (not "malformed" twice)
     world.clock.advance(5)
-    world.service.disable("alice", cred_id, step_up_code=codes[0])
+    world.service.disable("alice", cred_id, step_up_code=codes[0], keep_recovery_codes=True)
     [info] = world.service.list_credentials("alice")
     assert info.state == CredentialState.DISABLED
     assert _count(world) == 0
@@ -189,3 +189,39 @@ def test_confirmation_attempt_limit_is_exact_under_32_threads(make: Make) -> Non
     assert all(r == "gone" or not r.accepted for r in results)
     assert world.service.list_credentials("alice") == []
     assert _count(world) == 0
+
+
+# -- resets ------------------------------------------------------------------------------------
+
+
+def test_resetting_every_factor_revokes_the_recovery_codes(make: Make) -> None:
+    world = make()
+    world.enrol_totp()
+    codes = world.service.generate_recovery_codes("alice").codes
+    assert world.service.admin_reset("alice", admin_id="root") == 1
+    assert world.service.recovery_codes_left("alice") == 0
+    [revoked] = world.of_type(EventType.RECOVERY_CODES_REVOKED)
+    assert (revoked.reason, revoked.actor, revoked.data["unused"]) == ("admin_reset", "root", 10)
+    assert not world.service.verify_recovery_code("alice", codes[1]).accepted
+
+
+def test_an_explicit_option_keeps_the_recovery_codes(make: Make) -> None:
+    world = make()
+    world.enrol_totp()
+    world.service.generate_recovery_codes("alice")
+    world.service.admin_reset("alice", admin_id="root", keep_recovery_codes=True)
+    assert world.service.recovery_codes_left("alice") == 10
+    assert world.of_type(EventType.RECOVERY_CODES_REVOKED) == []
+
+
+def test_disabling_the_last_factor_revokes_but_not_while_one_is_left(make: Make) -> None:
+    world = make()
+    first, key = world.enrol_totp()
+    second, _ = world.enrol_totp()
+    world.service.generate_recovery_codes("alice")
+    world.service.disable("alice", first, step_up_code=totp(key, world.now))
+    assert world.service.recovery_codes_left("alice") == 10  # the second one is left
+    world.service.disable("alice", second, by_admin="root")
+    assert world.service.recovery_codes_left("alice") == 0
+    [revoked] = world.of_type(EventType.RECOVERY_CODES_REVOKED)
+    assert (revoked.reason, revoked.actor) == ("disabled", "root")

@@ -182,6 +182,10 @@ class EventType(enum.StrEnum):
     OOB_SEND_LIMITED = "oob_send_limited"
     """A code was not sent: the user or the destination reached its send limit (the
     event names the user, channel, purpose and which limit; never the destination)."""
+    RECOVERY_CODES_REVOKED = "recovery_codes_revoked"
+    """The user's recovery codes were deleted because none of their factors is left (an
+    administrator's reset of every factor, or disabling the last one); ``data`` says how
+    many unused codes went and why."""
 
 
 EventValue = str | int | float | bool | None

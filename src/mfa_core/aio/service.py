@@ -218,6 +218,7 @@ class AsyncMFAService:
         step_up_code: str | None = None,
         by_admin: str | None = None,
         step_up_challenge_id: str | None = None,
+        keep_recovery_codes: bool = False,
     ) -> None:
         """Awaitable :meth:`~mfa_core.service.MFAService.disable`."""
         return await self._run(
@@ -228,15 +229,27 @@ class AsyncMFAService:
                 step_up_code=step_up_code,
                 by_admin=by_admin,
                 step_up_challenge_id=step_up_challenge_id,
+                keep_recovery_codes=keep_recovery_codes,
             )
         )
 
     async def admin_reset(
-        self, user_id: str, *, admin_id: str, credential_id: str | None = None
+        self,
+        user_id: str,
+        *,
+        admin_id: str,
+        credential_id: str | None = None,
+        keep_recovery_codes: bool = False,
     ) -> int:
         """Awaitable :meth:`~mfa_core.service.MFAService.admin_reset`."""
         return await self._run(
-            admin_reset_flow(self._ctx, user_id, admin_id=admin_id, credential_id=credential_id)
+            admin_reset_flow(
+                self._ctx,
+                user_id,
+                admin_id=admin_id,
+                credential_id=credential_id,
+                keep_recovery_codes=keep_recovery_codes,
+            )
         )
 
     async def admin_unlock(self, user_id: str, *, admin_id: str) -> None:

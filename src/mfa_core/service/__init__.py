@@ -311,6 +311,7 @@ class MFAService:
         step_up_code: str | None = None,
         by_admin: str | None = None,
         step_up_challenge_id: str | None = None,
+        keep_recovery_codes: bool = False,
     ) -> None:
         """Disable a confirmed credential (it stays listed as DISABLED, never authenticates).
 
@@ -318,7 +319,9 @@ class MFAService:
         :meth:`step_up` (a TOTP/HOTP code, a recovery code, or with
         ``step_up_challenge_id`` an SMS/email ``step_up`` code; with throttling, counting
         and replay protection) before anything changes. An administrator passes
-        ``by_admin=<admin id>`` instead. Emits CREDENTIAL_DISABLED.
+        ``by_admin=<admin id>`` instead. Emits CREDENTIAL_DISABLED. Disabling the user's
+        last usable factor also deletes their recovery codes (RECOVERY_CODES_REVOKED,
+        reason ``disabled``) unless ``keep_recovery_codes``.
 
         Raises :class:`~mfa_core.errors.StepUpRequired` (no or a wrong code),
         :class:`~mfa_core.errors.Throttled` (throttled; ``code`` LOCKED when locked),
@@ -335,21 +338,37 @@ class MFAService:
                 step_up_code=step_up_code,
                 by_admin=by_admin,
                 step_up_challenge_id=step_up_challenge_id,
+                keep_recovery_codes=keep_recovery_codes,
             )
         )
 
-    def admin_reset(self, user_id: str, *, admin_id: str, credential_id: str | None = None) -> int:
+    def admin_reset(
+        self,
+        user_id: str,
+        *,
+        admin_id: str,
+        credential_id: str | None = None,
+        keep_recovery_codes: bool = False,
+    ) -> int:
         """Remove one credential of a user (``credential_id``) or all of them (lost device).
 
         The user can then enrol again. Emits CREDENTIAL_RESET per credential, naming the
-        administrator. Returns how many credentials were removed. The failure count is left
-        alone (see :meth:`admin_unlock`). Raises
+        administrator. When no factor of the user can authenticate afterwards, their
+        recovery codes are deleted too (RECOVERY_CODES_REVOKED, reason ``admin_reset``),
+        unless ``keep_recovery_codes``. Returns how many credentials were removed. The
+        failure count is left alone (see :meth:`admin_unlock`). Raises
         :class:`~mfa_core.errors.CredentialNotFound` or
         :class:`~mfa_core.errors.StoreError` (credentials removed before a failure stay
         removed; each removal is atomic).
         """
         return self._run(
-            admin_reset_flow(self._ctx, user_id, admin_id=admin_id, credential_id=credential_id)
+            admin_reset_flow(
+                self._ctx,
+                user_id,
+                admin_id=admin_id,
+                credential_id=credential_id,
+                keep_recovery_codes=keep_recovery_codes,
+            )
         )
 
     def admin_unlock(self, user_id: str, *, admin_id: str) -> None:

@@ -23,8 +23,8 @@ from ..errors import (
 )
 from ..lifecycle import LifecycleEvent, can_authenticate, effective_state, renewal_due, transition
 from ..models import Credential, CredentialState, Event, EventType
-from ..ports import CredentialStore, FailureCounter
-from ._context import Context, apply_flow, check_id, checked, find, superseded
+from ..ports import CredentialStore, FailureCounter, RecoveryCodeStore
+from ._context import Context, apply_flow, check_id, checked, find, superseded, usable
 from ._effects import Flow, call
 from ._stepup import raise_unless_accepted, step_up_flow
 from .results import CredentialInfo
@@ -48,6 +48,7 @@ def disable_flow(
     step_up_code: object = None,
     by_admin: str | None = None,
     step_up_challenge_id: str | None = None,
+    keep_recovery_codes: bool = False,
 ) -> Flow[None]:
     check_id(user_id, "user_id")
     check_id(credential_id, "credential_id")
@@ -86,10 +87,17 @@ def disable_flow(
             actor=by_admin,
         )
     )
+    if not keep_recovery_codes:
+        yield from revoke_if_bare_flow(ctx, user_id, now, "disabled", by_admin)
 
 
 def admin_reset_flow(
-    ctx: Context, user_id: str, *, admin_id: str, credential_id: str | None = None
+    ctx: Context,
+    user_id: str,
+    *,
+    admin_id: str,
+    credential_id: str | None = None,
+    keep_recovery_codes: bool = False,
 ) -> Flow[int]:
     check_id(user_id, "user_id")
     check_id(admin_id, "admin_id")
@@ -118,7 +126,37 @@ def admin_reset_flow(
                 actor=admin_id,
             )
         )
+    if not keep_recovery_codes:
+        yield from revoke_if_bare_flow(ctx, user_id, now, "admin_reset", admin_id)
     return removed
+
+
+def revoke_if_bare_flow(
+    ctx: Context, user_id: str, now: float, why: str, actor: str | None
+) -> Flow[None]:
+    """Delete the user's recovery codes when none of their factors can authenticate any
+    more (recovery codes are a fallback FOR a factor): ONE atomic replacement of the set
+    by nothing, then RECOVERY_CODES_REVOKED. Nothing happens without a recovery-code
+    store, with a usable factor left, or when the user has no codes."""
+    if not ctx.has_recovery:
+        return
+    credentials = yield from checked(call(CredentialStore.list_for_user, user_id))
+    if usable(ctx, credentials, now)[0]:
+        return
+    records = yield from checked(call(RecoveryCodeStore.recovery_codes, user_id))
+    if not records:
+        return
+    yield from checked(call(RecoveryCodeStore.replace_recovery_codes, user_id, ()))
+    ctx.emit(
+        Event(
+            type=EventType.RECOVERY_CODES_REVOKED,
+            user_id=user_id,
+            at=now,
+            reason=why,
+            actor=actor,
+            data={"unused": sum(1 for r in records if r.used_at is None)},
+        )
+    )
 
 
 def admin_unlock_flow(ctx: Context, user_id: str, *, admin_id: str) -> Flow[None]:
