@@ -225,3 +225,122 @@ def test_disabling_the_last_factor_revokes_but_not_while_one_is_left(make: Make)
     assert world.service.recovery_codes_left("alice") == 0
     [revoked] = world.of_type(EventType.RECOVERY_CODES_REVOKED)
     assert (revoked.reason, revoked.actor) == ("disabled", "root")
+
+
+# -- SMS and email factors as credentials ----------------------------------------------------
+
+PHONE = "+1 555 010 0167"
+
+
+def _enrol_sms(world: World, user: str = "alice", destination: str = PHONE) -> Any:
+    enrolment = world.service.begin_enrolment(user, kind="sms", destination=destination)
+    assert world.sender.sent[-1].destination == destination
+    assert world.sender.sent[-1].purpose == "phone_confirmation"
+    return enrolment
+
+
+def test_an_sms_factor_is_sealed_masked_confirmed_and_used_for_login(make: Make) -> None:
+    world = make()
+    enrolment = _enrol_sms(world)
+    assert (enrolment.destination, enrolment.secret, enrolment.uri) == ("***67", "", "")
+    stored = world.store.get(enrolment.credential_id)
+    assert b"0167" not in stored.sealed_key and b"555" not in stored.sealed_key
+    [info] = world.service.list_credentials("alice")
+    assert (info.kind, info.state, info.destination) == ("sms", CredentialState.PENDING, "***67")
+    result = world.service.confirm_enrolment("alice", enrolment.credential_id, world.last_code())
+    assert result.accepted and result.factor == "sms_code"
+    assert world.of_type(EventType.MFA_ENABLED)
+    [info] = world.service.list_credentials("alice")
+    assert info.state == CredentialState.ACTIVE and info.can_authenticate
+    # Login: the host names the factor; the code goes to the number the store holds.
+    challenge = world.service.send_factor_code("alice", enrolment.credential_id, purpose="login")
+    assert world.sender.sent[-1].destination == PHONE
+    login = world.service.verify_oob_code("alice", challenge, world.last_code(), "login")
+    assert login.accepted and login.factor == "sms_code"
+    # An OTP verify does not treat the number as a key.
+    assert world.service.verify("alice", "123456").reason == VerifyReason.NO_CREDENTIAL
+    text = " ".join(repr(e) for e in world.events.events)
+    assert "0100167" not in text and "555 010" not in text
+
+
+def test_sms_confirmation_code_can_be_sent_again_and_the_old_one_dies(make: Make) -> None:
+    world = make()
+    enrolment = _enrol_sms(world)
+    first = world.last_code()
+    world.clock.advance(31)  # the resend cooldown
+    world.service.send_factor_code("alice", enrolment.credential_id, purpose="phone_confirmation")
+    second = world.last_code()
+    if first != second:
+        stale = world.service.confirm_enrolment("alice", enrolment.credential_id, first)
+        assert not stale.accepted
+    assert world.service.confirm_enrolment("alice", enrolment.credential_id, second).accepted
+
+
+def test_wrong_sms_confirmations_have_their_own_limit_and_never_lock_login(make: Make) -> None:
+    world = make()
+    _, key = world.enrol_totp()
+    enrolment = _enrol_sms(world)
+    good = world.last_code()
+    bad = "000000" if good != "000000" else "111111"
+    gone = 0
+    for _ in range(10):
+        try:
+            world.service.confirm_enrolment("alice", enrolment.credential_id, bad)
+        except CredentialNotFound:
+            gone += 1
+    assert gone == 10 - LifecycleConfig().max_confirmation_attempts
+    assert _count(world) == 0
+    assert world.service.verify("alice", totp(key, world.now)).accepted
+
+
+def test_admin_confirms_disables_and_unpins_an_email_factor(make: Make) -> None:
+    world = make()
+    enrolment = world.service.begin_enrolment(
+        "alice", kind="email", destination="alice@example.com"
+    )
+    assert enrolment.destination == "a***@example.com"
+    with pytest.raises(IllegalTransition):  # not confirmed yet: no login codes
+        world.service.send_factor_code("alice", enrolment.credential_id, purpose="login")
+    world.service.admin_confirm("alice", enrolment.credential_id, admin_id="root")
+    [confirmed] = world.of_type(EventType.ENROLMENT_CONFIRMED)
+    assert confirmed.actor == "root"
+    with pytest.raises(IllegalTransition):
+        world.service.admin_confirm("alice", enrolment.credential_id, admin_id="root")
+    world.service.disable("alice", enrolment.credential_id, by_admin="root")
+    with pytest.raises(IllegalTransition):
+        world.service.send_factor_code("alice", enrolment.credential_id, purpose="step_up")
+    assert world.service.admin_reset(
+        "alice", admin_id="root", credential_id=enrolment.credential_id
+    )  # unpinned
+    assert world.service.list_credentials("alice") == []
+
+
+def test_sms_factor_gives_step_up_codes_and_counts_in_decide(make: Make) -> None:
+    from mfa_core.policy import Factor, FirstFactor, Policy, RequestContext
+
+    world = make()
+    enrolment = _enrol_sms(world)
+    world.service.confirm_enrolment("alice", enrolment.credential_id, world.last_code())
+    challenge = world.service.send_factor_code("alice", enrolment.credential_id, purpose="step_up")
+    assert world.service.step_up("alice", world.last_code(), challenge_id=challenge).accepted
+    policy = Policy(mandate_all=True, allowed_factors=frozenset({Factor.SMS_CODE, Factor.TOTP}))
+    context = RequestContext(
+        user_id="alice", first_factor=FirstFactor.PASSWORD, authenticated_at=world.now
+    )
+    decision = world.service.decide(policy, context)
+    assert decision.outcome == "challenge" and Factor.SMS_CODE in decision.factors
+
+
+def test_sms_enrolment_needs_a_destination_and_refuses_a_bad_one(make: Make) -> None:
+    from mfa_core.errors import InvalidParameter
+
+    world = make()
+    with pytest.raises(InvalidParameter):
+        world.service.begin_enrolment("alice", kind="sms")
+    with pytest.raises(InvalidParameter):
+        world.service.begin_enrolment("alice", kind="totp", destination=PHONE)
+    with pytest.raises(InvalidParameter) as raised:
+        world.service.begin_enrolment("alice", kind="sms", destination="not a number \ud800")
+    assert "\ud800" not in str(raised.value)
+    assert world.service.list_credentials("alice") == []
+    assert world.sender.sent == []

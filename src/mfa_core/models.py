@@ -29,10 +29,16 @@ __all__ = [
 
 
 class CredentialKind(enum.StrEnum):
-    """What a credential is: a time-based or a counter-based authenticator."""
+    """What a credential is: a time-based or a counter-based authenticator, or a
+    confirmed phone number (SMS codes) or email address (email codes)."""
 
     TOTP = "totp"
     HOTP = "hotp"
+    SMS = "sms"
+    """A phone number that receives codes; :attr:`Credential.sealed_key` holds the number,
+    sealed like a key."""
+    EMAIL = "email"
+    """An email address that receives codes; sealed like a key."""
 
 
 class CredentialState(enum.StrEnum):

@@ -57,6 +57,7 @@ from ..service._enrol import (
     confirm_enrolment_flow,
     enrolment_uri_flow,
 )
+from ..service._factors import admin_confirm_flow, send_factor_code_flow
 from ..service._oob import resend_oob_code_flow, send_oob_code_flow, verify_oob_code_flow
 from ..service._policy import decide_flow
 from ..service._recovery import (
@@ -165,10 +166,18 @@ class AsyncMFAService:
         kind: CredentialKind | str = CredentialKind.TOTP,
         label: str = "",
         account: str | None = None,
+        destination: str | None = None,
     ) -> Enrolment:
         """Awaitable :meth:`~mfa_core.service.MFAService.begin_enrolment`."""
         return await self._run(
-            begin_enrolment_flow(self._ctx, user_id, kind=kind, label=label, account=account)
+            begin_enrolment_flow(
+                self._ctx,
+                user_id,
+                kind=kind,
+                label=label,
+                account=account,
+                destination=destination,
+            )
         )
 
     async def begin_renewal(
@@ -327,3 +336,15 @@ class AsyncMFAService:
         return await self._run(
             enrolment_uri_flow(self._ctx, user_id, credential_id, account=account)
         )
+
+    async def admin_confirm(self, user_id: str, credential_id: str, *, admin_id: str) -> None:
+        """Awaitable :meth:`~mfa_core.service.MFAService.admin_confirm`."""
+        return await self._run(
+            admin_confirm_flow(self._ctx, user_id, credential_id, admin_id=admin_id)
+        )
+
+    async def send_factor_code(
+        self, user_id: str, credential_id: str, *, purpose: OOBPurpose | str
+    ) -> str:
+        """Awaitable :meth:`~mfa_core.service.MFAService.send_factor_code`."""
+        return await self._run(send_factor_code_flow(self._ctx, user_id, credential_id, purpose))

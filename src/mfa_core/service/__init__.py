@@ -71,6 +71,7 @@ from ._enrol import (
     confirm_enrolment_flow,
     enrolment_uri_flow,
 )
+from ._factors import admin_confirm_flow, send_factor_code_flow
 from ._oob import resend_oob_code_flow, send_oob_code_flow, verify_oob_code_flow
 from ._policy import decide_flow
 from ._recovery import (
@@ -194,6 +195,7 @@ class MFAService:
         kind: CredentialKind | str = CredentialKind.TOTP,
         label: str = "",
         account: str | None = None,
+        destination: str | None = None,
     ) -> Enrolment:
         """Start enrolling a new authenticator for ``user_id``.
 
@@ -205,11 +207,28 @@ class MFAService:
         bad arguments and :class:`~mfa_core.errors.StoreError` or
         :class:`~mfa_core.errors.SealingError` if a port fails (nothing is stored then).
 
+        ``kind="sms"`` or ``"email"`` with ``destination=`` (a phone number or an email
+        address) enrols a destination instead (out-of-band codes must be configured): it
+        is stored sealed like a key, a confirmation code is sent to it (the returned
+        :class:`Enrolment` has the ``challenge_id`` and the masked ``destination``, no
+        secret or URI), and :meth:`confirm_enrolment` checks that code (or an
+        administrator confirms it with :meth:`admin_confirm`).
+
+        A new enrolment replaces the user's earlier pending one of the same kind
+        (CREDENTIAL_REMOVED, reason ``enrolment_restarted``).
+
         A host should require a fresh second factor before adding a device to a user who
         already has one, as for :meth:`begin_renewal`.
         """
         return self._run(
-            begin_enrolment_flow(self._ctx, user_id, kind=kind, label=label, account=account)
+            begin_enrolment_flow(
+                self._ctx,
+                user_id,
+                kind=kind,
+                label=label,
+                account=account,
+                destination=destination,
+            )
         )
 
     def begin_renewal(
@@ -572,3 +591,32 @@ class MFAService:
         :class:`~mfa_core.errors.StoreError`.
         """
         return self._run(enrolment_uri_flow(self._ctx, user_id, credential_id, account=account))
+
+    def admin_confirm(self, user_id: str, credential_id: str, *, admin_id: str) -> None:
+        """An administrator confirms a pending SMS or email factor without a code.
+
+        The same CONFIRM transition as :meth:`confirm_enrolment` (ENROLMENT_CONFIRMED with
+        the administrator as actor, MFA_ENABLED for a first factor). Raises
+        :class:`~mfa_core.errors.CredentialNotFound`,
+        :class:`~mfa_core.errors.InvalidParameter` for an authenticator,
+        :class:`~mfa_core.errors.IllegalTransition` when it is not pending, or
+        :class:`~mfa_core.errors.StoreError`.
+        """
+        return self._run(admin_confirm_flow(self._ctx, user_id, credential_id, admin_id=admin_id))
+
+    def send_factor_code(
+        self, user_id: str, credential_id: str, *, purpose: OOBPurpose | str
+    ) -> str:
+        """Send a code to the destination an SMS/email factor holds; return the challenge id.
+
+        The host names the factor, never the number: the destination is unsealed from the
+        store. ``login``, ``step_up`` or ``reset`` need a factor that can authenticate (check
+        the code with :meth:`verify_oob_code` or :meth:`step_up`); ``phone_confirmation``
+        resends the confirmation code of a pending one (check it with
+        :meth:`confirm_enrolment`). Send limits, the resend cooldown and the channel rule
+        apply as for :meth:`send_oob_code`, with its errors; also
+        :class:`~mfa_core.errors.CredentialNotFound`,
+        :class:`~mfa_core.errors.InvalidParameter` for an authenticator and
+        :class:`~mfa_core.errors.IllegalTransition` for a factor in the wrong state.
+        """
+        return self._run(send_factor_code_flow(self._ctx, user_id, credential_id, purpose))

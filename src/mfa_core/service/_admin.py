@@ -26,6 +26,7 @@ from ..models import Credential, CredentialState, Event, EventType
 from ..ports import CredentialStore, FailureCounter, RecoveryCodeStore
 from ._context import Context, apply_flow, check_id, checked, find, superseded, usable
 from ._effects import Flow, call
+from ._factors import destination_hint
 from ._stepup import raise_unless_accepted, step_up_flow
 from .results import CredentialInfo
 
@@ -262,4 +263,5 @@ def info(
         algorithm=credential.algorithm,
         period=credential.period,
         needs_reseal=needs,
+        destination=destination_hint(ctx, credential),
     )

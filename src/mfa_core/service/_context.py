@@ -74,6 +74,7 @@ from .defaults import NullEventSink, SystemClock
 from .results import VerificationResult, VerifyReason
 
 __all__ = [
+    "OTP_KINDS",
     "Context",
     "Match",
     "admit_flow",
@@ -107,6 +108,8 @@ _CAS_ATTEMPTS: Final = 3
 _R = TypeVar("_R")
 
 _TOTP: Final = CredentialKind.TOTP
+OTP_KINDS: Final = frozenset({CredentialKind.TOTP, CredentialKind.HOTP})
+"""Credential kinds whose key computes codes (the others hold a sealed destination)."""
 _EXPIRED: Final = CredentialState.EXPIRED
 _OK: Final = VerifyReason.OK
 _OK_VALUE: Final = VerifyReason.OK.value
@@ -204,7 +207,7 @@ def parse_kind(kind: object) -> CredentialKind:
         for member in CredentialKind:
             if member.value == kind.lower():
                 return member
-    raise InvalidParameter("kind must be 'totp' or 'hotp'")
+    raise InvalidParameter("kind must be 'totp', 'hotp', 'sms' or 'email'")
 
 
 def new_credential_id() -> str:

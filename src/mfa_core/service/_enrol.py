@@ -18,11 +18,10 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
-from typing import Final
 
 import attrs
 
-from ..errors import CredentialNotFound, IllegalTransition, MFAError
+from ..errors import CredentialNotFound, IllegalTransition, InvalidParameter, MFAError
 from ..keys import b32encode_key, generate_key
 from ..lifecycle import LifecycleEvent, effective_state, transition
 from ..models import Credential, CredentialKind, CredentialState, Event, EventType
@@ -35,6 +34,7 @@ from ._confirm import (
     confirmation_succeeded_flow,
 )
 from ._context import (
+    OTP_KINDS,
     Context,
     apply_flow,
     broken,
@@ -51,6 +51,7 @@ from ._context import (
     usable,
 )
 from ._effects import Flow, call
+from ._factors import DESTINATION_KINDS, confirm_destination_flow, start_destination_flow
 from .results import Enrolment, VerificationResult, VerifyReason
 
 __all__ = [
@@ -60,8 +61,6 @@ __all__ = [
     "confirm_enrolment_flow",
     "enrolment_uri_flow",
 ]
-
-OTP_KINDS: Final = frozenset({CredentialKind.TOTP, CredentialKind.HOTP})
 
 _logger = logging.getLogger("mfa_core.service")
 
@@ -73,14 +72,19 @@ def begin_enrolment_flow(
     kind: CredentialKind | str = CredentialKind.TOTP,
     label: str = "",
     account: str | None = None,
+    destination: str | None = None,
 ) -> Flow[Enrolment]:
     check_id(user_id, "user_id")
     otp_kind = parse_kind(kind)
     check_label(label)
+    if (otp_kind in DESTINATION_KINDS) != (destination is not None):
+        raise InvalidParameter("a destination is given for SMS and email factors only")
     now = ctx.now()
     credentials = yield from checked(call(CredentialStore.list_for_user, user_id))
     yield from drop_abandoned_flow(ctx, credentials, now)
     yield from drop_earlier_pending_flow(ctx, credentials, otp_kind, now)
+    if otp_kind in DESTINATION_KINDS:
+        return (yield from start_destination_flow(ctx, user_id, otp_kind, destination, label, now))
     return (yield from start_flow(ctx, user_id, otp_kind, label, account, now, replaces=None))
 
 
@@ -99,6 +103,10 @@ def begin_renewal_flow(
     now = ctx.now()
     credentials = yield from checked(call(CredentialStore.list_for_user, user_id))
     old = find(credentials, credential_id)
+    if old.kind in DESTINATION_KINDS:
+        raise InvalidParameter(
+            "an SMS or email factor is renewed by enrolling the destination again"
+        )
     state = effective_state(old, now, ctx.config.lifecycle)
     if old.id in superseded(credentials):
         raise IllegalTransition(
@@ -147,6 +155,8 @@ def confirm_enrolment_flow(
     refusal = yield from gate_flow(ctx, user_id, now)
     if refusal is not None:
         return refusal
+    if pending.kind in DESTINATION_KINDS:
+        return (yield from confirm_destination_flow(ctx, credentials, pending, code, now))
     had_usable = bool(usable(ctx, credentials, now)[0])
     after = yield from admit_confirmation_flow(ctx, pending, now)
     if isinstance(after, VerificationResult):

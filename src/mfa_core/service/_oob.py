@@ -58,6 +58,7 @@ from ..oob import (
 from ..ports import CodeSender, CredentialStore, FailureCounter, OOBChallengeStore
 from ..throttle import check as throttle_check
 from ._context import (
+    OTP_KINDS,
     Context,
     admit_flow,
     broken,
@@ -71,7 +72,13 @@ from ._context import (
 from ._effects import Flow, call
 from .results import OOBVerificationResult, VerificationResult, VerifyReason
 
-__all__ = ["resend_oob_code_flow", "send_oob_code_flow", "verify_oob_code_flow"]
+__all__ = [
+    "REASONS",
+    "oob_code_key",
+    "resend_oob_code_flow",
+    "send_oob_code_flow",
+    "verify_oob_code_flow",
+]
 
 _logger = logging.getLogger("mfa_core.service")
 
@@ -82,7 +89,7 @@ _CHALLENGE_RE: Final = re.compile(r"[A-Za-z0-9_.:-]{1,128}", re.ASCII)
 
 _RESETS_FAILURES: Final = frozenset({OOBPurpose.LOGIN, OOBPurpose.STEP_UP, OOBPurpose.RESET})
 
-_REASONS: Final = {
+REASONS: Final = {
     OOBReason.EXPIRED: VerifyReason.EXPIRED,
     OOBReason.USED: VerifyReason.REPLAYED,
     OOBReason.WRONG_PURPOSE: VerifyReason.INVALID_CODE,
@@ -186,6 +193,7 @@ def send_oob_code_flow(
     channel: OOBChannel | str,
     destination: str,
     purpose: OOBPurpose | str,
+    challenge_id: str | None = None,
 ) -> Flow[str]:
     check_id(user_id, "user_id")
     via = _parse_channel(channel)
@@ -205,6 +213,7 @@ def send_oob_code_flow(
         now=now,
         key=key,
         config=ctx.config.oob,
+        challenge_id=challenge_id,
     )
     record = issued.record
     yield from checked(call(OOBChallengeStore.put_challenge, record))
@@ -390,7 +399,7 @@ def oob_failed_flow(
     challenge_id: str | None,
 ) -> Flow[OOBVerificationResult]:
     failed = EventType.OOB_CODE_FAILED
-    verify_reason = _REASONS[reason]
+    verify_reason = REASONS[reason]
     if after is None:
         result = yield from count_failure_flow(
             ctx, user_id, now, verify_reason, event_type=failed, detail=reason.value
@@ -483,4 +492,4 @@ def has_usable_otp_flow(ctx: Context, user_id: str, now: float) -> Flow[bool]:
     """Whether the user has a TOTP/HOTP credential that can authenticate now."""
     credentials = yield from checked(call(CredentialStore.list_for_user, user_id))
     found, _ = usable(ctx, credentials, now)
-    return bool(found)
+    return any(c.kind in OTP_KINDS for c in found)

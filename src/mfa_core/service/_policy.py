@@ -13,7 +13,7 @@ from typing import Final
 import attrs
 
 from ..errors import InvalidParameter
-from ..models import CredentialState
+from ..models import CredentialKind, CredentialState
 from ..policy import Decision, EnrolledFactor, Factor, Policy, RequestContext, evaluate
 from ..ports import RecoveryCodeStore
 from ._admin import list_credentials_flow
@@ -22,7 +22,17 @@ from ._effects import Flow, call
 
 __all__ = ["MANAGED_FACTORS", "decide_flow", "enrolled_factors_flow"]
 
-MANAGED_FACTORS: Final = frozenset({Factor.TOTP, Factor.HOTP, Factor.RECOVERY_CODE})
+_DESTINATION_FACTORS: Final = frozenset({Factor.SMS_CODE, Factor.EMAIL_CODE})
+_FACTOR_OF: Final = {
+    CredentialKind.TOTP: Factor.TOTP,
+    CredentialKind.HOTP: Factor.HOTP,
+    CredentialKind.SMS: Factor.SMS_CODE,
+    CredentialKind.EMAIL: Factor.EMAIL_CODE,
+}
+
+MANAGED_FACTORS: Final = frozenset(
+    {Factor.TOTP, Factor.HOTP, Factor.RECOVERY_CODE, Factor.SMS_CODE, Factor.EMAIL_CODE}
+)
 """Factors whose enrolment and state the service reads from its own stores."""
 
 
@@ -31,7 +41,7 @@ def enrolled_factors_flow(ctx: Context, user_id: str) -> Flow[tuple[EnrolledFact
     and, when a recovery-code store is configured, the recovery codes (ACTIVE while
     unused codes are left, DISABLED once all are used)."""
     infos = yield from list_credentials_flow(ctx, user_id)
-    factors = [EnrolledFactor(factor=Factor(info.kind.value), state=info.state) for info in infos]
+    factors = [EnrolledFactor(factor=_FACTOR_OF[info.kind], state=info.state) for info in infos]
     if ctx.has_recovery:
         records = yield from checked(call(RecoveryCodeStore.recovery_codes, user_id))
         if records:
@@ -48,5 +58,8 @@ def decide_flow(ctx: Context, policy: Policy, context: RequestContext) -> Flow[D
         raise InvalidParameter("context must be a mfa_core.policy.RequestContext")
     now = ctx.now()
     known = yield from enrolled_factors_flow(ctx, context.user_id)
-    others = tuple(f for f in context.factors if f.factor not in MANAGED_FACTORS)
+    # SMS/email factors are the service's own when it can send codes; otherwise the
+    # host's entries for them are taken as given.
+    managed = MANAGED_FACTORS if ctx.has_oob else MANAGED_FACTORS - _DESTINATION_FACTORS
+    others = tuple(f for f in context.factors if f.factor not in managed)
     return evaluate(policy, attrs.evolve(context, factors=others + known), now)

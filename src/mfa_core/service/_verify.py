@@ -31,6 +31,7 @@ from ..ports import CredentialStore, FailureCounter
 from ..throttle import ThrottleDecision
 from ..throttle import check as throttle_check
 from ._context import (
+    OTP_KINDS,
     Context,
     Match,
     admit_flow,
@@ -73,6 +74,9 @@ def verify_at_flow(
         return begun
     after, credentials = begun
     found_usable, expired = usable_states(ctx, credentials, now)
+    if found_usable and not all(c.kind in OTP_KINDS for c, _ in found_usable):
+        # SMS/email factors hold a destination, not a key: their codes are out-of-band.
+        found_usable = [(c, state) for c, state in found_usable if c.kind in OTP_KINDS]
     if not found_usable:
         reason = VerifyReason.EXPIRED if expired else VerifyReason.NO_CREDENTIAL
         return fail(ctx, user_id, now, after, reason)

@@ -149,6 +149,11 @@ class Enrolment:
     """The key in base32, for typing into an app. Show once; never store or log it."""
     uri: str = attrs.field(repr=False, eq=False)
     """The ``otpauth://`` provisioning URI (contains the secret). Show once as a QR code."""
+    challenge_id: str | None = None
+    """SMS/email enrolment: the challenge of the confirmation code sent to the destination
+    (``secret`` and ``uri`` are then empty)."""
+    destination: str | None = None
+    """SMS/email enrolment: the masked destination (``***67``, ``a***@example.com``)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -191,6 +196,9 @@ class CredentialInfo:
     """TOTP time step in seconds."""
     needs_reseal: bool
     """The sealed key was made with a sealing key other than the current one."""
+    destination: str | None = None
+    """SMS/email factors: the masked destination (``***67``); ``None`` for authenticators
+    (or ``"***"`` when the sealed destination could not be unsealed)."""
 
 
 def _message(accepted: bool, reason: VerifyReason, refusal: str) -> str:
