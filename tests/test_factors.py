@@ -13,12 +13,15 @@ from typing import Any
 
 import pytest
 from factor_env import COMBOS, World, world_fixture
+from hypothesis import given
+from hypothesis import strategies as st
 from test_service import wrong_code
 
 from mfa_core import b32decode_key, totp
 from mfa_core.errors import CredentialNotFound, IllegalTransition, StepUpRequired
 from mfa_core.lifecycle import LifecycleConfig
 from mfa_core.models import CredentialState, EventType
+from mfa_core.otp import HOTPState
 from mfa_core.service import INVALID_CODE_MESSAGE, VerifyReason
 
 Make = Callable[..., World]
@@ -344,3 +347,59 @@ def test_sms_enrolment_needs_a_destination_and_refuses_a_bad_one(make: Make) -> 
     assert "\ud800" not in str(raised.value)
     assert world.service.list_credentials("alice") == []
     assert world.sender.sent == []
+
+
+# -- clock-skew diagnosis ----------------------------------------------------------------------
+
+
+def test_skew_diagnosis_reports_the_offset_but_never_accepts(make: Make) -> None:
+    world = make()
+    _, key = world.enrol_totp()
+    behind = totp(key, world.now - 600)  # the phone's clock is ten minutes behind
+    plain = world.service.verify("alice", behind)
+    assert plain.reason == VerifyReason.INVALID_CODE and plain.skew_steps is None
+    world.clock.advance(5)
+    diagnosed = world.service.verify("alice", totp(key, world.now - 600), diagnose_skew=True)
+    assert not diagnosed.accepted and diagnosed.reason == VerifyReason.INVALID_CODE
+    assert diagnosed.user_message == INVALID_CODE_MESSAGE
+    assert (diagnosed.skew_steps, diagnosed.skew_seconds) == (-20, -600.0)
+    failed = world.of_type(EventType.VERIFICATION_FAILED)[-1]
+    assert (failed.data["skew_steps"], failed.data["skew_seconds"]) == (-20, -600.0)
+    assert _count(world) == 2  # both attempts counted; nothing accepted
+
+
+def test_skew_diagnosis_is_bounded_by_its_search_and_budget(make: Make) -> None:
+    world = make(skew_search=300.0)
+    _, key = world.enrol_totp()
+    far = world.service.verify("alice", totp(key, world.now + 3600), diagnose_skew=True)
+    assert far.skew_steps is None  # an hour ahead is beyond 300 s
+    world2 = make(skew_max_hmacs=10)
+    _, key2 = world2.enrol_totp()
+    capped = world2.service.verify("alice", totp(key2, world2.now - 600), diagnose_skew=True)
+    assert capped.skew_steps is None  # 20 steps away needs ~40 codes, the budget is 10
+    world2.clock.advance(5)
+    near = world2.service.verify("alice", totp(key2, world2.now - 120), diagnose_skew=True)
+    assert near.skew_steps == -4
+
+
+@given(
+    key=st.binary(min_size=20, max_size=20),
+    offset=st.integers(-40, 40).filter(lambda o: abs(o) > 1),
+    budget=st.integers(1, 120),
+)
+def test_skew_search_never_computes_more_than_its_budget(
+    key: bytes, offset: int, budget: int
+) -> None:
+    from mfa_core.service._windows import find_skew
+
+    state = HOTPState(key, "SHA1", 6)
+    centre = 1_000_000
+    candidate = state.code(centre + offset).encode("ascii")
+    step, computed = find_skew(state, candidate, centre - 1, centre + 1, 50, budget)
+    assert computed <= budget
+    if step is not None:
+        assert state.code(step).encode("ascii") == candidate
+        assert not centre - 1 <= step <= centre + 1
+        assert abs(step - centre) <= abs(offset)  # nearest first
+    elif 2 * (abs(offset) - 1) <= budget:
+        raise AssertionError("a match within the budget was missed")

@@ -203,9 +203,11 @@ class AsyncMFAService:
         """Awaitable :meth:`~mfa_core.service.MFAService.confirm_enrolment`."""
         return await self._run(confirm_enrolment_flow(self._ctx, user_id, credential_id, code))
 
-    async def verify(self, user_id: str, code: str) -> VerificationResult:
+    async def verify(
+        self, user_id: str, code: str, *, diagnose_skew: bool = False
+    ) -> VerificationResult:
         """Awaitable :meth:`~mfa_core.service.MFAService.verify`."""
-        return await self._run(verify_flow(self._ctx, user_id, code))
+        return await self._run(verify_flow(self._ctx, user_id, code, diagnose_skew=diagnose_skew))
 
     async def resync_hotp(
         self, user_id: str, credential_id: str, first_code: str, second_code: str

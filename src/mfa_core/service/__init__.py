@@ -282,7 +282,7 @@ class MFAService:
         """
         return self._run(confirm_enrolment_flow(self._ctx, user_id, credential_id, code))
 
-    def verify(self, user_id: str, code: str) -> VerificationResult:
+    def verify(self, user_id: str, code: str, *, diagnose_skew: bool = False) -> VerificationResult:
         """Check a code typed by ``user_id`` against all of the user's usable credentials.
 
         The attempt is admitted and counted by ONE atomic store operation before the code
@@ -294,8 +294,16 @@ class MFAService:
         replayed code, a throttled or locked user, or a failing store (those are refusals
         with a :class:`VerifyReason`). Raises :class:`~mfa_core.errors.InvalidParameter` only
         for a ``user_id`` that is not a non-empty string.
+
+        ``diagnose_skew=True`` (the host asks, e.g. after repeated refusals): a code refused
+        as ``invalid_code`` is looked for at TOTP steps outside the window, nearest first,
+        up to ``config.skew_search`` seconds either side and at most
+        ``config.skew_max_hmacs`` codes computed per attempt. A match is reported as the
+        authenticator's clock offset in ``skew_steps`` / ``skew_seconds`` of the result
+        and in the VERIFICATION_FAILED event; it is never accepted, and the user sees the
+        same uniform message.
         """
-        return self._run(verify_flow(self._ctx, user_id, code))
+        return self._run(verify_flow(self._ctx, user_id, code, diagnose_skew=diagnose_skew))
 
     def resync_hotp(
         self, user_id: str, credential_id: str, first_code: str, second_code: str

@@ -472,6 +472,7 @@ def fail(
     event_type: EventType = _FAILED,
     detail: str | None = None,
     locks: bool = True,
+    skew: tuple[int, float] | None = None,
 ) -> VerificationResult:
     """A failed attempt that was counted (``after``: the failure state counting it): emit
     the flow's failure event (``detail``: a finer, flow-specific reason in its data) and
@@ -490,6 +491,8 @@ def fail(
     }
     if detail is not None:
         data["detail"] = detail
+    if skew is not None:  # a diagnosis for the audit log: the code was still refused
+        data["skew_steps"], data["skew_seconds"] = skew
     ctx.emit(
         Event(
             type=event_type,
@@ -515,6 +518,8 @@ def fail(
         reason=reason,
         credential_id=credential_id,
         retry_after=decision.retry_after,
+        skew_steps=None if skew is None else skew[0],
+        skew_seconds=None if skew is None else skew[1],
     )
 
 
