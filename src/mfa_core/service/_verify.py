@@ -235,7 +235,6 @@ def throttle_status_flow(ctx: Context, user_id: str) -> Flow[ThrottleDecision]:
     return throttle_check(state, now, ctx.config.throttle)
 
 
-
 def _suspect(
     ctx: Context, credential: Credential, key: bytes, candidate: bytes, now: float
 ) -> tuple[bytes, str, int, int, int, int, bytes]:
