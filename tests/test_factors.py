@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from factor_env import COMBOS, World, world_fixture
 from hypothesis import given
@@ -18,11 +19,27 @@ from hypothesis import strategies as st
 from test_service import wrong_code
 
 from mfa_core import b32decode_key, totp
-from mfa_core.errors import CredentialNotFound, IllegalTransition, StepUpRequired
+from mfa_core.errors import (
+    CredentialNotFound,
+    IllegalTransition,
+    InvalidParameter,
+    StepUpRequired,
+)
 from mfa_core.lifecycle import LifecycleConfig
 from mfa_core.models import CredentialState, EventType
 from mfa_core.otp import HOTPState
+from mfa_core.policy import (
+    Action,
+    Factor,
+    FirstFactor,
+    Policy,
+    RememberedDevice,
+    RequestContext,
+    Rule,
+    SecondFactorCheck,
+)
 from mfa_core.service import INVALID_CODE_MESSAGE, VerifyReason
+from mfa_core.throttle import ThrottleConfig
 
 Make = Callable[..., World]
 
@@ -319,7 +336,7 @@ def test_admin_confirms_disables_and_unpins_an_email_factor(make: Make) -> None:
 
 
 def test_sms_factor_gives_step_up_codes_and_counts_in_decide(make: Make) -> None:
-    from mfa_core.policy import Factor, FirstFactor, Policy, RequestContext
+    from mfa_core.policy import Factor
 
     world = make()
     enrolment = _enrol_sms(world)
@@ -330,12 +347,15 @@ def test_sms_factor_gives_step_up_codes_and_counts_in_decide(make: Make) -> None
     context = RequestContext(
         user_id="alice", first_factor=FirstFactor.PASSWORD, authenticated_at=world.now
     )
-    decision = world.service.decide(policy, context)
+    # The service remembers the SMS check it just made: this sign-in is done.
+    assert world.service.decide(policy, context).allowed
+    later = attrs.evolve(context, authenticated_at=world.now + 1)
+    world.clock.advance(2)
+    decision = world.service.decide(policy, later)  # a new sign-in: asked again
     assert decision.outcome == "challenge" and Factor.SMS_CODE in decision.factors
 
 
 def test_sms_enrolment_needs_a_destination_and_refuses_a_bad_one(make: Make) -> None:
-    from mfa_core.errors import InvalidParameter
 
     world = make()
     with pytest.raises(InvalidParameter):
@@ -403,3 +423,78 @@ def test_skew_search_never_computes_more_than_its_budget(
         assert abs(step - centre) <= abs(offset)  # nearest first
     elif 2 * (abs(offset) - 1) <= budget:
         raise AssertionError("a match within the budget was missed")
+
+
+# -- decide() from the service's own records ------------------------------------------------
+
+
+def test_decide_knows_the_last_check_and_step_up_freshness(make: Make) -> None:
+
+    world = make()
+    _, key = world.enrol_totp()
+    signed_in = world.now
+    world.clock.advance(60)
+    policy = Policy(mandate_all=True, step_up_window=300.0)
+    login = RequestContext(
+        user_id="alice", first_factor=FirstFactor.PASSWORD, authenticated_at=signed_in
+    )
+    assert world.service.decide(policy, login).outcome == "challenge"
+    assert world.service.verify("alice", totp(key, world.now)).accepted
+    assert world.service.decide(policy, login).allowed  # no last_check from the host
+    settings = attrs.evolve(login, action=Action.CHANGE_SECURITY_SETTINGS)
+    assert world.service.decide(policy, settings).allowed  # fresh step-up
+    world.clock.advance(400)
+    assert world.service.decide(policy, settings).outcome == "challenge"  # stale now
+    codes = world.service.generate_recovery_codes("alice").codes
+    assert world.service.step_up("alice", codes[0]).accepted
+    assert world.service.decide(policy, settings).allowed  # the recovery code counts
+
+
+def test_decide_knows_the_last_factor_reset(make: Make) -> None:
+
+    world = make()
+    world.enrol_totp()
+    remembered_at = world.now
+    world.clock.advance(60)
+    world.service.admin_reset("alice", admin_id="root")
+    world.enrol_totp()
+    world.clock.advance(60)
+    context = RequestContext(
+        user_id="alice",
+        first_factor=FirstFactor.PASSWORD,
+        authenticated_at=world.now,
+        last_check=SecondFactorCheck(factor=Factor.TOTP, at=remembered_at),
+        remembered_device=RememberedDevice(issued_at=remembered_at),
+    )
+    decision = world.service.decide(Policy(mandate_all=True), context)
+    assert decision.outcome == "challenge"  # the device was remembered before the reset
+    assert Rule.REMEMBERED_DEVICE_IGNORED in decision.rules
+    # The history record is not a factor: never listed, never reset, never disabled.
+    assert all(i.kind != "history" for i in world.service.list_credentials("alice"))
+    kinds = [c.kind for c in world.store.list_for_user("alice")]
+    assert "history" in kinds
+
+
+def test_history_updates_are_exact_under_concurrent_sms_logins(make: Make) -> None:
+    world = make(throttle=ThrottleConfig(max_failures=100, base_delay=0.0, max_delay=0.0))
+    phone = world.service.begin_enrolment("alice", kind="sms", destination=PHONE)
+    world.service.confirm_enrolment("alice", phone.credential_id, world.last_code())
+    challenges = []
+    for _ in range(8):
+        challenge = world.service.send_factor_code("alice", phone.credential_id, purpose="login")
+        challenges.append((challenge, world.last_code()))
+    barrier = threading.Barrier(len(challenges))
+    accepted: list[Any] = []
+
+    def login(challenge: str, code: str) -> None:
+        barrier.wait()
+        accepted.append(world.service.verify_oob_code("alice", challenge, code, "login").reason)
+
+    threads = [threading.Thread(target=login, args=pair) for pair in challenges]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert accepted == [VerifyReason.OK] * len(challenges)
+    records = [c for c in world.store.list_for_user("alice") if c.kind == "history"]
+    assert len(records) == 1  # one record per user, whatever the races

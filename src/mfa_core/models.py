@@ -39,6 +39,11 @@ class CredentialKind(enum.StrEnum):
     sealed like a key."""
     EMAIL = "email"
     """An email address that receives codes; sealed like a key."""
+    HISTORY = "history"
+    """Not a factor: the service's small per-user history record (last successful check
+    per factor kind, the last factor reset, confirmed destinations), sealed JSON in
+    :attr:`Credential.sealed_key`, stored DISABLED so that it never authenticates and
+    changed only by compare-and-set. Flows and listings leave it out."""
 
 
 class CredentialState(enum.StrEnum):

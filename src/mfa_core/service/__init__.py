@@ -418,10 +418,16 @@ class MFAService:
         """Evaluate ``policy`` for a request (:func:`mfa_core.policy.evaluate`) at the
         service clock's time, with the factors this service knows.
 
-        The user's TOTP/HOTP credentials (with their effective states) and, when a
-        recovery-code store is configured, their recovery codes replace any entries of
-        those kinds in ``context.factors``; factors the service does not manage (SMS,
-        email, security keys) are taken from ``context`` as given. Returns the explained
+        The user's TOTP/HOTP credentials (with their effective states), their SMS/email
+        factors (when out-of-band codes are configured) and, when a recovery-code store is
+        configured, their recovery codes replace any entries of those kinds in
+        ``context.factors``; factors the service does not manage (security keys) are taken
+        from ``context`` as given. From its own records the service also supplies the
+        last successful check (TOTP from the last accepted step, recovery codes from their
+        use, SMS/email codes from the user's history record) and the time of the last
+        administrator's reset; the later of those and the host's ``last_check`` /
+        ``factors_reset_at`` is used (HOTP checks, remembered devices, upstream MFA and
+        roles stay the host's to give). Returns the explained
         :class:`~mfa_core.policy.Decision`. Raises
         :class:`~mfa_core.errors.InvalidParameter` for arguments of the wrong type and
         :class:`~mfa_core.errors.StoreError` if a store fails.

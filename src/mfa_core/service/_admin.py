@@ -9,7 +9,7 @@ a flow (:mod:`mfa_core.service._effects`) that :class:`~mfa_core.service.MFAServ
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Final
 
 import attrs
@@ -24,9 +24,19 @@ from ..errors import (
 from ..lifecycle import LifecycleEvent, can_authenticate, effective_state, renewal_due, transition
 from ..models import Credential, CredentialState, Event, EventType
 from ..ports import CredentialStore, FailureCounter, RecoveryCodeStore
-from ._context import Context, apply_flow, check_id, checked, find, superseded, usable
+from ._context import (
+    Context,
+    apply_flow,
+    check_id,
+    checked,
+    factors_of,
+    find,
+    superseded,
+    usable,
+)
 from ._effects import Flow, call
 from ._factors import destination_hint
+from ._history import History, note_flow
 from ._stepup import raise_unless_accepted, step_up_flow
 from .results import CredentialInfo
 
@@ -106,7 +116,9 @@ def admin_reset_flow(
         check_id(credential_id, "credential_id")
     now = ctx.now()
     credentials = yield from checked(call(CredentialStore.list_for_user, user_id))
-    targets = list(credentials) if credential_id is None else [find(credentials, credential_id)]
+    targets = (
+        factors_of(credentials) if credential_id is None else [find(credentials, credential_id)]
+    )
     lifecycle = ctx.config.lifecycle
     for credential in targets:  # check every transition before changing anything
         transition(effective_state(credential, now, lifecycle), LifecycleEvent.ADMIN_RESET)
@@ -127,6 +139,8 @@ def admin_reset_flow(
                 actor=admin_id,
             )
         )
+    if removed:
+        yield from note_flow(ctx, user_id, now, History(reset=now))
     if not keep_recovery_codes:
         yield from revoke_if_bare_flow(ctx, user_id, now, "admin_reset", admin_id)
     return removed
@@ -172,10 +186,15 @@ def list_credentials_flow(ctx: Context, user_id: str) -> Flow[list[CredentialInf
     check_id(user_id, "user_id")
     now = ctx.now()
     credentials = yield from checked(call(CredentialStore.list_for_user, user_id))
+    return infos_of(ctx, credentials, now)
+
+
+def infos_of(ctx: Context, credentials: Sequence[Credential], now: float) -> list[CredentialInfo]:
+    """The listing of a user's credentials (the history record left out)."""
     lifecycle = ctx.config.lifecycle
     replaced = superseded(credentials)
     infos: list[CredentialInfo] = []
-    for credential in credentials:
+    for credential in factors_of(credentials):
         state: CredentialState | None = effective_state(credential, now, lifecycle)
         if credential.id in replaced and state is not None:
             # Disabled meanwhile (no SUPERSEDE from there): shown as it is.

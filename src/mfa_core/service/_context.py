@@ -87,6 +87,7 @@ __all__ = [
     "configure",
     "count_failure_flow",
     "derive_key",
+    "factors_of",
     "fail",
     "find",
     "gate_flow",
@@ -108,6 +109,7 @@ _CAS_ATTEMPTS: Final = 3
 _R = TypeVar("_R")
 
 _TOTP: Final = CredentialKind.TOTP
+_HISTORY: Final = CredentialKind.HISTORY
 OTP_KINDS: Final = frozenset({CredentialKind.TOTP, CredentialKind.HOTP})
 """Credential kinds whose key computes codes (the others hold a sealed destination)."""
 _EXPIRED: Final = CredentialState.EXPIRED
@@ -218,9 +220,14 @@ def new_credential_id() -> str:
 def find(credentials: Sequence[Credential], credential_id: str) -> Credential:
     """Return the credential with this id from a user's list, or raise CredentialNotFound."""
     for credential in credentials:
-        if credential.id == credential_id:
+        if credential.id == credential_id and credential.kind is not _HISTORY:
             return credential
     raise CredentialNotFound("no such credential for this user")
+
+
+def factors_of(credentials: Sequence[Credential]) -> list[Credential]:
+    """The user's factors: every credential but the history record."""
+    return [c for c in credentials if c.kind is not _HISTORY]
 
 
 def checked(flow: Flow[_R]) -> Flow[_R]:

@@ -50,6 +50,7 @@ from ._context import (
     usable,
 )
 from ._effects import Flow, call
+from ._history import History, note_flow
 from ._oob import REASONS, oob_code_key, resend_oob_code_flow, send_oob_code_flow
 from .results import Enrolment, VerificationResult, VerifyReason
 
@@ -242,6 +243,7 @@ def _activate_flow(
     except (IllegalTransition, CredentialNotFound):
         return refuse(ctx, user_id, now, VerifyReason.CONFLICT, credential_id=pending.id)
     yield from confirmation_succeeded_flow(ctx, pending)
+    yield from note_flow(ctx, user_id, now, History(confirmed={pending.kind.value: now}))
     ctx.emit(
         Event(
             type=EventType.ENROLMENT_CONFIRMED,

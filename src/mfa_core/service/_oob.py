@@ -70,6 +70,7 @@ from ._context import (
     usable,
 )
 from ._effects import Flow, call
+from ._history import History, note_flow
 from .results import OOBVerificationResult, VerificationResult, VerifyReason
 
 __all__ = [
@@ -426,6 +427,9 @@ def oob_succeeded_flow(
         except Exception:
             # The code is used up; refusing now would not give it back.
             _logger.warning("failure count not reset after an out-of-band code", exc_info=True)
+    if record.purpose in _RESETS_FAILURES:  # a check of the user's SMS/email factor
+        factor = f"{record.channel.value}_code"
+        yield from note_flow(ctx, user_id, now, History(checks={factor: now}))
     ctx.emit(
         Event(
             type=EventType.OOB_CODE_VERIFIED,

@@ -174,14 +174,15 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     ),
     Migration(
         version=4,
-        description="SMS and email factors as credentials (kind sms, email)",
+        description="SMS and email factors and the history record as credentials",
         statements=(
             # SQLite cannot alter a CHECK constraint: the table is rebuilt, rows copied.
             """
             CREATE TABLE mfa_credentials_v4 (
                 id            TEXT    PRIMARY KEY,
                 user_id       TEXT    NOT NULL,
-                kind          TEXT    NOT NULL CHECK (kind IN ('totp', 'hotp', 'sms', 'email')),
+                kind          TEXT    NOT NULL
+                              CHECK (kind IN ('totp', 'hotp', 'sms', 'email', 'history')),
                 sealed_key    BLOB    NOT NULL,
                 created_at    REAL    NOT NULL,
                 status        TEXT    NOT NULL CHECK (status IN ('pending', 'active', 'disabled')),

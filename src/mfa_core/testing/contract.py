@@ -471,7 +471,7 @@ class CredentialStoreContract(StoreContract):
 
         _race(threads, self.race_rounds, act, after_round=check)
 
-    def test_credentials_sms_and_email_factors_round_trip(self) -> None:
+    def test_credentials_sms_email_and_history_kinds_round_trip(self) -> None:
         store = self._store()
         user = _uid("user")
         phone = _credential(
@@ -484,14 +484,21 @@ class CredentialStoreContract(StoreContract):
         email = _credential(
             user, created_at=1_700_000_001.0, kind=CredentialKind.EMAIL, confirmed_at=1.5
         )
-        for credential in (phone, email):
+        history = _credential(
+            user,
+            created_at=1_700_000_002.0,
+            kind=CredentialKind.HISTORY,
+            status=CredentialState.DISABLED,
+            disabled_at=1_700_000_002.0,
+        )
+        for credential in (phone, email, history):
             store.add(credential)
-        for credential in (phone, email):
+        for credential in (phone, email, history):
             got = _stored(store, credential.id, "get() of an SMS/email factor")
             _equal(got, credential, "stored SMS/email factor")
             _equal(got.kind, credential.kind, "kind of an SMS/email factor")
             _equal(got.sealed_key, credential.sealed_key, "the sealed destination")
-        _equal(list(store.list_for_user(user)), [phone, email], "list of SMS/email factors")
+        _equal(list(store.list_for_user(user)), [phone, email, history], "list of the new kinds")
         confirmed = attrs.evolve(phone, status=CredentialState.ACTIVE, pending_until=None)
         _check(store.update(confirmed, expected_version=0), "update() of an SMS factor")
         _equal(
