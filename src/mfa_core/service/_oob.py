@@ -64,7 +64,6 @@ from ._context import (
     broken,
     check_id,
     checked,
-    count_failure_flow,
     fail,
     gate_flow,
     usable,
@@ -316,14 +315,15 @@ def verify_oob_code_flow(
         after = admitted
     else:
         # A phone confirmation proves control of a number, not the user's identity (a
-        # confirmation, like an enrolment's): checked without counting, and only a wrong
-        # code counts; a success must not clear failures piled up against the account.
+        # confirmation, like an enrolment's): checked without counting, a wrong code is
+        # limited by the code's own attempts, and a success must not clear failures
+        # piled up against the account.
         refusal = yield from gate_flow(ctx, user_id, now, event_type=failed)
         if refusal is not None:
             return _as_oob(refusal, None, None)
     if type(challenge_id) is not str or _CHALLENGE_RE.fullmatch(challenge_id) is None:
         wrong = OOBReason.WRONG_CHALLENGE
-        return (yield from oob_failed_flow(ctx, user_id, now, after, wrong, None))
+        return oob_failed(ctx, user_id, now, after, wrong, None)
     for _ in range(_CAS_ATTEMPTS):
         try:
             record = yield from call(OOBChallengeStore.get_challenge, challenge_id)
@@ -331,7 +331,7 @@ def verify_oob_code_flow(
             return oob_broken(ctx, user_id, now, exc, challenge_id)
         if record is None or record.user_id != user_id:
             wrong = OOBReason.WRONG_CHALLENGE
-            return (yield from oob_failed_flow(ctx, user_id, now, after, wrong, challenge_id))
+            return oob_failed(ctx, user_id, now, after, wrong, challenge_id)
         if _email_login_refused(ctx, record.purpose, record.channel):
             # The channel rule holds on a verify too: an email login code stops working
             # once the user has an authenticator, whenever the challenge was started.
@@ -341,7 +341,7 @@ def verify_oob_code_flow(
                 return oob_broken(ctx, user_id, now, exc, challenge_id)
             if refused:
                 banned = OOBReason.CHANNEL_NOT_ALLOWED
-                return (yield from oob_failed_flow(ctx, user_id, now, after, banned, challenge_id))
+                return oob_failed(ctx, user_id, now, after, banned, challenge_id)
         decided = check(record, code, purpose=kind, challenge_id=challenge_id, now=now, key=key)
         if decided.changed:
             try:
@@ -354,7 +354,7 @@ def verify_oob_code_flow(
                 continue  # changed concurrently: read again and decide again
         if not decided.ok:
             reason = decided.reason
-            return (yield from oob_failed_flow(ctx, user_id, now, after, reason, challenge_id))
+            return oob_failed(ctx, user_id, now, after, reason, challenge_id)
         return (yield from oob_succeeded_flow(ctx, user_id, now, after, record, challenge_id))
     return oob_broken(
         ctx, user_id, now, StoreError("the challenge kept changing concurrently"), challenge_id
@@ -391,20 +391,29 @@ def oob_broken(
     return _as_oob(result, None, challenge_id)
 
 
-def oob_failed_flow(
+def oob_failed(
     ctx: Context,
     user_id: str,
     now: float,
     after: FailureState | None,
     reason: OOBReason,
     challenge_id: str | None,
-) -> Flow[OOBVerificationResult]:
+) -> OOBVerificationResult:
     failed = EventType.OOB_CODE_FAILED
     verify_reason = REASONS[reason]
     if after is None:
-        result = yield from count_failure_flow(
-            ctx, user_id, now, verify_reason, event_type=failed, detail=reason.value
+        # A phone confirmation: limited by its code's own attempts, never by (or on) the
+        # user's lockout, so mistyping it cannot lock the login.
+        ctx.emit(
+            Event(
+                type=failed,
+                user_id=user_id,
+                at=now,
+                reason=verify_reason.value,
+                data={"detail": reason.value, "counted": False},
+            )
         )
+        result = VerificationResult(accepted=False, reason=verify_reason)
     else:
         result = fail(
             ctx, user_id, now, after, verify_reason, event_type=failed, detail=reason.value
