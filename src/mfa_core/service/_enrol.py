@@ -45,13 +45,17 @@ from ._context import (
     gate_flow,
     new_credential_id,
     parse_kind,
-    refuse,
     scan,
     superseded,
     usable,
 )
 from ._effects import Flow, call
-from ._factors import DESTINATION_KINDS, confirm_destination_flow, start_destination_flow
+from ._factors import (
+    DESTINATION_KINDS,
+    confirm_destination_flow,
+    confirm_write_flow,
+    start_destination_flow,
+)
 from .results import Enrolment, VerificationResult, VerifyReason
 
 __all__ = [
@@ -191,18 +195,9 @@ def confirm_enrolment_flow(
         drift=match.drift,
         factor=pending.kind.value,
     )
-    try:
-        yield from apply_flow(
-            ctx,
-            pending,
-            LifecycleEvent.CONFIRM,
-            now,
-            lambda c: attrs.evolve(c, confirmed_at=now, renewed_at=now, pending_until=None),
-        )
-    except (IllegalTransition, CredentialNotFound):
-        return refuse(ctx, user_id, now, VerifyReason.CONFLICT, credential_id=pending.id)
-    except MFAError as exc:
-        return broken(ctx, user_id, now, VerifyReason.STORE_ERROR, exc, pending.id)
+    refusal = yield from confirm_write_flow(ctx, pending, now)
+    if refusal is not None:
+        return refusal
     ctx.emit(
         Event(
             type=EventType.ENROLMENT_CONFIRMED,

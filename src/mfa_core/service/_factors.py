@@ -58,6 +58,7 @@ __all__ = [
     "DESTINATION_KINDS",
     "admin_confirm_flow",
     "confirm_destination_flow",
+    "confirm_write_flow",
     "destination_hint",
     "enrolment_challenge",
     "send_factor_code_flow",
@@ -228,10 +229,11 @@ def admin_confirm_flow(
         raise IllegalTransition("the factor changed concurrently; it was not confirmed")
 
 
-def _activate_flow(
-    ctx: Context, pending: Credential, now: float, had_usable: bool, *, actor: str | None
-) -> Flow[VerificationResult]:
-    user_id = pending.user_id
+def confirm_write_flow(
+    ctx: Context, pending: Credential, now: float
+) -> Flow[VerificationResult | None]:
+    """Apply CONFIRM to a pending credential (ACTIVE, validity from ``now``): ``None``
+    when written, else the refusal (changed concurrently, or a store failure)."""
     try:
         yield from apply_flow(
             ctx,
@@ -241,7 +243,19 @@ def _activate_flow(
             lambda c: attrs.evolve(c, confirmed_at=now, renewed_at=now, pending_until=None),
         )
     except (IllegalTransition, CredentialNotFound):
-        return refuse(ctx, user_id, now, VerifyReason.CONFLICT, credential_id=pending.id)
+        return refuse(ctx, pending.user_id, now, VerifyReason.CONFLICT, credential_id=pending.id)
+    except MFAError as exc:
+        return broken(ctx, pending.user_id, now, VerifyReason.STORE_ERROR, exc, pending.id)
+    return None
+
+
+def _activate_flow(
+    ctx: Context, pending: Credential, now: float, had_usable: bool, *, actor: str | None
+) -> Flow[VerificationResult]:
+    user_id = pending.user_id
+    refusal = yield from confirm_write_flow(ctx, pending, now)
+    if refusal is not None:
+        return refusal
     yield from confirmation_succeeded_flow(ctx, pending)
     yield from note_flow(ctx, user_id, now, History(confirmed={pending.kind.value: now}))
     ctx.emit(
