@@ -498,3 +498,44 @@ def test_history_updates_are_exact_under_concurrent_sms_logins(make: Make) -> No
     assert accepted == [VerifyReason.OK] * len(challenges)
     records = [c for c in world.store.list_for_user("alice") if c.kind == "history"]
     assert len(records) == 1  # one record per user, whatever the races
+
+
+def test_a_destination_never_leaks_into_errors_reprs_or_logs(
+    make: Make, caplog: pytest.LogCaptureFixture
+) -> None:
+    from mfa_core.errors import OutOfBandError
+
+    world = make()
+    world.sender.failing = True
+    with pytest.raises(OutOfBandError) as raised:
+        world.service.begin_enrolment("alice", kind="sms", destination=PHONE)
+    error = raised.value
+    chain = [error, error.__cause__, error.__context__]
+    assert all("0167" not in repr(e) and "0167" not in str(e) for e in chain if e is not None)
+    assert world.service.list_credentials("alice") == []  # nothing left behind
+    world.sender.failing = False
+    enrolment = _enrol_sms(world)
+    infos = world.service.list_credentials("alice")
+    texts = [repr(enrolment), repr(infos), repr(world.store.get(enrolment.credential_id))]
+    texts += [r.getMessage() for r in caplog.records]
+    texts += [repr(e) for e in world.events.events]
+    assert not any("0167" in t or "555 010" in t for t in texts)
+
+
+def test_disable_takes_an_sms_step_up_code(make: Make) -> None:
+    world = make()
+    cred_id, _ = world.enrol_totp()
+    phone = _enrol_sms(world)
+    world.service.confirm_enrolment("alice", phone.credential_id, world.last_code())
+    challenge = world.service.send_factor_code("alice", phone.credential_id, purpose="step_up")
+    with pytest.raises(StepUpRequired):
+        world.service.disable(
+            "alice", cred_id, step_up_code="000000", step_up_challenge_id="not-the-challenge"
+        )
+    world.clock.advance(5)
+    world.service.disable(
+        "alice", cred_id, step_up_code=world.last_code(), step_up_challenge_id=challenge
+    )
+    states = {i.id: i.state for i in world.service.list_credentials("alice")}
+    assert states[cred_id] == CredentialState.DISABLED
+    assert states[phone.credential_id] == CredentialState.ACTIVE
