@@ -62,6 +62,8 @@ __all__ = [
 
 _EXPIRED: Final = CredentialState.EXPIRED
 _SUCCEEDED: Final = EventType.VERIFICATION_SUCCEEDED
+_TOTP: Final[CredentialKind] = CredentialKind.TOTP  # typed wide: no narrowing
+_HOTP: Final[CredentialKind] = CredentialKind.HOTP
 
 
 def verify_flow(
@@ -114,9 +116,12 @@ def verify_at_flow(
         return begun
     after, credentials = begun
     found_usable, expired = usable_states(ctx, credentials, now)
-    if found_usable and not all(c.kind in OTP_KINDS for c, _ in found_usable):
-        # SMS/email factors hold a destination, not a key: their codes are out-of-band.
-        found_usable = [(c, state) for c, state in found_usable if c.kind in OTP_KINDS]
+    for credential, _ in found_usable:  # identity checks: this is the hot path
+        kind = credential.kind
+        if kind is not _TOTP and kind is not _HOTP:
+            # SMS/email factors hold a destination, not a key: their codes are out-of-band.
+            found_usable = [(c, st) for c, st in found_usable if c.kind in OTP_KINDS]
+            break
     if not found_usable:
         reason = VerifyReason.EXPIRED if expired else VerifyReason.NO_CREDENTIAL
         return fail(ctx, user_id, now, after, reason)
@@ -151,7 +156,7 @@ def verify_at_flow(
             found = match
         if replayed and stale is None:
             stale = credential.id
-        if suspects is not None and credential.kind == CredentialKind.TOTP:
+        if suspects is not None and credential.kind is _TOTP:
             suspects.append(_suspect(ctx, credential, key, candidate, now))
     if found is None:
         reason = VerifyReason.REPLAYED if stale is not None else VerifyReason.INVALID_CODE
