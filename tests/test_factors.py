@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 import pytest
-from factor_env import COMBOS, World, world_fixture
+from factor_env import COMBOS, World, build, world_fixture
 from hypothesis import given
 from hypothesis import strategies as st
 from test_service import wrong_code
@@ -539,3 +539,31 @@ def test_disable_takes_an_sms_step_up_code(make: Make) -> None:
     states = {i.id: i.state for i in world.service.list_credentials("alice")}
     assert states[cred_id] == CredentialState.DISABLED
     assert states[phone.credential_id] == CredentialState.ACTIVE
+
+
+@given(ahead=st.integers(0, 11), offset=st.integers(0, 29))
+def test_the_derived_totp_check_time_is_never_later_than_the_check(ahead: int, offset: int) -> None:
+    # A phone that runs ahead, one more step at every login, until its learned drift is
+    # clamped at max_drift (10): decide() must never date a check later than it happened
+    # (that would let a check from before a sign-in count for it).
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        world, (facades, _store) = build("sync", "memory", Path(tmp))
+        enrolment = world.service.begin_enrolment("alice")
+        key = b32decode_key(enrolment.secret)
+        world.service.confirm_enrolment("alice", enrolment.credential_id, totp(key, world.now))
+        world.clock.advance(offset)
+        checked_at = world.now
+        for lead in range(1, ahead + 1):
+            world.clock.advance(30)
+            checked_at = world.now
+            result = world.service.verify("alice", totp(key, world.now + 30 * lead))
+            assert result.accepted, (lead, result)
+        login = RequestContext(
+            user_id="alice", first_factor=FirstFactor.PASSWORD, authenticated_at=checked_at + 0.001
+        )
+        world.clock.advance(60)  # the decision comes later in the session
+        decision = world.service.decide(Policy(mandate_all=True), login)
+        assert decision.outcome == "challenge", "a check before this sign-in counted for it"
+        facades.close()

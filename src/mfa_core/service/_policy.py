@@ -69,8 +69,13 @@ def known_flow(
     checks: dict[Factor, float] = {Factor(k): v for k, v in history.checks.items() if k in _NAMES}
     for credential in credentials:
         if credential.kind is CredentialKind.TOTP and credential.last_accepted >= 0:
-            # The start of the step the server was in when the code was accepted.
-            at = float((credential.last_accepted - credential.drift) * credential.period)
+            # The start of the step the server was in when the code was accepted: the
+            # accepted step less the learned drift. A drift clamped at +max_drift may hide
+            # up to look_ahead more steps: then those are taken off too, so the time is
+            # never later than the check itself.
+            lag = ctx.config.look_ahead if credential.drift >= ctx.config.max_drift else 0
+            step = credential.last_accepted - credential.drift - lag
+            at = float(step * credential.period)
             checks[Factor.TOTP] = max(checks.get(Factor.TOTP, at), at)
     if ctx.has_recovery:
         records = yield from checked(call(RecoveryCodeStore.recovery_codes, user_id))
