@@ -567,3 +567,34 @@ def test_the_derived_totp_check_time_is_never_later_than_the_check(ahead: int, o
         decision = world.service.decide(Policy(mandate_all=True), login)
         assert decision.outcome == "challenge", "a check before this sign-in counted for it"
         facades.close()
+
+
+def test_confirmation_attempt_limit_is_exact_under_500_asyncio_tasks() -> None:
+    import asyncio
+
+    from factor_env import T0, CountingSealer
+
+    from mfa_core.aio import AsyncMemoryStore, AsyncMFAService
+    from mfa_core.testing import FakeClock
+
+    async def attack() -> tuple[int, int]:
+        store = AsyncMemoryStore()
+        sealer = CountingSealer()
+        service = AsyncMFAService(store, store, sealer, clock=FakeClock(T0))
+        pending = await service.begin_enrolment("alice")
+        bad = wrong_code([b32decode_key(pending.secret)], T0)
+        sealer.unseals = 0
+
+        async def one() -> object:
+            try:
+                return await service.confirm_enrolment("alice", pending.credential_id, bad)
+            except CredentialNotFound:
+                return "gone"
+
+        results = await asyncio.gather(*(one() for _ in range(500)))
+        assert all(r == "gone" or not r.accepted for r in results)  # type: ignore[union-attr]
+        return sealer.unseals, len(await service.list_credentials("alice"))
+
+    unseals, left = asyncio.run(attack())
+    assert unseals == LifecycleConfig().max_confirmation_attempts
+    assert left == 0
