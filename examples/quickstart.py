@@ -21,6 +21,8 @@ moment:
 9. 180 days later: the code still works, but renewal is due; renew the key
 10. recovery codes for a lost phone: generate a set (shown once), use one, reuse refused
 11. policy: the organisation mandates 2FA; the service explains what a sign-in needs
+12. a phone whose clock is wrong: the code is refused, and the diagnosis says by how much
+13. an SMS factor: the number is stored sealed, confirmed with a code, then gets login codes
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ from mfa_core.qr import qr_terminal
 from mfa_core.sealing import AESGCMSealer
 from mfa_core.service import MFAService, ServiceConfig, VerificationResult
 from mfa_core.stores import SQLiteStore
-from mfa_core.testing import FakeClock, RecordingEventSink
+from mfa_core.testing import FakeClock, FakeCodeSender, RecordingEventSink
 from mfa_core.throttle import ThrottleConfig
 
 ACCOUNT = "alice@example.com"
@@ -124,6 +126,7 @@ class ServiceFlow:
     def __init__(self, path: Path, start: float) -> None:
         self.clock = FakeClock(start)  # simulated time: a real server passes no clock
         self.events = RecordingEventSink()  # a real server passes its audit log
+        self.sender = FakeCodeSender()  # records the texts it would send
         self.store = SQLiteStore(path)  # credentials and failure counts in one file (WAL)
         self.service = MFAService(
             self.store,
@@ -136,10 +139,13 @@ class ServiceFlow:
                 throttle=ThrottleConfig(max_failures=5, base_delay=1.0, max_delay=30.0),
             ),
             recovery_codes=self.store,  # recovery codes live in the same file
+            oob=self.store,  # email/SMS challenges too
+            sender=self.sender,  # in production: your SMS/email gateway
             secret=secrets.token_bytes(32),  # in production: a stable secret you keep
         )
         self.problems: list[str] = []
         self.key = b""
+        self.new_key = b""
         self.credential_id = ""
 
     def expect(self, ok: bool, what: str) -> None:
@@ -158,7 +164,7 @@ class ServiceFlow:
         self.key = parse_uri(enrolment.uri).key  # the app's copy, from the scanned QR code
         stored = self.store.get(self.credential_id)
         print(f"5. Enrolment started: credential {self.credential_id[:8]}..., PENDING")
-        print("   (confirm within 10 minutes; the key is stored only sealed)")
+        print("   (confirm within 30 minutes; the key is stored only sealed)")
         self.expect(stored is not None and self.key not in stored.sealed_key, "sealed")
         self.clock.advance(20)
         result = self.service.confirm_enrolment("alice", self.credential_id, self.code())
@@ -204,7 +210,7 @@ class ServiceFlow:
         _show("9. Login after 180 days", result)
         self.expect(result.accepted and result.renewal_due, "renewal due")
         renewal = self.service.begin_renewal("alice", self.credential_id)
-        new_key = parse_uri(renewal.uri).key
+        new_key = self.new_key = parse_uri(renewal.uri).key
         self.clock.advance(30)
         result = self.service.confirm_enrolment("alice", renewal.credential_id, self.code(new_key))
         _show("   New key confirmed", result)
@@ -266,8 +272,38 @@ class ServiceFlow:
         decision = self.service.decide(policy, settings)
         print(f"    Alice opens the security settings: {decision.outcome.value} (step-up)")
 
+    def skew(self) -> None:
+        """12. The phone's clock is 7 minutes slow: its code is refused; the host asks for a
+        diagnosis, which finds the step the code belongs to (never accepting it)."""
+        self.clock.advance(60)
+        slow = totp(self.new_key, self.clock.now() - 420)
+        result = self.service.verify("alice", slow, diagnose_skew=True)
+        _show("\n12. A code from a phone 7 minutes slow", result)
+        print(
+            f"    Diagnosis (for the host, not the user): {result.skew_steps} steps, "
+            f"{result.skew_seconds:+.0f} s: ask the user to set the phone's clock"
+        )
+        self.expect(not result.accepted and result.skew_seconds == -420.0, "skew diagnosed")
+
+    def sms(self) -> None:
+        """13. An SMS factor: the number is a credential, sealed like a key, confirmed with
+        a code sent to it; login codes then go to the number the store holds."""
+        self.clock.advance(60)
+        phone = self.service.begin_enrolment("alice", kind="sms", destination="+1 555 010 0167")
+        sent = self.sender.sent[-1]
+        print(f"13. SMS factor for {phone.destination}: confirmation code sent ({sent.purpose})")
+        result = self.service.confirm_enrolment("alice", phone.credential_id, sent.code)
+        _show("    Confirmation code from the SMS", result)
+        info = next(i for i in self.service.list_credentials("alice") if i.kind == "sms")
+        print(f"    credential {info.id[:8]}...: {info.state.value}, {info.destination}")
+        challenge = self.service.send_factor_code("alice", phone.credential_id, purpose="login")
+        code = self.sender.sent[-1].code  # the user reads it from the SMS
+        login = self.service.verify_oob_code("alice", challenge, code, "login")
+        _show("    Login code by SMS", login)
+        self.expect(result.accepted and login.accepted, "SMS factor works")
+
     def run(self) -> int:
-        """Run sections 5 to 11; return the exit status."""
+        """Run sections 5 to 13; return the exit status."""
         try:
             self.enrol()
             self.login()
@@ -275,6 +311,8 @@ class ServiceFlow:
             self.renew()
             self.recover()
             self.decide()
+            self.skew()
+            self.sms()
         finally:
             self.store.close()
         print("\nAudit events: " + ", ".join(e.type.value for e in self.events.events))

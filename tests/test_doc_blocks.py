@@ -129,7 +129,15 @@ store = MemoryStore()
     },
     "docs/service.md": {
         0: _HOST,
-        3: """
+        2: """
+from mfa_core.stores import MemoryStore as _MemoryStore
+
+_store = _MemoryStore()
+service = MFAService(
+    _store, _store, sealer, recovery_codes=_store, oob=_store, sender=sender, secret=os.urandom(32)
+)
+""",
+        4: """
 import logging
 import types
 

@@ -142,7 +142,7 @@ def test_transition_accepts_string_values_and_refuses_garbage() -> None:
 
 def test_config_defaults() -> None:
     config = LifecycleConfig()
-    assert (config.pending_ttl, config.max_age, config.strict_expiry) == (600, 180 * DAY, False)
+    assert (config.pending_ttl, config.max_age, config.strict_expiry) == (1800, 180 * DAY, False)
     assert LifecycleConfig(max_age=math.inf).max_age == math.inf
 
 

@@ -460,7 +460,7 @@ def test_every_refusal_shows_one_message() -> None:
     service_only = {OOBReason.CHANNEL_NOT_ALLOWED, OOBReason.WRONG_DESTINATION}
     decided_here = set(OOBReason) - {OOBReason.OK} - service_only
     assert {r.reason for r in results} == decided_here
-    assert {r.message for r in results} == {USER_MESSAGE} == {"invalid or expired code"}
+    assert {r.message for r in results} == {USER_MESSAGE} == {"invalid code"}
 
 
 @pytest.mark.parametrize(

@@ -648,6 +648,21 @@ ROWS = [
         (L.MANDATE_ALL, L.ENROL_CONTACT_ADMIN),
     ),
     Row(
+        "usedesk/session-from-before-the-mandate-must-re-verify",
+        attrs.evolve(USEDESK_APP, mandate_first_effective_at=NOW - 3600),
+        ctx(factors={T: ACTIVE}, authenticated_at=NOW - DAY, action=Action.CONNECT),
+        Outcome.CHALLENGE,
+        (L.MANDATE_ALL, L.SESSION_PREDATES_MANDATE, L.LOGIN_CHALLENGE),
+        factors=(T,),
+    ),
+    Row(
+        "usedesk/session-after-the-first-mandate-is-not-signed-out-again",
+        attrs.evolve(USEDESK_APP, mandate_first_effective_at=NOW - 2 * DAY),
+        ctx(factors={T: ACTIVE}, authenticated_at=NOW - DAY, check=(T, NOW - DAY + 5)),
+        Outcome.ALLOW,
+        (L.MANDATE_ALL, L.LOGIN_DONE),
+    ),
+    Row(
         "usedesk/phone-confirmed-sms-code-asked",
         USEDESK_SMS,
         ctx(factors={SMS: ACTIVE}),
@@ -710,6 +725,27 @@ def test_scenario_explained_and_outcome_is_strictest_effect(row: Row) -> None:
     # The policy as stored JSON decides the same.
     again = evaluate(Policy.from_json(row.policy.to_json()), row.context, row.now)
     assert again == decision
+
+
+def test_turning_the_mandate_off_and_on_again_signs_no_one_out() -> None:
+    off = Policy(allowed_factors=frozenset({T}), self_enrol_factors=frozenset({T}))
+    first_on = off.with_mandate(True, NOW - 10 * DAY)
+    assert first_on.mandate_first_effective_at == first_on.mandate_effective_at == NOW - 10 * DAY
+    again = first_on.with_mandate(False, NOW - 5 * DAY).with_mandate(True, NOW - DAY)
+    assert again.mandate_first_effective_at == NOW - 10 * DAY
+    assert again.mandate_effective_at == NOW - DAY
+    assert Policy.from_json(again.to_json()) == again
+    # Signed in while the mandate was off (after it FIRST took effect): not signed out.
+    between = ctx(factors={T: ACTIVE}, authenticated_at=NOW - 3 * DAY, action=Action.CONNECT)
+    assert not evaluate(again, between, NOW).reverify_session
+    # Signed in before the mandate first took effect, no second factor since: re-verify.
+    before = ctx(factors={T: ACTIVE}, authenticated_at=NOW - 11 * DAY, action=Action.CONNECT)
+    decision = evaluate(again, before, NOW)
+    assert decision.reverify_session and decision.outcome is Outcome.CHALLENGE
+    assert decision.to_dict()["reverify_session"] is True
+    # ... unless a second factor was checked in that session.
+    checked = attrs.evolve(before, last_check=SecondFactorCheck(factor=T, at=NOW - 11 * DAY + 5))
+    assert not evaluate(again, checked, NOW).reverify_session
 
 
 def test_every_rule_is_exercised_by_the_table() -> None:

@@ -37,6 +37,8 @@ def test_quickstart_runs_without_input() -> None:
     )
     assert done.returncode == 0, done.stderr
     assert "otpauth://totp/" in done.stdout
+    assert "-14 steps, -420 s" in done.stdout  # the clock-skew diagnosis
+    assert "SMS factor for ***67" in done.stdout and "Login code by SMS: accepted" in done.stdout
 
 
 def test_benchmark_script_smoke(capsys: pytest.CaptureFixture[str]) -> None:

@@ -225,7 +225,7 @@ def test_credential_hashes_decode_from_resp2_and_resp3() -> None:
     assert rp.decode_get([]) is None
     for damaged in (
         [*flat[:-1], b"x"],  # version "x"
-        [*flat, b"kind", b"sms"],  # a kind that does not exist (the later field wins)
+        [*flat, b"kind", b"push"],  # a kind that does not exist (the later field wins)
         flat[:2],
         [*flat, b"kind"],
         [*flat, b"digits", 1],

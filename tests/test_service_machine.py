@@ -61,6 +61,7 @@ class ModelCredential:
     replaces: str | None = None
     last_step: int = -1
     drift: int = 0
+    confirm_failures: int = 0
 
 
 class ServiceMachine(RuleBasedStateMachine):
@@ -197,6 +198,8 @@ class ServiceMachine(RuleBasedStateMachine):
         for c in list(self.creds.values()):
             if self.effective(c) == CredentialState.PENDING_EXPIRED:
                 del self.creds[c.id]
+            elif self.effective(c) == CredentialState.PENDING and c.replaces is None:
+                del self.creds[c.id]  # a new enrolment replaces the earlier pending one
         enrolment = self.service.begin_enrolment(USER)
         self.creds[enrolment.credential_id] = ModelCredential(
             id=enrolment.credential_id,
@@ -225,7 +228,10 @@ class ServiceMachine(RuleBasedStateMachine):
             assert result.reason == gated and not result.accepted
             return
         if not correct:
-            self.fail()
+            # Counted on the enrolment, never on the user: the pending one dies at the limit.
+            c.confirm_failures += 1
+            if c.confirm_failures >= self.lifecycle.max_confirmation_attempts:
+                del self.creds[cred_id]
             assert result.reason == VerifyReason.INVALID_CODE
             return
         assert result.accepted, result

@@ -268,7 +268,7 @@ def test_refusals_have_reasons_and_one_message(
     typed = {"right": code, "wrong": other_code(code)}.get(attempt, attempt)
     result = env.service.verify_oob_code("alice", challenge, typed, purpose)
     assert not result.accepted and result.oob_reason is reason
-    assert result.user_message == USER_MESSAGE == "invalid or expired code"
+    assert result.user_message == USER_MESSAGE == "invalid code"
     assert env.failures() == 1
     [failed] = env.events.of_type(EventType.OOB_CODE_FAILED)
     assert code not in repr(failed)
@@ -487,11 +487,16 @@ def test_throttle_delay_applies_before_reading_the_challenge(make_env: Callable[
     assert env.failures() == 0
 
 
-def test_phone_confirmation_does_not_clear_failures(env: Env) -> None:
+def test_phone_confirmation_neither_counts_nor_clears_failures(env: Env) -> None:
+    login, login_code = env.send(purpose=OOBPurpose.LOGIN)
+    env.service.verify_oob_code("alice", login, other_code(login_code), "login")
+    assert env.failures() == 1
+    env.clock.advance(5)
     challenge, code = env.send(purpose=OOBPurpose.PHONE_CONFIRMATION)
-    env.service.verify_oob_code("alice", challenge, other_code(code), "phone_confirmation")
+    wrong = env.service.verify_oob_code("alice", challenge, other_code(code), "phone_confirmation")
+    assert not wrong.accepted and env.failures() == 1  # a mistyped confirmation locks nothing
     ok = env.service.verify_oob_code("alice", challenge, code, "phone_confirmation")
-    assert ok.accepted and env.failures() == 1
+    assert ok.accepted and env.failures() == 1  # nor does a confirmation clear failures
 
 
 # -- failures of the store ----------------------------------------------------------------------

@@ -449,3 +449,31 @@ def test_a_forked_child_opens_its_own_connection_and_leaves_the_parents_alone(
         assert got is not None and got.last_accepted == 9
         assert store.get_failures("alice").count == 1
         assert not store.claim("c1", 9, drift=0)
+
+
+def test_a_version_3_file_migrates_to_sms_and_email_kinds_keeping_its_rows(
+    path: Path, raw: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import mfa_core.stores.sqlite as sqlite_module
+
+    monkeypatch.setattr(sqlite_module, "MIGRATIONS", MIGRATIONS[:3])
+    monkeypatch.setattr(sqlite_module, "SCHEMA_VERSION", 3)
+    with SQLiteStore(path) as old:
+        old.add(_credential())
+        with pytest.raises(Exception):  # noqa: B017 - the v3 CHECK refuses the kind
+            old.add(_credential("c2", kind=CredentialKind.SMS))
+    monkeypatch.undo()
+    with SQLiteStore(path) as store:
+        assert store.schema_version() == SCHEMA_VERSION >= 4
+        assert store.get("c1") == _credential()
+        store.add(_credential("c2", kind=CredentialKind.SMS))
+        store.add(_credential("c3", kind=CredentialKind.EMAIL))
+        assert [c.kind for c in store.list_for_user("alice")] == [
+            CredentialKind.HOTP,
+            CredentialKind.SMS,
+            CredentialKind.EMAIL,
+        ]
+    index = raw().execute(
+        "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'mfa_credentials'"
+    )
+    assert ("mfa_credentials_by_user",) in index.fetchall()

@@ -40,7 +40,7 @@ def test_good_rows_decode() -> None:
 
 @pytest.mark.parametrize(
     ("index", "value"),
-    [(2, "sms"), (5, "unknown"), (6, "MD5"), (7, 6.5), (7, "6"), (7, True), (15, None), (3, 5)],
+    [(2, "push"), (5, "unknown"), (6, "MD5"), (7, 6.5), (7, "6"), (7, True), (15, None), (3, 5)],
 )
 def test_bad_credential_rows_are_store_errors(index: int, value: object) -> None:
     with pytest.raises(StoreError, match="the SQLite store holds a credential row"):

@@ -9,8 +9,9 @@ States (:class:`~mfa_core.models.CredentialState`):
 * ``NONE`` - no credential yet; enrolment makes one (``ENROL``).
 * ``PENDING`` - key generated and shown, not yet confirmed with a code. Never authenticates.
 * ``PENDING_EXPIRED`` - a pending enrolment past its deadline (``pending_until``, by default
-  :attr:`LifecycleConfig.pending_ttl` = 10 minutes after it started). Derived, never stored;
-  it can only be dropped.
+  :attr:`LifecycleConfig.pending_ttl` = 30 minutes after it started). Derived, never stored;
+  it can only be dropped. A pending enrolment also dies (is dropped) after
+  :attr:`LifecycleConfig.max_confirmation_attempts` wrong confirmation codes.
 * ``ACTIVE`` - confirmed; authenticates.
 * ``EXPIRED`` - ACTIVE but not renewed for :attr:`LifecycleConfig.max_age` (180 days).
   Derived, never stored. It still authenticates and every success says renewal is due,
@@ -38,6 +39,7 @@ import attrs
 
 from ._validate import check_duration as _check_duration
 from ._validate import check_time as _check_time
+from ._validate import int_in as _int_in
 from .errors import IllegalTransition, InvalidParameter
 from .models import STORED_STATES, Credential, CredentialState
 
@@ -54,7 +56,9 @@ __all__ = [
     "transition",
 ]
 
-_DEFAULT_PENDING_TTL: Final = 600.0
+_DEFAULT_PENDING_TTL: Final = 1800.0
+_DEFAULT_CONFIRMATION_ATTEMPTS: Final = 5
+_MAX_CONFIRMATION_ATTEMPTS: Final = 100
 _DEFAULT_MAX_AGE: Final = 180 * 86400.0
 _MAX_PENDING_TTL: Final = 7 * 86400.0
 
@@ -177,9 +181,16 @@ def _positive_seconds(value: object, name: str, *, upper: float) -> None:
 class LifecycleConfig:
     """Deadlines of the lifecycle.
 
-    ``pending_ttl``: seconds an enrolment may stay unconfirmed (default 600; at most 7
-    days). ``max_age``: seconds after confirmation or the last renewal at which a
-    credential becomes EXPIRED (default 180 days; ``math.inf`` means never).
+    ``pending_ttl``: seconds an enrolment may stay unconfirmed (default 1800, 30 minutes;
+    at most 7 days). Thirty minutes is what a person needs to install an authenticator
+    app from a store (sign-in to the store, download, first start) or to wait for an SMS,
+    with an interruption, while the unconfirmed key (shown on screen, perhaps photographed)
+    stays usable for enrolment only that long; a pending enrolment never authenticates.
+    ``max_confirmation_attempts``: wrong confirmation codes after which the pending
+    enrolment is dropped (default 5, 1 to 100); they are counted per enrolment, never
+    on the user's failure counter, so they lock nothing else. ``max_age``: seconds after
+    confirmation or the last renewal at which a credential becomes EXPIRED (default 180
+    days; ``math.inf`` means never).
     ``strict_expiry``: EXPIRED credentials refuse to authenticate (NIST SP 800-63B §4.4)
     instead of working with a renewal nudge. Nonsense raises
     :class:`~mfa_core.errors.InvalidParameter`.
@@ -191,12 +202,20 @@ class LifecycleConfig:
     """Seconds from ``renewed_at`` after which an ACTIVE credential is EXPIRED."""
     strict_expiry: bool = False
     """Whether an EXPIRED credential refuses to authenticate."""
+    max_confirmation_attempts: int = _DEFAULT_CONFIRMATION_ATTEMPTS
+    """Wrong confirmation codes a pending enrolment survives before it is dropped."""
 
     def __attrs_post_init__(self) -> None:
         _positive_seconds(self.pending_ttl, "pending_ttl", upper=_MAX_PENDING_TTL)
         _positive_seconds(self.max_age, "max_age", upper=math.inf)
         if not isinstance(self.strict_expiry, bool):
             raise InvalidParameter("strict_expiry must be a bool")
+        _int_in(
+            self.max_confirmation_attempts,
+            1,
+            _MAX_CONFIRMATION_ATTEMPTS,
+            "max_confirmation_attempts",
+        )
 
 
 def _pending_deadline(credential: Credential, config: LifecycleConfig) -> float:

@@ -29,10 +29,21 @@ __all__ = [
 
 
 class CredentialKind(enum.StrEnum):
-    """What a credential is: a time-based or a counter-based authenticator."""
+    """What a credential is: a time-based or a counter-based authenticator, or a
+    confirmed phone number (SMS codes) or email address (email codes)."""
 
     TOTP = "totp"
     HOTP = "hotp"
+    SMS = "sms"
+    """A phone number that receives codes; :attr:`Credential.sealed_key` holds the number,
+    sealed like a key."""
+    EMAIL = "email"
+    """An email address that receives codes; sealed like a key."""
+    HISTORY = "history"
+    """Not a factor: the service's small per-user history record (last successful check
+    per factor kind, the last factor reset, confirmed destinations), sealed JSON in
+    :attr:`Credential.sealed_key`, stored DISABLED so that it never authenticates and
+    changed only by compare-and-set. Flows and listings leave it out."""
 
 
 class CredentialState(enum.StrEnum):
@@ -182,6 +193,10 @@ class EventType(enum.StrEnum):
     OOB_SEND_LIMITED = "oob_send_limited"
     """A code was not sent: the user or the destination reached its send limit (the
     event names the user, channel, purpose and which limit; never the destination)."""
+    RECOVERY_CODES_REVOKED = "recovery_codes_revoked"
+    """The user's recovery codes were deleted because none of their factors is left (an
+    administrator's reset of every factor, or disabling the last one); ``data`` says how
+    many unused codes went and why."""
 
 
 EventValue = str | int | float | bool | None

@@ -115,7 +115,7 @@ MAX_SEND_LIMIT: Final = 1000
 """Highest per-window send limit that may be configured."""
 MAX_SEND_KEY: Final = 128
 """Longest send-counter key (characters) a store must accept."""
-USER_MESSAGE: Final = "invalid or expired code"
+USER_MESSAGE: Final = "invalid code"
 """The one message a user sees for every refused attempt, whatever the reason."""
 
 _MAX_COOLDOWN: Final = 3600

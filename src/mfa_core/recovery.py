@@ -118,7 +118,7 @@ MAX_COUNT: Final = 50
 """Most codes a set may hold."""
 TAG_BYTES: Final = 8
 """Length of the keyed lookup tag before hex encoding (64 bits)."""
-USER_MESSAGE: Final = "invalid recovery code"
+USER_MESSAGE: Final = "invalid code"
 """The one message a user sees for every failed recovery attempt, whatever the reason."""
 
 _MAX_INPUT: Final = 256

@@ -48,14 +48,16 @@ from ..service._admin import (
     list_credentials_flow,
     reseal_flow,
 )
-from ..service._context import configure
+from ..service._context import check_id, configure
 from ..service._effects import Flow
 from ..service._enrol import (
     begin_enrolment_flow,
     begin_renewal_flow,
     cancel_enrolment_flow,
     confirm_enrolment_flow,
+    enrolment_uri_flow,
 )
+from ..service._factors import admin_confirm_flow, send_factor_code_flow
 from ..service._oob import resend_oob_code_flow, send_oob_code_flow, verify_oob_code_flow
 from ..service._policy import decide_flow
 from ..service._recovery import (
@@ -63,6 +65,7 @@ from ..service._recovery import (
     recovery_codes_left_flow,
     verify_recovery_code_flow,
 )
+from ..service._stepup import step_up_flow
 from ..service._verify import resync_hotp_flow, throttle_status_flow, verify_flow
 from ..service.config import ServiceConfig
 from ..service.results import (
@@ -163,10 +166,18 @@ class AsyncMFAService:
         kind: CredentialKind | str = CredentialKind.TOTP,
         label: str = "",
         account: str | None = None,
+        destination: str | None = None,
     ) -> Enrolment:
         """Awaitable :meth:`~mfa_core.service.MFAService.begin_enrolment`."""
         return await self._run(
-            begin_enrolment_flow(self._ctx, user_id, kind=kind, label=label, account=account)
+            begin_enrolment_flow(
+                self._ctx,
+                user_id,
+                kind=kind,
+                label=label,
+                account=account,
+                destination=destination,
+            )
         )
 
     async def begin_renewal(
@@ -192,9 +203,11 @@ class AsyncMFAService:
         """Awaitable :meth:`~mfa_core.service.MFAService.confirm_enrolment`."""
         return await self._run(confirm_enrolment_flow(self._ctx, user_id, credential_id, code))
 
-    async def verify(self, user_id: str, code: str) -> VerificationResult:
+    async def verify(
+        self, user_id: str, code: str, *, diagnose_skew: bool = False
+    ) -> VerificationResult:
         """Awaitable :meth:`~mfa_core.service.MFAService.verify`."""
-        return await self._run(verify_flow(self._ctx, user_id, code))
+        return await self._run(verify_flow(self._ctx, user_id, code, diagnose_skew=diagnose_skew))
 
     async def resync_hotp(
         self, user_id: str, credential_id: str, first_code: str, second_code: str
@@ -215,20 +228,39 @@ class AsyncMFAService:
         *,
         step_up_code: str | None = None,
         by_admin: str | None = None,
+        step_up_challenge_id: str | None = None,
+        keep_recovery_codes: bool = False,
     ) -> None:
         """Awaitable :meth:`~mfa_core.service.MFAService.disable`."""
         return await self._run(
             disable_flow(
-                self._ctx, user_id, credential_id, step_up_code=step_up_code, by_admin=by_admin
+                self._ctx,
+                user_id,
+                credential_id,
+                step_up_code=step_up_code,
+                by_admin=by_admin,
+                step_up_challenge_id=step_up_challenge_id,
+                keep_recovery_codes=keep_recovery_codes,
             )
         )
 
     async def admin_reset(
-        self, user_id: str, *, admin_id: str, credential_id: str | None = None
+        self,
+        user_id: str,
+        *,
+        admin_id: str,
+        credential_id: str | None = None,
+        keep_recovery_codes: bool = False,
     ) -> int:
         """Awaitable :meth:`~mfa_core.service.MFAService.admin_reset`."""
         return await self._run(
-            admin_reset_flow(self._ctx, user_id, admin_id=admin_id, credential_id=credential_id)
+            admin_reset_flow(
+                self._ctx,
+                user_id,
+                admin_id=admin_id,
+                credential_id=credential_id,
+                keep_recovery_codes=keep_recovery_codes,
+            )
         )
 
     async def admin_unlock(self, user_id: str, *, admin_id: str) -> None:
@@ -295,3 +327,32 @@ class AsyncMFAService:
         return await self._run(
             verify_oob_code_flow(self._ctx, user_id, challenge_id, code, purpose, destination)
         )
+
+    async def step_up(
+        self, user_id: str, code: str, *, challenge_id: str | None = None
+    ) -> VerificationResult:
+        """Awaitable :meth:`~mfa_core.service.MFAService.step_up`."""
+        check_id(user_id, "user_id")
+        return await self._run(
+            step_up_flow(self._ctx, user_id, code, self._ctx.now(), challenge_id=challenge_id)
+        )
+
+    async def enrolment_uri(
+        self, user_id: str, credential_id: str, *, account: str | None = None
+    ) -> Enrolment:
+        """Awaitable :meth:`~mfa_core.service.MFAService.enrolment_uri`."""
+        return await self._run(
+            enrolment_uri_flow(self._ctx, user_id, credential_id, account=account)
+        )
+
+    async def admin_confirm(self, user_id: str, credential_id: str, *, admin_id: str) -> None:
+        """Awaitable :meth:`~mfa_core.service.MFAService.admin_confirm`."""
+        return await self._run(
+            admin_confirm_flow(self._ctx, user_id, credential_id, admin_id=admin_id)
+        )
+
+    async def send_factor_code(
+        self, user_id: str, credential_id: str, *, purpose: OOBPurpose | str
+    ) -> str:
+        """Awaitable :meth:`~mfa_core.service.MFAService.send_factor_code`."""
+        return await self._run(send_factor_code_flow(self._ctx, user_id, credential_id, purpose))

@@ -34,10 +34,11 @@ from ._model import (
 class _Trace:
     """Collects reasons; the outcome is the strictest effect asked for."""
 
-    __slots__ = ("reasons",)
+    __slots__ = ("reasons", "reverify")
 
     def __init__(self) -> None:
         self.reasons: list[Reason] = []
+        self.reverify = False
 
     def add(self, rule: Rule, message: str, effect: Outcome | None = None) -> None:
         self.reasons.append(Reason(rule=rule, message=message, effect=effect))
@@ -61,6 +62,7 @@ class _Trace:
             enrol_by=enrol_by if outcome is Outcome.ENROL_REQUIRED else None,
             deferrable=deferrable and outcome is Outcome.ENROL_REQUIRED,
             renew=renew,
+            reverify_session=self.reverify,
         )
 
 
@@ -194,6 +196,8 @@ class _Evaluation:
         if skip is not None and skip[1]:
             return trace.decide()
         mandated = self.apply_mandate()
+        if mandated:
+            self.session_predates_mandate()
         if self.inventory():
             return trace.decide()
         if not self.primary:
@@ -243,6 +247,25 @@ class _Evaluation:
             Rule.NOT_MANDATED, "This organisation does not require a second factor for you."
         )
         return False
+
+    def session_predates_mandate(self) -> None:
+        """A session established before the mandate FIRST took effect, without a second
+        factor in it, is asked to re-verify (or be ended by the host), once: a session
+        that started later, e.g. while the mandate was briefly off, is left alone."""
+        first = self.policy.mandate_first_effective_at
+        context = self.context
+        if first is None or context.authenticated_at >= first or first > self.now:
+            return
+        check = context.last_check
+        if check is not None and context.authenticated_at <= check.at <= self.now:
+            return  # a second factor was checked in this session
+        self.trace.reverify = True
+        self.trace.add(
+            Rule.SESSION_PREDATES_MANDATE,
+            "This session began before your organisation required a second factor; "
+            "sign in again with your second factor.",
+            Outcome.CHALLENGE,
+        )
 
     def inventory(self) -> bool:
         """Work out which of the user's factors count; True if that alone denies."""

@@ -151,6 +151,7 @@ class Rule(enum.StrEnum):
     STEP_UP_FRESH = "step_up.fresh"
     STEP_UP_REQUIRED = "step_up.required"
     STEP_UP_NO_FACTOR = "step_up.no_factor"
+    SESSION_PREDATES_MANDATE = "mandate.session_predates_mandate"
 
 
 _FACTOR_LABEL: Final = {
@@ -417,6 +418,9 @@ class Policy:
     Step-up: ``sensitive_actions`` need a check no older than ``step_up_window`` seconds.
     ``nudge_expired``: expired credentials still work but the decision asks for renewal.
     ``organisation``: when set, the policy refuses requests for another organisation.
+    ``mandate_first_effective_at``: when the mandate FIRST took effect (kept by
+    :meth:`with_mandate` when it is turned off and on again); a session established before
+    it without a second factor gets a decision with ``reverify_session``.
 
     Invalid values raise :class:`~mfa_core.errors.PolicyError` naming the field.
     """
@@ -440,6 +444,7 @@ class Policy:
     enrolment_grace_period: float = 0.0
     mandate_effective_at: float | None = None
     nudge_expired: bool = True
+    mandate_first_effective_at: float | None = None
 
     def __attrs_post_init__(self) -> None:
         # Validation lives here (not in attrs validators) so that it cannot be switched off.
@@ -473,6 +478,9 @@ class Policy:
         )
         if self.mandate_effective_at is not None and not _finite(self.mandate_effective_at):
             _policy_error("mandate_effective_at", "must be null or finite Unix seconds")
+        first = self.mandate_first_effective_at
+        if first is not None and not _finite(first):
+            _policy_error("mandate_first_effective_at", "must be null or finite Unix seconds")
         if self.enrolment_grace_period > 0 and self.mandate_effective_at is None:
             _policy_error(
                 "mandate_effective_at",
@@ -493,6 +501,29 @@ class Policy:
                 "allowed_factors",
                 "a mandate needs at least one allowed factor other than recovery_code",
             )
+
+    def with_mandate(self, enabled: bool, now: float) -> Policy:
+        """Turn the every-member mandate (``mandate_all``) on or off at ``now``.
+
+        Turning it on sets ``mandate_effective_at`` to ``now`` and, the FIRST time only,
+        ``mandate_first_effective_at``: sessions established before that moment without a
+        second factor are asked to re-verify (or end), once. Turning it off keeps both
+        times, so turning it on again signs no one out. Returns a new policy.
+        """
+        if not isinstance(enabled, bool):
+            _policy_error("mandate_all", "must be true or false")
+        at = _check_now(now)
+        if not enabled:
+            return attrs.evolve(self, mandate_all=False)
+        if self.mandate_all:
+            return self  # already on: nothing took effect now
+        first = self.mandate_first_effective_at
+        return attrs.evolve(
+            self,
+            mandate_all=True,
+            mandate_effective_at=at,
+            mandate_first_effective_at=at if first is None else first,
+        )
 
     def is_mandated(self, roles: Iterable[str]) -> bool:
         """Whether a member with these roles must have a second factor."""
@@ -521,6 +552,7 @@ class Policy:
             "enrolment_grace_period": self.enrolment_grace_period,
             "mandate_effective_at": self.mandate_effective_at,
             "nudge_expired": self.nudge_expired,
+            "mandate_first_effective_at": self.mandate_first_effective_at,
         }
 
     @classmethod
@@ -588,6 +620,9 @@ class Decision:
     enrol_by: float | None = None
     deferrable: bool = False
     renew: tuple[Factor, ...] = ()
+    reverify_session: bool = False
+    """The request's session was established before the mandate first took effect,
+    without a second factor: the host should end it or have the user re-verify now."""
 
     @property
     def rules(self) -> tuple[Rule, ...]:
@@ -607,6 +642,7 @@ class Decision:
             "enrol_by": self.enrol_by,
             "deferrable": self.deferrable,
             "renew": [f.value for f in self.renew],
+            "reverify_session": self.reverify_session,
             "reasons": [
                 {
                     "rule": r.rule.value,

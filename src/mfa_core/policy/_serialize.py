@@ -113,6 +113,7 @@ _FIELD_PARSERS: Final[dict[str, Any]] = {
     "sensitive_actions": _parse_actions,
     "enrolment_grace_period": _parse_number,
     "mandate_effective_at": _parse_optional_number,
+    "mandate_first_effective_at": _parse_optional_number,
     **dict.fromkeys(_BOOL_FIELDS, _parse_bool),
 }
 

@@ -62,14 +62,16 @@ from ._admin import (
     list_credentials_flow,
     reseal_flow,
 )
-from ._context import configure
+from ._context import check_id, configure
 from ._effects import Flow, run_sync
 from ._enrol import (
     begin_enrolment_flow,
     begin_renewal_flow,
     cancel_enrolment_flow,
     confirm_enrolment_flow,
+    enrolment_uri_flow,
 )
+from ._factors import admin_confirm_flow, send_factor_code_flow
 from ._oob import resend_oob_code_flow, send_oob_code_flow, verify_oob_code_flow
 from ._policy import decide_flow
 from ._recovery import (
@@ -77,6 +79,7 @@ from ._recovery import (
     recovery_codes_left_flow,
     verify_recovery_code_flow,
 )
+from ._stepup import step_up_flow
 from ._verify import resync_hotp_flow, throttle_status_flow, verify_flow
 from .config import MAX_RESYNC_WINDOW, ServiceConfig
 from .defaults import LoggingEventSink, NullEventSink, SystemClock
@@ -192,6 +195,7 @@ class MFAService:
         kind: CredentialKind | str = CredentialKind.TOTP,
         label: str = "",
         account: str | None = None,
+        destination: str | None = None,
     ) -> Enrolment:
         """Start enrolling a new authenticator for ``user_id``.
 
@@ -203,11 +207,28 @@ class MFAService:
         bad arguments and :class:`~mfa_core.errors.StoreError` or
         :class:`~mfa_core.errors.SealingError` if a port fails (nothing is stored then).
 
+        ``kind="sms"`` or ``"email"`` with ``destination=`` (a phone number or an email
+        address) enrols a destination instead (out-of-band codes must be configured): it
+        is stored sealed like a key, a confirmation code is sent to it (the returned
+        :class:`Enrolment` has the ``challenge_id`` and the masked ``destination``, no
+        secret or URI), and :meth:`confirm_enrolment` checks that code (or an
+        administrator confirms it with :meth:`admin_confirm`).
+
+        A new enrolment replaces the user's earlier pending one of the same kind
+        (CREDENTIAL_REMOVED, reason ``enrolment_restarted``).
+
         A host should require a fresh second factor before adding a device to a user who
         already has one, as for :meth:`begin_renewal`.
         """
         return self._run(
-            begin_enrolment_flow(self._ctx, user_id, kind=kind, label=label, account=account)
+            begin_enrolment_flow(
+                self._ctx,
+                user_id,
+                kind=kind,
+                label=label,
+                account=account,
+                destination=destination,
+            )
         )
 
     def begin_renewal(
@@ -261,7 +282,7 @@ class MFAService:
         """
         return self._run(confirm_enrolment_flow(self._ctx, user_id, credential_id, code))
 
-    def verify(self, user_id: str, code: str) -> VerificationResult:
+    def verify(self, user_id: str, code: str, *, diagnose_skew: bool = False) -> VerificationResult:
         """Check a code typed by ``user_id`` against all of the user's usable credentials.
 
         The attempt is admitted and counted by ONE atomic store operation before the code
@@ -273,8 +294,16 @@ class MFAService:
         replayed code, a throttled or locked user, or a failing store (those are refusals
         with a :class:`VerifyReason`). Raises :class:`~mfa_core.errors.InvalidParameter` only
         for a ``user_id`` that is not a non-empty string.
+
+        ``diagnose_skew=True`` (the host asks, e.g. after repeated refusals): a code refused
+        as ``invalid_code`` is looked for at TOTP steps outside the window, nearest first,
+        up to ``config.skew_search`` seconds either side and at most
+        ``config.skew_max_hmacs`` codes computed per attempt. A match is reported as the
+        authenticator's clock offset in ``skew_steps`` / ``skew_seconds`` of the result
+        and in the VERIFICATION_FAILED event; it is never accepted, and the user sees the
+        same uniform message.
         """
-        return self._run(verify_flow(self._ctx, user_id, code))
+        return self._run(verify_flow(self._ctx, user_id, code, diagnose_skew=diagnose_skew))
 
     def resync_hotp(
         self, user_id: str, credential_id: str, first_code: str, second_code: str
@@ -308,13 +337,18 @@ class MFAService:
         *,
         step_up_code: str | None = None,
         by_admin: str | None = None,
+        step_up_challenge_id: str | None = None,
+        keep_recovery_codes: bool = False,
     ) -> None:
         """Disable a confirmed credential (it stays listed as DISABLED, never authenticates).
 
-        The user must prove a second factor right now: ``step_up_code`` is verified (with
-        throttling, counting and replay protection, against any usable credential of the
-        user) before anything changes. An administrator passes ``by_admin=<admin id>``
-        instead. Emits CREDENTIAL_DISABLED.
+        The user must prove a second factor right now: ``step_up_code`` is checked by
+        :meth:`step_up` (a TOTP/HOTP code, a recovery code, or with
+        ``step_up_challenge_id`` an SMS/email ``step_up`` code; with throttling, counting
+        and replay protection) before anything changes. An administrator passes
+        ``by_admin=<admin id>`` instead. Emits CREDENTIAL_DISABLED. Disabling the user's
+        last usable factor also deletes their recovery codes (RECOVERY_CODES_REVOKED,
+        reason ``disabled``) unless ``keep_recovery_codes``.
 
         Raises :class:`~mfa_core.errors.StepUpRequired` (no or a wrong code),
         :class:`~mfa_core.errors.Throttled` (throttled; ``code`` LOCKED when locked),
@@ -325,22 +359,43 @@ class MFAService:
         """
         return self._run(
             disable_flow(
-                self._ctx, user_id, credential_id, step_up_code=step_up_code, by_admin=by_admin
+                self._ctx,
+                user_id,
+                credential_id,
+                step_up_code=step_up_code,
+                by_admin=by_admin,
+                step_up_challenge_id=step_up_challenge_id,
+                keep_recovery_codes=keep_recovery_codes,
             )
         )
 
-    def admin_reset(self, user_id: str, *, admin_id: str, credential_id: str | None = None) -> int:
+    def admin_reset(
+        self,
+        user_id: str,
+        *,
+        admin_id: str,
+        credential_id: str | None = None,
+        keep_recovery_codes: bool = False,
+    ) -> int:
         """Remove one credential of a user (``credential_id``) or all of them (lost device).
 
         The user can then enrol again. Emits CREDENTIAL_RESET per credential, naming the
-        administrator. Returns how many credentials were removed. The failure count is left
-        alone (see :meth:`admin_unlock`). Raises
+        administrator. When no factor of the user can authenticate afterwards, their
+        recovery codes are deleted too (RECOVERY_CODES_REVOKED, reason ``admin_reset``),
+        unless ``keep_recovery_codes``. Returns how many credentials were removed. The
+        failure count is left alone (see :meth:`admin_unlock`). Raises
         :class:`~mfa_core.errors.CredentialNotFound` or
         :class:`~mfa_core.errors.StoreError` (credentials removed before a failure stay
         removed; each removal is atomic).
         """
         return self._run(
-            admin_reset_flow(self._ctx, user_id, admin_id=admin_id, credential_id=credential_id)
+            admin_reset_flow(
+                self._ctx,
+                user_id,
+                admin_id=admin_id,
+                credential_id=credential_id,
+                keep_recovery_codes=keep_recovery_codes,
+            )
         )
 
     def admin_unlock(self, user_id: str, *, admin_id: str) -> None:
@@ -363,10 +418,16 @@ class MFAService:
         """Evaluate ``policy`` for a request (:func:`mfa_core.policy.evaluate`) at the
         service clock's time, with the factors this service knows.
 
-        The user's TOTP/HOTP credentials (with their effective states) and, when a
-        recovery-code store is configured, their recovery codes replace any entries of
-        those kinds in ``context.factors``; factors the service does not manage (SMS,
-        email, security keys) are taken from ``context`` as given. Returns the explained
+        The user's TOTP/HOTP credentials (with their effective states), their SMS/email
+        factors (when out-of-band codes are configured) and, when a recovery-code store is
+        configured, their recovery codes replace any entries of those kinds in
+        ``context.factors``; factors the service does not manage (security keys) are taken
+        from ``context`` as given. From its own records the service also supplies the
+        last successful check (TOTP from the last accepted step, recovery codes from their
+        use, SMS/email codes from the user's history record) and the time of the last
+        administrator's reset; the later of those and the host's ``last_check`` /
+        ``factors_reset_at`` is used (HOTP checks, remembered devices, upstream MFA and
+        roles stay the host's to give). Returns the explained
         :class:`~mfa_core.policy.Decision`. Raises
         :class:`~mfa_core.errors.InvalidParameter` for arguments of the wrong type and
         :class:`~mfa_core.errors.StoreError` if a store fails.
@@ -419,7 +480,7 @@ class MFAService:
 
         Returns a :class:`~mfa_core.service.RecoveryVerificationResult` (a
         :class:`~mfa_core.service.VerificationResult`): accepted, or refused with a reason
-        (users see one "invalid recovery code" text). Attempts share the per-user failure
+        (users see one "invalid code" text). Attempts share the per-user failure
         counter with OTP verification: a throttled or locked user is refused before any
         hash is computed, every refusal about the code is counted, and a success resets
         the count. A code is accepted once, even when submitted concurrently.
@@ -513,7 +574,7 @@ class MFAService:
         :class:`~mfa_core.service.VerificationResult`): accepted, or refused with a
         :class:`~mfa_core.service.VerifyReason` and the finer ``oob_reason`` (expired,
         used, wrong_purpose, wrong_challenge, wrong_code, too_many_attempts, malformed)
-        for audit; users see one "invalid or expired code" text. A throttled or locked
+        for audit; users see one "invalid code" text. A throttled or locked
         user is refused before anything is read; every other refusal is counted in the
         per-user failure counter (shared with OTP and recovery codes) and emits
         OOB_CODE_FAILED; a success marks the code used (it is accepted at most once,
@@ -532,3 +593,63 @@ class MFAService:
         return self._run(
             verify_oob_code_flow(self._ctx, user_id, challenge_id, code, purpose, destination)
         )
+
+    def step_up(
+        self, user_id: str, code: str, *, challenge_id: str | None = None
+    ) -> VerificationResult:
+        """Check a fresh second factor before a sensitive operation (the one step-up check).
+
+        Accepts exactly the factors :func:`mfa_core.policy.evaluate` counts for a step-up:
+        a TOTP/HOTP code of a usable credential, a recovery code (when recovery codes are
+        configured), or an SMS/email code of a ``step_up`` challenge (pass its
+        ``challenge_id``). Each is checked by its own verification (one attempt counted on
+        the user's counter, throttling, replay protection) and the result's ``factor``
+        names it, for the host's ``last_check``. Never raises for a wrong code; users see
+        the one uniform message.
+        """
+        check_id(user_id, "user_id")
+        return self._run(
+            step_up_flow(self._ctx, user_id, code, self._ctx.now(), challenge_id=challenge_id)
+        )
+
+    def enrolment_uri(
+        self, user_id: str, credential_id: str, *, account: str | None = None
+    ) -> Enrolment:
+        """Show a pending authenticator enrolment again: the same provisioning URI and
+        secret as :meth:`begin_enrolment` gave, rebuilt from the sealed key, until it is
+        confirmed or its ``pending_ttl`` passes (``account`` as given there). Changes
+        nothing. Raises :class:`~mfa_core.errors.CredentialNotFound`,
+        :class:`~mfa_core.errors.IllegalTransition` (confirmed, expired, or not an
+        authenticator), :class:`~mfa_core.errors.SealingError` or
+        :class:`~mfa_core.errors.StoreError`.
+        """
+        return self._run(enrolment_uri_flow(self._ctx, user_id, credential_id, account=account))
+
+    def admin_confirm(self, user_id: str, credential_id: str, *, admin_id: str) -> None:
+        """An administrator confirms a pending SMS or email factor without a code.
+
+        The same CONFIRM transition as :meth:`confirm_enrolment` (ENROLMENT_CONFIRMED with
+        the administrator as actor, MFA_ENABLED for a first factor). Raises
+        :class:`~mfa_core.errors.CredentialNotFound`,
+        :class:`~mfa_core.errors.InvalidParameter` for an authenticator,
+        :class:`~mfa_core.errors.IllegalTransition` when it is not pending, or
+        :class:`~mfa_core.errors.StoreError`.
+        """
+        return self._run(admin_confirm_flow(self._ctx, user_id, credential_id, admin_id=admin_id))
+
+    def send_factor_code(
+        self, user_id: str, credential_id: str, *, purpose: OOBPurpose | str
+    ) -> str:
+        """Send a code to the destination an SMS/email factor holds; return the challenge id.
+
+        The host names the factor, never the number: the destination is unsealed from the
+        store. ``login``, ``step_up`` or ``reset`` need a factor that can authenticate (check
+        the code with :meth:`verify_oob_code` or :meth:`step_up`); ``phone_confirmation``
+        resends the confirmation code of a pending one (check it with
+        :meth:`confirm_enrolment`). Send limits, the resend cooldown and the channel rule
+        apply as for :meth:`send_oob_code`, with its errors; also
+        :class:`~mfa_core.errors.CredentialNotFound`,
+        :class:`~mfa_core.errors.InvalidParameter` for an authenticator and
+        :class:`~mfa_core.errors.IllegalTransition` for a factor in the wrong state.
+        """
+        return self._run(send_factor_code_flow(self._ctx, user_id, credential_id, purpose))

@@ -9,28 +9,36 @@ a flow (:mod:`mfa_core.service._effects`) that :class:`~mfa_core.service.MFAServ
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Final
 
 import attrs
 
 from ..errors import (
     CredentialNotFound,
-    ErrorCode,
     IllegalTransition,
     InvalidParameter,
-    SealingError,
     StepUpRequired,
     StoreError,
-    Throttled,
 )
 from ..lifecycle import LifecycleEvent, can_authenticate, effective_state, renewal_due, transition
 from ..models import Credential, CredentialState, Event, EventType
-from ..ports import CredentialStore, FailureCounter
-from ._context import Context, apply_flow, check_id, checked, find, superseded
+from ..ports import CredentialStore, FailureCounter, RecoveryCodeStore
+from ._context import (
+    Context,
+    apply_flow,
+    check_id,
+    checked,
+    factors_of,
+    find,
+    superseded,
+    usable,
+)
 from ._effects import Flow, call
-from ._verify import verify_at_flow
-from .results import CredentialInfo, VerificationResult, VerifyReason
+from ._factors import destination_hint
+from ._history import History, note_flow
+from ._stepup import raise_unless_accepted, step_up_flow
+from .results import CredentialInfo
 
 __all__ = [
     "admin_reset_flow",
@@ -50,6 +58,8 @@ def disable_flow(
     *,
     step_up_code: object = None,
     by_admin: str | None = None,
+    step_up_challenge_id: str | None = None,
+    keep_recovery_codes: bool = False,
 ) -> Flow[None]:
     check_id(user_id, "user_id")
     check_id(credential_id, "credential_id")
@@ -63,7 +73,10 @@ def disable_flow(
     if by_admin is None:
         if step_up_code is None:
             raise StepUpRequired("disabling a credential needs a fresh second-factor code")
-        _raise_unless_accepted((yield from verify_at_flow(ctx, user_id, step_up_code, now)))
+        checked_up = yield from step_up_flow(
+            ctx, user_id, step_up_code, now, challenge_id=step_up_challenge_id
+        )
+        raise_unless_accepted(checked_up)
     target = yield from apply_flow(
         ctx,
         credential,
@@ -85,10 +98,17 @@ def disable_flow(
             actor=by_admin,
         )
     )
+    if not keep_recovery_codes:
+        yield from revoke_if_bare_flow(ctx, user_id, now, "disabled", by_admin)
 
 
 def admin_reset_flow(
-    ctx: Context, user_id: str, *, admin_id: str, credential_id: str | None = None
+    ctx: Context,
+    user_id: str,
+    *,
+    admin_id: str,
+    credential_id: str | None = None,
+    keep_recovery_codes: bool = False,
 ) -> Flow[int]:
     check_id(user_id, "user_id")
     check_id(admin_id, "admin_id")
@@ -96,7 +116,9 @@ def admin_reset_flow(
         check_id(credential_id, "credential_id")
     now = ctx.now()
     credentials = yield from checked(call(CredentialStore.list_for_user, user_id))
-    targets = list(credentials) if credential_id is None else [find(credentials, credential_id)]
+    targets = (
+        factors_of(credentials) if credential_id is None else [find(credentials, credential_id)]
+    )
     lifecycle = ctx.config.lifecycle
     for credential in targets:  # check every transition before changing anything
         transition(effective_state(credential, now, lifecycle), LifecycleEvent.ADMIN_RESET)
@@ -117,7 +139,39 @@ def admin_reset_flow(
                 actor=admin_id,
             )
         )
+    if removed:
+        yield from note_flow(ctx, user_id, now, History(reset=now))
+    if not keep_recovery_codes:
+        yield from revoke_if_bare_flow(ctx, user_id, now, "admin_reset", admin_id)
     return removed
+
+
+def revoke_if_bare_flow(
+    ctx: Context, user_id: str, now: float, why: str, actor: str | None
+) -> Flow[None]:
+    """Delete the user's recovery codes when none of their factors can authenticate any
+    more (recovery codes are a fallback FOR a factor): ONE atomic replacement of the set
+    by nothing, then RECOVERY_CODES_REVOKED. Nothing happens without a recovery-code
+    store, with a usable factor left, or when the user has no codes."""
+    if not ctx.has_recovery:
+        return
+    credentials = yield from checked(call(CredentialStore.list_for_user, user_id))
+    if usable(ctx, credentials, now)[0]:
+        return
+    records = yield from checked(call(RecoveryCodeStore.recovery_codes, user_id))
+    if not records:
+        return
+    yield from checked(call(RecoveryCodeStore.replace_recovery_codes, user_id, ()))
+    ctx.emit(
+        Event(
+            type=EventType.RECOVERY_CODES_REVOKED,
+            user_id=user_id,
+            at=now,
+            reason=why,
+            actor=actor,
+            data={"unused": sum(1 for r in records if r.used_at is None)},
+        )
+    )
 
 
 def admin_unlock_flow(ctx: Context, user_id: str, *, admin_id: str) -> Flow[None]:
@@ -132,10 +186,15 @@ def list_credentials_flow(ctx: Context, user_id: str) -> Flow[list[CredentialInf
     check_id(user_id, "user_id")
     now = ctx.now()
     credentials = yield from checked(call(CredentialStore.list_for_user, user_id))
+    return infos_of(ctx, credentials, now)
+
+
+def infos_of(ctx: Context, credentials: Sequence[Credential], now: float) -> list[CredentialInfo]:
+    """The listing of a user's credentials (the history record left out)."""
     lifecycle = ctx.config.lifecycle
     replaced = superseded(credentials)
     infos: list[CredentialInfo] = []
-    for credential in credentials:
+    for credential in factors_of(credentials):
         state: CredentialState | None = effective_state(credential, now, lifecycle)
         if credential.id in replaced and state is not None:
             # Disabled meanwhile (no SUPERSEDE from there): shown as it is.
@@ -223,21 +282,5 @@ def info(
         algorithm=credential.algorithm,
         period=credential.period,
         needs_reseal=needs,
+        destination=destination_hint(ctx, credential),
     )
-
-
-def _raise_unless_accepted(result: VerificationResult) -> None:
-    """Turn a refused step-up verification into the matching typed error."""
-    if result.accepted:
-        return
-    reason = result.reason
-    if reason == VerifyReason.STORE_ERROR:
-        raise StoreError("the store failed during the step-up check; nothing was changed")
-    if reason == VerifyReason.SEALING_ERROR:
-        raise SealingError("a key could not be unsealed for the step-up check")
-    if reason in (VerifyReason.THROTTLED, VerifyReason.LOCKED):
-        code = ErrorCode.LOCKED if reason == VerifyReason.LOCKED else ErrorCode.THROTTLED
-        raise Throttled(
-            "too many failed attempts; try again later", retry_after=result.retry_after, code=code
-        )
-    raise StepUpRequired(f"the step-up code was refused ({reason.value})")

@@ -75,6 +75,7 @@ from .defaults import NullEventSink, SystemClock
 from .results import VerificationResult, VerifyReason
 
 __all__ = [
+    "OTP_KINDS",
     "Context",
     "Match",
     "admit_flow",
@@ -87,6 +88,7 @@ __all__ = [
     "configure",
     "count_failure_flow",
     "derive_key",
+    "factors_of",
     "fail",
     "find",
     "gate_flow",
@@ -98,6 +100,7 @@ __all__ = [
     "superseded",
     "usable",
     "usable_states",
+    "valid_admission",
 ]
 
 _logger = logging.getLogger("mfa_core.service")
@@ -107,6 +110,9 @@ _CAS_ATTEMPTS: Final = 3
 _R = TypeVar("_R")
 
 _TOTP: Final = CredentialKind.TOTP
+_HISTORY: Final = CredentialKind.HISTORY
+OTP_KINDS: Final = frozenset({CredentialKind.TOTP, CredentialKind.HOTP})
+"""Credential kinds whose key computes codes (the others hold a sealed destination)."""
 _EXPIRED: Final = CredentialState.EXPIRED
 _OK: Final = VerifyReason.OK
 _OK_VALUE: Final = VerifyReason.OK.value
@@ -207,7 +213,7 @@ def parse_kind(kind: object) -> CredentialKind:
         for member in CredentialKind:
             if member.value == kind.lower():
                 return member
-    raise InvalidParameter("kind must be 'totp' or 'hotp'")
+    raise InvalidParameter("kind must be 'totp', 'hotp', 'sms' or 'email'")
 
 
 def new_credential_id() -> str:
@@ -218,9 +224,14 @@ def new_credential_id() -> str:
 def find(credentials: Sequence[Credential], credential_id: str) -> Credential:
     """Return the credential with this id from a user's list, or raise CredentialNotFound."""
     for credential in credentials:
-        if credential.id == credential_id:
+        if credential.id == credential_id and credential.kind is not _HISTORY:
             return credential
     raise CredentialNotFound("no such credential for this user")
+
+
+def factors_of(credentials: Sequence[Credential]) -> list[Credential]:
+    """The user's factors: every credential but the history record."""
+    return [c for c in credentials if c.kind is not _HISTORY]
 
 
 def checked(flow: Flow[_R]) -> Flow[_R]:
@@ -403,7 +414,7 @@ def _throttled(
     return _refused(ctx, user_id, now, decision, event_type)
 
 
-def _valid_admission(admission: object) -> Admission:
+def valid_admission(admission: object) -> Admission:
     if (
         type(admission) is not Admission
         or type(admission.admitted) is not bool
@@ -417,7 +428,7 @@ def _admission_flow(ctx: Context, user_id: str, now: float) -> Flow[Admission]:
     """``FailureCounter.admit_attempt`` under the service's limits, its answer checked
     (anything but an :class:`Admission` is a StoreError)."""
     limits = ctx.config.throttle
-    return _valid_admission((yield from call(FailureCounter.admit_attempt, user_id, now, limits)))
+    return valid_admission((yield from call(FailureCounter.admit_attempt, user_id, now, limits)))
 
 
 def admit_flow(
@@ -445,7 +456,7 @@ def begin_flow(
             admission, credentials = yield from call(
                 AttemptStore.begin_attempt, user_id, now, limits
             )
-            admission = _valid_admission(admission)
+            admission = valid_admission(admission)
         except Exception as exc:
             return broken(ctx, user_id, now, VerifyReason.STORE_ERROR, exc)
         if not admission.admitted:
@@ -472,6 +483,7 @@ def fail(
     event_type: EventType = _FAILED,
     detail: str | None = None,
     locks: bool = True,
+    skew: tuple[int, float] | None = None,
 ) -> VerificationResult:
     """A failed attempt that was counted (``after``: the failure state counting it): emit
     the flow's failure event (``detail``: a finer, flow-specific reason in its data) and
@@ -490,6 +502,8 @@ def fail(
     }
     if detail is not None:
         data["detail"] = detail
+    if skew is not None:  # a diagnosis for the audit log: the code was still refused
+        data["skew_steps"], data["skew_seconds"] = skew
     ctx.emit(
         Event(
             type=event_type,
@@ -515,6 +529,8 @@ def fail(
         reason=reason,
         credential_id=credential_id,
         retry_after=decision.retry_after,
+        skew_steps=None if skew is None else skew[0],
+        skew_seconds=None if skew is None else skew[1],
     )
 
 
@@ -632,6 +648,7 @@ def succeed_flow(
         offset=match.offset,
         drift=match.drift,
         renewal_due=due,
+        factor=credential.kind._value_,  # the attribute itself: .value is a slow property
     )
 
 

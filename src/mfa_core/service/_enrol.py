@@ -21,32 +21,41 @@ from collections.abc import Callable, Sequence
 
 import attrs
 
-from ..errors import CredentialNotFound, IllegalTransition, MFAError
+from ..errors import CredentialNotFound, IllegalTransition, InvalidParameter, MFAError
 from ..keys import b32encode_key, generate_key
 from ..lifecycle import LifecycleEvent, effective_state, transition
 from ..models import Credential, CredentialKind, CredentialState, Event, EventType
 from ..otp import DEFAULT_PERIOD, normalize_code
 from ..ports import CredentialStore
 from ..uri import build_uri
+from ._confirm import (
+    admit_confirmation_flow,
+    confirmation_failed_flow,
+    confirmation_succeeded_flow,
+)
 from ._context import (
+    OTP_KINDS,
     Context,
     apply_flow,
     broken,
     check_id,
     check_label,
     checked,
-    count_failure_flow,
     find,
     gate_flow,
     new_credential_id,
     parse_kind,
-    refuse,
     scan,
-    succeed_flow,
     superseded,
     usable,
 )
 from ._effects import Flow, call
+from ._factors import (
+    DESTINATION_KINDS,
+    confirm_destination_flow,
+    confirm_write_flow,
+    start_destination_flow,
+)
 from .results import Enrolment, VerificationResult, VerifyReason
 
 __all__ = [
@@ -54,6 +63,7 @@ __all__ = [
     "begin_renewal_flow",
     "cancel_enrolment_flow",
     "confirm_enrolment_flow",
+    "enrolment_uri_flow",
 ]
 
 _logger = logging.getLogger("mfa_core.service")
@@ -66,13 +76,19 @@ def begin_enrolment_flow(
     kind: CredentialKind | str = CredentialKind.TOTP,
     label: str = "",
     account: str | None = None,
+    destination: str | None = None,
 ) -> Flow[Enrolment]:
     check_id(user_id, "user_id")
     otp_kind = parse_kind(kind)
     check_label(label)
+    if (otp_kind in DESTINATION_KINDS) != (destination is not None):
+        raise InvalidParameter("a destination is given for SMS and email factors only")
     now = ctx.now()
     credentials = yield from checked(call(CredentialStore.list_for_user, user_id))
     yield from drop_abandoned_flow(ctx, credentials, now)
+    yield from drop_earlier_pending_flow(ctx, credentials, otp_kind, now)
+    if otp_kind in DESTINATION_KINDS:
+        return (yield from start_destination_flow(ctx, user_id, otp_kind, destination, label, now))
     return (yield from start_flow(ctx, user_id, otp_kind, label, account, now, replaces=None))
 
 
@@ -91,6 +107,10 @@ def begin_renewal_flow(
     now = ctx.now()
     credentials = yield from checked(call(CredentialStore.list_for_user, user_id))
     old = find(credentials, credential_id)
+    if old.kind in DESTINATION_KINDS:
+        raise InvalidParameter(
+            "an SMS or email factor is renewed by enrolling the destination again"
+        )
     state = effective_state(old, now, ctx.config.lifecycle)
     if old.id in superseded(credentials):
         raise IllegalTransition(
@@ -133,16 +153,22 @@ def confirm_enrolment_flow(
         return broken(ctx, user_id, now, VerifyReason.STORE_ERROR, exc)
     pending = find(credentials, credential_id)
     transition(effective_state(pending, now, ctx.config.lifecycle), LifecycleEvent.CONFIRM)
-    # A confirmation is not a guess at an established factor: the throttle is checked
-    # without counting, and only a wrong code counts (a success leaves the count alone).
+    # A confirmation is not a guess at an established factor: the user's throttle is
+    # checked without counting, and the attempt is counted on the enrolment's own counter
+    # (its own limit; it never locks the user's other factors).
     refusal = yield from gate_flow(ctx, user_id, now)
     if refusal is not None:
         return refusal
+    if pending.kind in DESTINATION_KINDS:
+        return (yield from confirm_destination_flow(ctx, credentials, pending, code, now))
     had_usable = bool(usable(ctx, credentials, now)[0])
+    after = yield from admit_confirmation_flow(ctx, pending, now)
+    if isinstance(after, VerificationResult):
+        return after
     candidate = normalize_code(code, pending.digits)
     if candidate is None:
         malformed = VerifyReason.MALFORMED
-        return (yield from count_failure_flow(ctx, user_id, now, malformed, pending.id))
+        return (yield from confirmation_failed_flow(ctx, pending, now, after, malformed))
     try:
         key = ctx.sealer.unseal(pending.sealed_key, credential_id=pending.id)
     except Exception as exc:
@@ -150,23 +176,28 @@ def confirm_enrolment_flow(
     match, replayed = scan(ctx, pending, key, candidate, now, learned=False)
     if match is None:
         reason = VerifyReason.REPLAYED if replayed else VerifyReason.INVALID_CODE
-        return (yield from count_failure_flow(ctx, user_id, now, reason, pending.id))
+        return (yield from confirmation_failed_flow(ctx, pending, now, after, reason))
     # Claim first: exactly one of concurrent confirmations with the same code wins.
-    result = yield from succeed_flow(ctx, user_id, now, None, match, None)
-    if not result.accepted:
-        return result
+    drift = pending.drift if match.drift is None else match.drift
     try:
-        yield from apply_flow(
-            ctx,
-            pending,
-            LifecycleEvent.CONFIRM,
-            now,
-            lambda c: attrs.evolve(c, confirmed_at=now, renewed_at=now, pending_until=None),
-        )
-    except (IllegalTransition, CredentialNotFound):
-        return refuse(ctx, user_id, now, VerifyReason.CONFLICT, credential_id=pending.id)
-    except MFAError as exc:
+        claimed = yield from call(CredentialStore.claim, pending.id, match.value, drift=drift)
+    except Exception as exc:
         return broken(ctx, user_id, now, VerifyReason.STORE_ERROR, exc, pending.id)
+    if claimed is not True:
+        replay = VerifyReason.REPLAYED
+        return (yield from confirmation_failed_flow(ctx, pending, now, after, replay))
+    result = VerificationResult(
+        accepted=True,
+        reason=VerifyReason.OK,
+        credential_id=pending.id,
+        matched=match.value,
+        offset=match.offset,
+        drift=match.drift,
+        factor=pending.kind.value,
+    )
+    refusal = yield from confirm_write_flow(ctx, pending, now)
+    if refusal is not None:
+        return refusal
     ctx.emit(
         Event(
             type=EventType.ENROLMENT_CONFIRMED,
@@ -177,6 +208,7 @@ def confirm_enrolment_flow(
             data={"offset": match.offset, "drift": match.drift},
         )
     )
+    yield from confirmation_succeeded_flow(ctx, pending)
     if pending.replaces is not None:
         yield from supersede_flow(ctx, credentials, pending, now)
     if not had_usable:
@@ -270,6 +302,63 @@ def abandon_flow(ctx: Context, credential: Credential, now: float, reason: str) 
             credential_id=credential.id,
             reason=reason,
         )
+    )
+
+
+def drop_earlier_pending_flow(
+    ctx: Context, credentials: Sequence[Credential], kind: CredentialKind, now: float
+) -> Flow[None]:
+    """A new enrolment replaces the user's earlier unconfirmed one of the same kind (not a
+    pending renewal: that one belongs to its credential)."""
+    lifecycle = ctx.config.lifecycle
+    for credential in credentials:
+        if (
+            credential.kind == kind
+            and credential.replaces is None
+            and effective_state(credential, now, lifecycle) == CredentialState.PENDING
+        ):
+            with contextlib.suppress(CredentialNotFound, IllegalTransition):
+                yield from abandon_flow(ctx, credential, now, "enrolment_restarted")
+
+
+def enrolment_uri_flow(
+    ctx: Context, user_id: str, credential_id: str, *, account: str | None = None
+) -> Flow[Enrolment]:
+    """The provisioning URI and secret of a PENDING TOTP/HOTP enrolment, again (until it
+    is confirmed or expires): rebuilt from the sealed key, nothing changes."""
+    check_id(user_id, "user_id")
+    check_id(credential_id, "credential_id")
+    now = ctx.now()
+    credentials = yield from checked(call(CredentialStore.list_for_user, user_id))
+    pending = find(credentials, credential_id)
+    state = effective_state(pending, now, ctx.config.lifecycle)
+    if state != CredentialState.PENDING or pending.kind not in OTP_KINDS:
+        raise IllegalTransition(
+            f"the provisioning URI is shown only for a pending authenticator (state {state.value})"
+        )
+    key = ctx.unseal(pending)
+    is_totp = pending.kind == CredentialKind.TOTP
+    uri = build_uri(
+        key,
+        account=user_id if account is None else account,
+        issuer=ctx.config.issuer,
+        kind=pending.kind,
+        digits=pending.digits,
+        algorithm=pending.algorithm,
+        period=pending.period if is_totp else DEFAULT_PERIOD,
+        counter=None if is_totp else pending.last_accepted + 1,
+    )
+    deadline = pending.pending_until
+    return Enrolment(
+        credential_id=pending.id,
+        user_id=user_id,
+        kind=pending.kind,
+        expires_at=(
+            pending.created_at + ctx.config.lifecycle.pending_ttl if deadline is None else deadline
+        ),
+        replaces=pending.replaces,
+        secret=b32encode_key(key),
+        uri=uri,
     )
 
 

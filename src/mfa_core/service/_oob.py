@@ -59,6 +59,7 @@ from ..oob import (
 from ..ports import CodeSender, CredentialStore, FailureCounter, OOBChallengeStore
 from ..throttle import check as throttle_check
 from ._context import (
+    OTP_KINDS,
     Context,
     admit_flow,
     broken,
@@ -70,9 +71,16 @@ from ._context import (
     usable,
 )
 from ._effects import Flow, call
+from ._history import History, note_flow
 from .results import OOBVerificationResult, VerificationResult, VerifyReason
 
-__all__ = ["resend_oob_code_flow", "send_oob_code_flow", "verify_oob_code_flow"]
+__all__ = [
+    "REASONS",
+    "oob_code_key",
+    "resend_oob_code_flow",
+    "send_oob_code_flow",
+    "verify_oob_code_flow",
+]
 
 _logger = logging.getLogger("mfa_core.service")
 
@@ -83,7 +91,7 @@ _CHALLENGE_RE: Final = re.compile(r"[A-Za-z0-9_.:-]{1,128}", re.ASCII)
 
 _RESETS_FAILURES: Final = frozenset({OOBPurpose.LOGIN, OOBPurpose.STEP_UP, OOBPurpose.RESET})
 
-_REASONS: Final = {
+REASONS: Final = {
     OOBReason.EXPIRED: VerifyReason.EXPIRED,
     OOBReason.USED: VerifyReason.REPLAYED,
     OOBReason.WRONG_PURPOSE: VerifyReason.INVALID_CODE,
@@ -188,6 +196,7 @@ def send_oob_code_flow(
     channel: OOBChannel | str,
     destination: str,
     purpose: OOBPurpose | str,
+    challenge_id: str | None = None,
 ) -> Flow[str]:
     check_id(user_id, "user_id")
     via = _parse_channel(channel)
@@ -208,6 +217,7 @@ def send_oob_code_flow(
         key=key,
         config=ctx.config.oob,
         destination_key=destination_key(ctx),
+        challenge_id=challenge_id,
     )
     record = issued.record
     yield from checked(call(OOBChallengeStore.put_challenge, record))
@@ -330,14 +340,15 @@ def verify_oob_code_flow(
         after = admitted
     else:
         # A phone confirmation proves control of a number, not the user's identity (a
-        # confirmation, like an enrolment's): checked without counting, and only a wrong
-        # code counts; a success must not clear failures piled up against the account.
+        # confirmation, like an enrolment's): checked without counting, a wrong code is
+        # limited by the code's own attempts, and a success must not clear failures
+        # piled up against the account.
         refusal = yield from gate_flow(ctx, user_id, now, event_type=failed)
         if refusal is not None:
             return _as_oob(refusal, None, None)
     if type(challenge_id) is not str or _CHALLENGE_RE.fullmatch(challenge_id) is None:
         wrong = OOBReason.WRONG_CHALLENGE
-        return (yield from oob_failed_flow(ctx, user_id, now, after, wrong, None))
+        return oob_failed(ctx, user_id, now, after, wrong, None)
     for _ in range(_CAS_ATTEMPTS):
         try:
             record = yield from call(OOBChallengeStore.get_challenge, challenge_id)
@@ -345,7 +356,7 @@ def verify_oob_code_flow(
             return oob_broken(ctx, user_id, now, exc, challenge_id)
         if record is None or record.user_id != user_id:
             wrong = OOBReason.WRONG_CHALLENGE
-            return (yield from oob_failed_flow(ctx, user_id, now, after, wrong, challenge_id))
+            return oob_failed(ctx, user_id, now, after, wrong, challenge_id)
         if _email_login_refused(ctx, record.purpose, record.channel):
             # The channel rule holds on a verify too: an email login code stops working
             # once the user has an authenticator, whenever the challenge was started.
@@ -355,10 +366,10 @@ def verify_oob_code_flow(
                 return oob_broken(ctx, user_id, now, exc, challenge_id)
             if refused:
                 banned = OOBReason.CHANNEL_NOT_ALLOWED
-                return (yield from oob_failed_flow(ctx, user_id, now, after, banned, challenge_id))
+                return oob_failed(ctx, user_id, now, after, banned, challenge_id)
         if destination is not None and not _bound_to(ctx, record, destination):
             wrong = OOBReason.WRONG_DESTINATION
-            return (yield from oob_failed_flow(ctx, user_id, now, after, wrong, challenge_id))
+            return oob_failed(ctx, user_id, now, after, wrong, challenge_id)
         decided = check(record, code, purpose=kind, challenge_id=challenge_id, now=now, key=key)
         if decided.changed:
             try:
@@ -371,7 +382,7 @@ def verify_oob_code_flow(
                 continue  # changed concurrently: read again and decide again
         if not decided.ok:
             reason = decided.reason
-            return (yield from oob_failed_flow(ctx, user_id, now, after, reason, challenge_id))
+            return oob_failed(ctx, user_id, now, after, reason, challenge_id)
         return (yield from oob_succeeded_flow(ctx, user_id, now, after, record, challenge_id))
     return oob_broken(
         ctx, user_id, now, StoreError("the challenge kept changing concurrently"), challenge_id
@@ -408,20 +419,29 @@ def oob_broken(
     return _as_oob(result, None, challenge_id)
 
 
-def oob_failed_flow(
+def oob_failed(
     ctx: Context,
     user_id: str,
     now: float,
     after: FailureState | None,
     reason: OOBReason,
     challenge_id: str | None,
-) -> Flow[OOBVerificationResult]:
+) -> OOBVerificationResult:
     failed = EventType.OOB_CODE_FAILED
-    verify_reason = _REASONS[reason]
+    verify_reason = REASONS[reason]
     if after is None:
-        result = yield from count_failure_flow(
-            ctx, user_id, now, verify_reason, event_type=failed, detail=reason.value
+        # A phone confirmation: limited by its code's own attempts, never by (or on) the
+        # user's lockout, so mistyping it cannot lock the login.
+        ctx.emit(
+            Event(
+                type=failed,
+                user_id=user_id,
+                at=now,
+                reason=verify_reason.value,
+                data={"detail": reason.value, "counted": False},
+            )
         )
+        result = VerificationResult(accepted=False, reason=verify_reason)
     else:
         result = fail(
             ctx, user_id, now, after, verify_reason, event_type=failed, detail=reason.value
@@ -444,6 +464,9 @@ def oob_succeeded_flow(
         except Exception:
             # The code is used up; refusing now would not give it back.
             _logger.warning("failure count not reset after an out-of-band code", exc_info=True)
+    if record.purpose in _RESETS_FAILURES:  # a check of the user's SMS/email factor
+        factor = f"{record.channel.value}_code"
+        yield from note_flow(ctx, user_id, now, History(checks={factor: now}))
     ctx.emit(
         Event(
             type=EventType.OOB_CODE_VERIFIED,
@@ -462,6 +485,7 @@ def oob_succeeded_flow(
         reason=VerifyReason.OK,
         oob_reason=OOBReason.OK,
         challenge_id=challenge_id,
+        factor=f"{record.channel.value}_code",
     )
 
 
@@ -524,4 +548,4 @@ def has_usable_otp_flow(ctx: Context, user_id: str, now: float) -> Flow[bool]:
     """Whether the user has a TOTP/HOTP credential that can authenticate now."""
     credentials = yield from checked(call(CredentialStore.list_for_user, user_id))
     found, _ = usable(ctx, credentials, now)
-    return bool(found)
+    return any(c.kind in OTP_KINDS for c in found)

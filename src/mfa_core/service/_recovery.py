@@ -208,6 +208,7 @@ def recovery_succeeded(
         codes_left=left,
         running_low=low,
         regenerate_recommended=rehash_due or low,
+        factor="recovery_code",
     )
 
 

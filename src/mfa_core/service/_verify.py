@@ -26,11 +26,12 @@ from typing import Final
 from ..errors import IllegalTransition, InvalidParameter
 from ..lifecycle import effective_state, renewal_due
 from ..models import Credential, CredentialKind, CredentialState, EventType
-from ..otp import HOTPState, normalize_code
+from ..otp import HOTPState, normalize_code, time_step
 from ..ports import CredentialStore, FailureCounter
 from ..throttle import ThrottleDecision
 from ..throttle import check as throttle_check
 from ._context import (
+    OTP_KINDS,
     Context,
     Match,
     admit_flow,
@@ -47,25 +48,67 @@ from ._context import (
     usable,
     usable_states,
 )
-from ._effects import Flow, call
-from ._windows import find_consecutive
+from ._effects import Flow, call, cpu
+from ._windows import find_consecutive, find_skew, totp_window
 from .results import VerificationResult, VerifyReason
 
-__all__ = ["resync_hotp_flow", "throttle_status_flow", "verify_at_flow", "verify_flow"]
+__all__ = [
+    "clock_skew",
+    "resync_hotp_flow",
+    "throttle_status_flow",
+    "verify_at_flow",
+    "verify_flow",
+]
 
 _EXPIRED: Final = CredentialState.EXPIRED
 _SUCCEEDED: Final = EventType.VERIFICATION_SUCCEEDED
+_TOTP: Final[CredentialKind] = CredentialKind.TOTP  # typed wide: no narrowing
+_HOTP: Final[CredentialKind] = CredentialKind.HOTP
 
 
-def verify_flow(ctx: Context, user_id: str, code: object) -> Flow[VerificationResult]:
+def verify_flow(
+    ctx: Context, user_id: str, code: object, *, diagnose_skew: bool = False
+) -> Flow[VerificationResult]:
     """``verify``. Not a generator itself: it hands back the flow (one generator layer less
     on the hot path), and ``check_id`` raises when the front end builds the flow."""
     check_id(user_id, "user_id")
-    return verify_at_flow(ctx, user_id, code, ctx.now())
+    if type(diagnose_skew) is not bool:
+        raise InvalidParameter("diagnose_skew must be a bool")
+    return verify_at_flow(ctx, user_id, code, ctx.now(), diagnose_skew=diagnose_skew)
+
+
+def clock_skew(
+    suspects: tuple[tuple[bytes, str, int, int, int, int, bytes], ...],
+    now: float,
+    search: float,
+    budget: int,
+) -> tuple[int, float] | None:
+    """The clock-skew diagnosis of a refused TOTP code (pure, CPU-bound, picklable).
+
+    ``suspects``: per usable TOTP credential ``(key, algorithm, digits, period, window
+    first, window last, candidate)``. Steps outside each window are searched nearest
+    first, up to ``search`` seconds on each side, with at most ``budget`` codes computed
+    over all of them. Returns the authenticator's offset from the server's clock as
+    ``(steps, seconds)`` for the nearest match, or ``None``.
+    """
+    best: tuple[int, float] | None = None
+    left = budget
+    for key, algorithm, digits, period, first, last, candidate in suspects:
+        state = HOTPState(key, algorithm, digits)
+        reach = int(search // period)
+        step, computed = find_skew(state, candidate, first, last, reach, left)
+        left -= computed
+        if step is not None:
+            offset = step - time_step(now, period=period)
+            if best is None or abs(offset * period) < abs(best[1]):
+                best = (offset, float(offset * period))
+        if left <= 0:
+            break
+    return best
 
 
 def verify_at_flow(
-    ctx: Context, user_id: str, code: object, now: float
+    ctx: Context, user_id: str, code: object, now: float, *, diagnose_skew: bool = False
 ) -> Flow[VerificationResult]:
     """Verify ``code`` for ``user_id`` at ``now`` (also the step-up check of ``disable``)."""
     begun = yield from begin_flow(ctx, user_id, now)
@@ -73,6 +116,12 @@ def verify_at_flow(
         return begun
     after, credentials = begun
     found_usable, expired = usable_states(ctx, credentials, now)
+    for credential, _ in found_usable:  # identity checks: this is the hot path
+        kind = credential.kind
+        if kind is not _TOTP and kind is not _HOTP:
+            # SMS/email factors hold a destination, not a key: their codes are out-of-band.
+            found_usable = [(c, st) for c, st in found_usable if c.kind in OTP_KINDS]
+            break
     if not found_usable:
         reason = VerifyReason.EXPIRED if expired else VerifyReason.NO_CREDENTIAL
         return fail(ctx, user_id, now, after, reason)
@@ -89,6 +138,9 @@ def verify_at_flow(
 
     found: Match | None = None
     stale: str | None = None
+    suspects: list[tuple[bytes, str, int, int, int, int, bytes]] | None = (
+        [] if diagnose_skew else None
+    )
     unseal = ctx.sealer.unseal
     for credential, state in found_usable:
         candidate = candidates[credential.digits]
@@ -104,9 +156,21 @@ def verify_at_flow(
             found = match
         if replayed and stale is None:
             stale = credential.id
+        if suspects is not None and credential.kind is _TOTP:
+            suspects.append(_suspect(ctx, credential, key, candidate, now))
     if found is None:
         reason = VerifyReason.REPLAYED if stale is not None else VerifyReason.INVALID_CODE
-        return fail(ctx, user_id, now, after, reason, stale)
+        skew = None
+        if suspects and reason == VerifyReason.INVALID_CODE:
+            config = ctx.config
+            skew = yield from cpu(
+                clock_skew,
+                tuple(suspects),
+                now,
+                config.skew_search,
+                config.skew_max_hmacs,
+            )
+        return fail(ctx, user_id, now, after, reason, stale, skew=skew)
     return (yield from succeed_flow(ctx, user_id, now, after, found, _SUCCEEDED))
 
 
@@ -174,3 +238,20 @@ def throttle_status_flow(ctx: Context, user_id: str) -> Flow[ThrottleDecision]:
     now = ctx.now()
     state = yield from checked(call(FailureCounter.get_failures, user_id))
     return throttle_check(state, now, ctx.config.throttle)
+
+
+def _suspect(
+    ctx: Context, credential: Credential, key: bytes, candidate: bytes, now: float
+) -> tuple[bytes, str, int, int, int, int, bytes]:
+    """What the skew diagnosis needs of one TOTP credential: key, HMAC, digits, period,
+    and the window that was searched."""
+    config = ctx.config
+    _, first, last = totp_window(
+        time_step(now, period=credential.period),
+        credential.drift,
+        look_behind=config.look_behind,
+        look_ahead=config.look_ahead,
+        max_drift=config.max_drift,
+    )
+    algorithm = credential.algorithm.value
+    return (key, algorithm, credential.digits, credential.period, first, last, candidate)

@@ -26,6 +26,7 @@ __all__ = [
     "WindowScan",
     "clamp_drift",
     "find_consecutive",
+    "find_skew",
     "hotp_window",
     "scan_window",
     "scan_window_values",
@@ -141,3 +142,28 @@ def find_consecutive(
             found = first + index
         previous_matched = first_hit and first + index <= last
     return found
+
+
+def find_skew(
+    state: HOTPState, candidate: bytes, first: int, last: int, reach: int, budget: int
+) -> tuple[int | None, int]:
+    """Look for ``candidate`` at steps OUTSIDE the window ``first .. last``, nearest first.
+
+    Steps ``first - 1, last + 1, first - 2, last + 2, ...`` up to ``reach`` steps on each
+    side, computing at most ``budget`` codes (each compared with
+    :func:`hmac.compare_digest`). Returns the nearest matching step (``None``: none within
+    the reach and the budget) and how many codes were computed. For a diagnosis only: a
+    match here is never accepted.
+    """
+    computed = 0
+    compare = hmac.compare_digest
+    for distance in range(1, reach + 1):
+        for step in (first - distance, last + distance):
+            if computed >= budget:
+                return None, computed
+            if not 0 <= step <= MAX_COUNTER:
+                continue
+            computed += 1
+            if compare(state.code(step).encode("ascii"), candidate):
+                return step, computed
+    return None, computed

@@ -6,6 +6,7 @@ from typing import Final
 
 import attrs
 
+from .._validate import check_duration as _check_duration
 from .._validate import int_in as _int_in
 from ..errors import InvalidParameter, MFAError
 from ..keys import DEFAULT_KEY_BYTES
@@ -26,6 +27,9 @@ from ..throttle import ThrottleConfig
 from ..uri import MAX_URI_DIGITS, MIN_URI_DIGITS, build_uri
 
 __all__ = ["MAX_RESYNC_WINDOW", "ServiceConfig"]
+
+_MAX_SKEW_SEARCH: Final = 7 * 86400.0
+_MAX_SKEW_HMACS: Final = 100_000
 
 MAX_RESYNC_WINDOW: Final = 1000
 """Largest HOTP resynchronisation window that may be configured."""
@@ -76,6 +80,14 @@ class ServiceConfig:
     allow_email_login_with_totp: bool = False
     """Offer email login codes to users who have a usable TOTP/HOTP credential (off by
     default: once an authenticator is on, email login codes are not offered)."""
+    skew_search: float = 86400.0
+    """Clock-skew diagnosis (``verify(..., diagnose_skew=True)``): how far outside the
+    window, in seconds on each side, a refused TOTP code is looked for (default a day;
+    0 to 7 days)."""
+    skew_max_hmacs: int = 6000
+    """Clock-skew diagnosis: at most this many codes are computed per attempt, over all of
+    the user's TOTP credentials (default 6000: a day on each side at 30-second steps for
+    one credential; 1 to 100000)."""
 
     def __attrs_post_init__(self) -> None:
         if self.issuer is not None:
@@ -103,3 +115,5 @@ class ServiceConfig:
             raise InvalidParameter("oob must be an OOBConfig")
         if type(self.allow_email_login_with_totp) is not bool:
             raise InvalidParameter("allow_email_login_with_totp must be a bool")
+        _check_duration(self.skew_search, "skew_search", low=0.0, high=_MAX_SKEW_SEARCH)
+        _int_in(self.skew_max_hmacs, 1, _MAX_SKEW_HMACS, "skew_max_hmacs")

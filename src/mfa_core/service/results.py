@@ -108,6 +108,16 @@ class VerificationResult:
     retry_after: float | None = None
     """Seconds until the next attempt is allowed, when throttled or locked (``None``: no
     wait, or locked until an administrator unlocks)."""
+    factor: str | None = None
+    """The kind of factor that was checked, as a :class:`~mfa_core.policy.Factor` value
+    (``"totp"``, ``"hotp"``, ``"recovery_code"``, ``"sms_code"``, ``"email_code"``), when
+    known: what a host records as the last check for :func:`~mfa_core.policy.evaluate`."""
+    skew_steps: int | None = None
+    """Clock-skew diagnosis (audit only, never shown to the user): a refused TOTP code
+    matched this many time steps away from the authenticator's expected step (``None``:
+    no diagnosis asked for, or nothing matched)."""
+    skew_seconds: float | None = None
+    """:attr:`skew_steps` in seconds (steps times the credential's period)."""
 
     @property
     def user_message(self) -> str:
@@ -139,6 +149,11 @@ class Enrolment:
     """The key in base32, for typing into an app. Show once; never store or log it."""
     uri: str = attrs.field(repr=False, eq=False)
     """The ``otpauth://`` provisioning URI (contains the secret). Show once as a QR code."""
+    challenge_id: str | None = None
+    """SMS/email enrolment: the challenge of the confirmation code sent to the destination
+    (``secret`` and ``uri`` are then empty)."""
+    destination: str | None = None
+    """SMS/email enrolment: the masked destination (``***67``, ``a***@example.com``)."""
 
 
 @attrs.frozen(kw_only=True)
@@ -181,6 +196,9 @@ class CredentialInfo:
     """TOTP time step in seconds."""
     needs_reseal: bool
     """The sealed key was made with a sealing key other than the current one."""
+    destination: str | None = None
+    """SMS/email factors: the masked destination (``***67``); ``None`` for authenticators
+    (or ``"***"`` when the sealed destination could not be unsealed)."""
 
 
 def _message(accepted: bool, reason: VerifyReason, refusal: str) -> str:
@@ -214,7 +232,7 @@ class RecoveryVerificationResult(VerificationResult):
 
     @property
     def user_message(self) -> str:
-        """ "code accepted"; "invalid recovery code" for every refusal about the code; the
+        """ "code accepted"; "invalid code" for every refusal about the code; the
         "unavailable" text when a store failed."""
         return _message(self.accepted, self.reason, RECOVERY_USER_MESSAGE)
 
@@ -227,7 +245,7 @@ class OOBVerificationResult(VerificationResult):
     the audit reason of :class:`~mfa_core.oob.OOBReason` (``expired``, ``used``,
     ``wrong_purpose``, ``wrong_challenge``, ``wrong_code``, ``too_many_attempts``,
     ``malformed``) when the attempt got that far. Users see one message,
-    "invalid or expired code", for every refusal about the code.
+    "invalid code", for every refusal about the code.
     """
 
     oob_reason: OOBReason | None = None
@@ -237,6 +255,6 @@ class OOBVerificationResult(VerificationResult):
 
     @property
     def user_message(self) -> str:
-        """ "code accepted"; "invalid or expired code" for every refusal about the code;
+        """ "code accepted"; "invalid code" for every refusal about the code;
         the "unavailable" text when a store failed."""
         return _message(self.accepted, self.reason, OOB_USER_MESSAGE)

@@ -152,7 +152,7 @@ credentials_table: Final = sa.Table(
     sa.Column("last_accepted", sa.BigInteger(), nullable=False, server_default=sa.text("-1")),
     sa.Column("drift", sa.BigInteger(), nullable=False, server_default=sa.text("0")),
     sa.Column("version", sa.BigInteger(), nullable=False, server_default=sa.text("0")),
-    sa.CheckConstraint("kind IN ('totp', 'hotp')", name="kind"),
+    sa.CheckConstraint("kind IN ('totp', 'hotp', 'sms', 'email', 'history')", name="kind"),
     sa.CheckConstraint("status IN ('pending', 'active', 'disabled')", name="status"),
     sa.Index(None, "user_id", "created_at"),
 )

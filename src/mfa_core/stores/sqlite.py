@@ -181,6 +181,40 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             "ALTER TABLE mfa_oob_challenges ADD COLUMN destination_hash BLOB",
         ),
     ),
+    Migration(
+        version=5,
+        description="SMS and email factors and the history record as credentials",
+        statements=(
+            # SQLite cannot alter a CHECK constraint: the table is rebuilt, rows copied.
+            """
+            CREATE TABLE mfa_credentials_v5 (
+                id            TEXT    PRIMARY KEY,
+                user_id       TEXT    NOT NULL,
+                kind          TEXT    NOT NULL
+                              CHECK (kind IN ('totp', 'hotp', 'sms', 'email', 'history')),
+                sealed_key    BLOB    NOT NULL,
+                created_at    REAL    NOT NULL,
+                status        TEXT    NOT NULL CHECK (status IN ('pending', 'active', 'disabled')),
+                algorithm     TEXT    NOT NULL,
+                digits        INTEGER NOT NULL,
+                period        INTEGER NOT NULL,
+                label         TEXT    NOT NULL DEFAULT '',
+                pending_until REAL,
+                confirmed_at  REAL,
+                renewed_at    REAL,
+                replaces      TEXT,
+                disabled_at   REAL,
+                last_accepted INTEGER NOT NULL DEFAULT -1,
+                drift         INTEGER NOT NULL DEFAULT 0,
+                version       INTEGER NOT NULL DEFAULT 0
+            )
+            """,
+            "INSERT INTO mfa_credentials_v5 SELECT * FROM mfa_credentials",
+            "DROP TABLE mfa_credentials",
+            "ALTER TABLE mfa_credentials_v5 RENAME TO mfa_credentials",
+            "CREATE INDEX mfa_credentials_by_user ON mfa_credentials (user_id, created_at)",
+        ),
+    ),
 )
 """The schema, step by step. A new step is appended (never edited) with the next version."""
 

@@ -473,6 +473,42 @@ class CredentialStoreContract(StoreContract):
 
         _race(threads, self.race_rounds, act, after_round=check)
 
+    def test_credentials_sms_email_and_history_kinds_round_trip(self) -> None:
+        store = self._store()
+        user = _uid("user")
+        phone = _credential(
+            user,
+            kind=CredentialKind.SMS,
+            status=CredentialState.PENDING,
+            pending_until=1_700_001_800.0,
+            label="mobile",
+        )
+        email = _credential(
+            user, created_at=1_700_000_001.0, kind=CredentialKind.EMAIL, confirmed_at=1.5
+        )
+        history = _credential(
+            user,
+            created_at=1_700_000_002.0,
+            kind=CredentialKind.HISTORY,
+            status=CredentialState.DISABLED,
+            disabled_at=1_700_000_002.0,
+        )
+        for credential in (phone, email, history):
+            store.add(credential)
+        for credential in (phone, email, history):
+            got = _stored(store, credential.id, "get() of an SMS/email factor")
+            _equal(got, credential, "stored SMS/email factor")
+            _equal(got.kind, credential.kind, "kind of an SMS/email factor")
+            _equal(got.sealed_key, credential.sealed_key, "the sealed destination")
+        _equal(list(store.list_for_user(user)), [phone, email, history], "list of the new kinds")
+        confirmed = attrs.evolve(phone, status=CredentialState.ACTIVE, pending_until=None)
+        _check(store.update(confirmed, expected_version=0), "update() of an SMS factor")
+        _equal(
+            _stored(store, phone.id, "get() after update()").status,
+            CredentialState.ACTIVE,
+            "status of the confirmed SMS factor",
+        )
+
 
 _T: Final = 1_700_000_000.0
 """The time the failure-counter tests start at."""
