@@ -182,6 +182,13 @@ class EventType(enum.StrEnum):
     OOB_SEND_LIMITED = "oob_send_limited"
     """A code was not sent: the user or the destination reached its send limit (the
     event names the user, channel, purpose and which limit; never the destination)."""
+    WEBAUTHN_REGISTERED = "webauthn_registered"
+    """A security key or passkey was registered (the event names its credential id)."""
+    WEBAUTHN_REGISTRATION_FAILED = "webauthn_registration_failed"
+    """A WebAuthn registration response was refused (``reason``: a ``WebAuthnReason``)."""
+    POSSIBLE_CLONED_AUTHENTICATOR = "possible_cloned_authenticator"
+    """A WebAuthn assertion's signature counter did not advance past the stored one
+    (W3C WebAuthn §7.2 step 21): the authenticator may have been cloned. Refused."""
 
 
 EventValue = str | int | float | bool | None

@@ -25,6 +25,7 @@ from ..ports import (
     FailureCounter,
     OOBChallengeStore,
     RecoveryCodeStore,
+    WebAuthnStore,
 )
 from ..recovery import RecoveryRecord
 from ..throttle import ThrottleConfig
@@ -354,6 +355,7 @@ _PORTS: Final = (
     RecoveryCodeStore,
     OOBChallengeStore,
     CodeSender,
+    WebAuthnStore,
 )
 
 

@@ -64,6 +64,8 @@ from ._common import (
     opt_float,
     recovery_from_row,
 )
+from ._webauthn import SQLITE_STATEMENTS as SQLITE_WEBAUTHN_STATEMENTS
+from ._webauthn import SQLiteWebAuthn
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration", "SQLiteStore"]
 
@@ -171,6 +173,11 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             """,
             "CREATE INDEX mfa_send_counters_by_expiry ON mfa_send_counters (expires_at)",
         ),
+    ),
+    Migration(
+        version=4,
+        description="WebAuthn credentials and challenges",
+        statements=SQLITE_WEBAUTHN_STATEMENTS,
     ),
 )
 """The schema, step by step. A new step is appended (never edited) with the next version."""
@@ -356,7 +363,7 @@ def _oob_row(record: OOBRecord) -> tuple[Any, ...]:
     )
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteWebAuthn):
     """A :class:`~mfa_core.ports.CredentialStore`, :class:`~mfa_core.ports.FailureCounter`,
     :class:`~mfa_core.ports.RecoveryCodeStore` and
     :class:`~mfa_core.ports.OOBChallengeStore` in one SQLite file, safe across threads and
