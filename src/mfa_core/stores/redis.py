@@ -77,6 +77,7 @@ from ._redis_protocol import (
     Call,
     RedisProtocol,
 )
+from ._webauthn_redis import RedisWebAuthn
 
 try:
     import redis
@@ -134,7 +135,7 @@ def _store_error(call: Call[Any], exc: BaseException) -> StoreError:
     return StoreError(f"the Redis store failed: {call.operation} failed ({type(exc).__name__})")
 
 
-class RedisStore:
+class RedisStore(RedisWebAuthn):
     """A :class:`~mfa_core.ports.CredentialStore`, :class:`~mfa_core.ports.FailureCounter`
     (with :class:`~mfa_core.ports.AttemptStore`'s fused operations),
     :class:`~mfa_core.ports.RecoveryCodeStore` and :class:`~mfa_core.ports.OOBChallengeStore`

@@ -41,6 +41,7 @@ from .fakes import (
     RecordingEventSink,
     SentCode,
 )
+from .webauthn_contract import WebAuthnStoreContract
 
 __all__ = [
     "CombinedStore",
@@ -54,4 +55,5 @@ __all__ = [
     "RecoveryCodeStoreContract",
     "SentCode",
     "StoreContract",
+    "WebAuthnStoreContract",
 ]

@@ -1,0 +1,91 @@
+"""The WebAuthnStore contract on every store: memory, SQLite, Redis (blocking and async),
+SQL (PostgreSQL and SQLite through SQLAlchemy, blocking and async), and the async adapters.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from mfa_core.aio import AsyncMemoryStore, AsyncStoreAdapter
+from mfa_core.aio.testing import AsyncStoreContract
+from mfa_core.stores import MemoryStore, SQLiteStore
+from mfa_core.testing import WebAuthnStoreContract
+
+pytest_plugins = ("servers",)
+
+
+class TestMemoryWebAuthn(WebAuthnStoreContract):
+    def make_store(self) -> MemoryStore:
+        return MemoryStore()
+
+
+class TestSQLiteWebAuthn(WebAuthnStoreContract):
+    @pytest.fixture(autouse=True)
+    def _directory(self, tmp_path: Path) -> None:
+        self.directory = tmp_path
+
+    def make_store(self) -> SQLiteStore:
+        return SQLiteStore(self.directory / "wa.sqlite3")
+
+
+class TestAsyncMemoryWebAuthn(AsyncStoreContract, WebAuthnStoreContract):
+    def make_async_store(self) -> AsyncMemoryStore:
+        return AsyncMemoryStore()
+
+
+class TestAsyncSQLiteAdapterWebAuthn(AsyncStoreContract, WebAuthnStoreContract):
+    @pytest.fixture(autouse=True)
+    def _directory(self, tmp_path: Path) -> None:
+        self.directory = tmp_path
+
+    def make_async_store(self) -> AsyncStoreAdapter:
+        return AsyncStoreAdapter(SQLiteStore(self.directory / "wa.sqlite3"))
+
+
+class TestRedisWebAuthn(WebAuthnStoreContract):
+    @pytest.fixture(autouse=True)
+    def _server(self, redis_url: str, redis_prefix: str) -> None:
+        self.url = redis_url
+        self.prefix = redis_prefix
+
+    def make_store(self) -> Any:
+        from mfa_core.stores.redis import RedisStore
+
+        return RedisStore.from_url(self.url, prefix=self.prefix)
+
+
+class TestAsyncRedisWebAuthn(AsyncStoreContract, WebAuthnStoreContract):
+    @pytest.fixture(autouse=True)
+    def _server(self, redis_url: str, redis_prefix: str) -> None:
+        self.url = redis_url
+        self.prefix = redis_prefix
+
+    def make_async_store(self) -> Any:
+        from mfa_core.aio.redis import AsyncRedisStore
+
+        return AsyncRedisStore.from_url(self.url, prefix=self.prefix)
+
+
+def test_redis_key_layout_is_tagged_per_user(redis_url: str, redis_prefix: str) -> None:
+    import redis
+
+    from mfa_core.stores.redis import RedisStore
+    from mfa_core.testing.webauthn_contract import _credential
+
+    store = RedisStore.from_url(redis_url, prefix=redis_prefix)
+    credential = _credential("alice{x}")
+    store.add_webauthn_credential(credential)
+    client = redis.Redis.from_url(redis_url)
+    keys = {k.decode() for k in client.scan_iter(match=redis_prefix + "*")}
+    cid = credential.credential_id
+    assert keys == {
+        f"{redis_prefix}wa:{{alice{{x}}}}:cred:{cid}",
+        f"{redis_prefix}wa:{{alice{{x}}}}:ids",
+        f"{redis_prefix}wa:{{alice{{x}}}}:seq",
+        f"{redis_prefix}wa-cid:{cid}",
+    }
+    client.close()
+    store.close()
