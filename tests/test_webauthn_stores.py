@@ -4,6 +4,7 @@ SQL (PostgreSQL and SQLite through SQLAlchemy, blocking and async), and the asyn
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -89,3 +90,60 @@ def test_redis_key_layout_is_tagged_per_user(redis_url: str, redis_prefix: str) 
     }
     client.close()
     store.close()
+
+
+class TestPostgresWebAuthn(WebAuthnStoreContract):
+    @pytest.fixture(autouse=True)
+    def _database(self, postgres_url: str, postgres_schema: str) -> Iterator[None]:
+        from server_tools import postgres_engine
+
+        self.engine = postgres_engine(postgres_url, postgres_schema, pool_size=4, max_overflow=20)
+        yield
+        self.engine.dispose()
+
+    def make_store(self) -> Any:
+        from mfa_core.stores.sql import SQLStore
+
+        return SQLStore(self.engine)
+
+
+class TestSQLAlchemySQLiteWebAuthn(WebAuthnStoreContract):
+    @pytest.fixture(autouse=True)
+    def _database(self, tmp_path: Path) -> Iterator[None]:
+        import sqlalchemy as sa
+
+        from mfa_core.stores.sql import create_schema
+
+        self.engine = sa.create_engine(f"sqlite:///{tmp_path / 'sa.db'}")
+        create_schema(self.engine)
+        yield
+        self.engine.dispose()
+
+    def make_store(self) -> Any:
+        from mfa_core.stores.sql import SQLStore
+
+        return SQLStore(self.engine)
+
+
+class TestAsyncPostgresWebAuthn(AsyncStoreContract, WebAuthnStoreContract):
+    @pytest.fixture(autouse=True)
+    def _database(self, postgres_url: str, postgres_schema: str) -> None:
+        self.url = postgres_url
+        self.schema = postgres_schema
+
+    def make_async_store(self) -> Any:
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        from mfa_core.aio.sql import AsyncSQLStore
+
+        class Owned(AsyncSQLStore):
+            __slots__ = ()
+
+            async def close(self) -> None:
+                await self.engine.dispose()
+
+        url = self.url.replace("postgresql://", "postgresql+psycopg://", 1)
+        engine = create_async_engine(url, pool_size=4, max_overflow=20).execution_options(
+            schema_translate_map={None: self.schema}
+        )
+        return Owned(engine)
