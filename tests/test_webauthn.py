@@ -552,3 +552,57 @@ def test_async_service_500_tasks_one_assertion() -> None:
 
     results = asyncio.run(main())
     assert sum(r.accepted for r in results) == 1
+
+
+# -- policy ------------------------------------------------------------------------------------
+
+
+def test_decide_offers_the_security_key_first_and_can_require_it() -> None:
+    from mfa_core.errors import PolicyError
+    from mfa_core.policy import (
+        Action,
+        EnrolledFactor,
+        Factor,
+        FirstFactor,
+        Outcome,
+        Policy,
+        RequestContext,
+    )
+
+    env = _make(MemoryStore())
+    assert Factor.SECURITY_KEY.phishing_resistant and not Factor.TOTP.phishing_resistant
+
+    def context(**changes: Any) -> RequestContext:
+        values: dict[str, Any] = {
+            "user_id": "alice", "first_factor": FirstFactor.PASSWORD, "authenticated_at": T0 - 5,
+            "factors": (EnrolledFactor(factor=Factor.SMS_CODE, state=CredentialState.ACTIVE),),
+        }  # fmt: skip
+        values.update(changes)
+        return RequestContext(**values)
+
+    mandate = Policy(mandate_all=True)
+    # a key the host claims but the store does not have: the store's word counts
+    claimed = (EnrolledFactor(factor=Factor.SECURITY_KEY, state=CredentialState.ACTIVE),)
+    assert env.service.decide(mandate, context(factors=claimed)).outcome is Outcome.ENROL_REQUIRED
+    assert env.service.decide(mandate, context()).factors == (Factor.SMS_CODE,)
+    key = SoftwareAuthenticator()
+    assert register(env, key).accepted
+    decision = env.service.decide(mandate, context())
+    assert decision.outcome is Outcome.CHALLENGE
+    assert decision.factors == (Factor.SECURITY_KEY, Factor.SMS_CODE)  # the key first
+    strict = Policy(mandate_all=True, phishing_resistant_roles=frozenset({"admin"}))
+    assert env.service.decide(strict, context(roles=frozenset({"admin"}))).factors == (
+        Factor.SECURITY_KEY,
+    )
+    cid = env.service.list_webauthn_credentials("alice")[0].credential_id
+    env.service.disable_webauthn_credential("alice", cid)
+    assert env.service.decide(strict, context(roles=frozenset({"admin"}))).outcome is (
+        Outcome.ENROL_REQUIRED
+    )
+    reset = Policy(mandate_all=True, phishing_resistant_actions=frozenset({Action.LOGIN}))
+    assert Policy.from_json(reset.to_json()) == reset
+    assert Policy.from_json(strict.to_json()) == strict
+    for bad in ({"phishing_resistant_roles": "admin"}, {"phishing_resistant_actions": ["fly"]},
+                {"phishing_resistant_roles": ["admin"], "allowed_factors": ["totp"]}):  # fmt: skip
+        with pytest.raises(PolicyError):
+            Policy.from_dict(bad)

@@ -15,7 +15,7 @@ import attrs
 from ..errors import InvalidParameter
 from ..models import CredentialState
 from ..policy import Decision, EnrolledFactor, Factor, Policy, RequestContext, evaluate
-from ..ports import RecoveryCodeStore
+from ..ports import RecoveryCodeStore, WebAuthnStore
 from ._admin import list_credentials_flow
 from ._context import Context, checked
 from ._effects import Flow, call
@@ -27,9 +27,10 @@ MANAGED_FACTORS: Final = frozenset({Factor.TOTP, Factor.HOTP, Factor.RECOVERY_CO
 
 
 def enrolled_factors_flow(ctx: Context, user_id: str) -> Flow[tuple[EnrolledFactor, ...]]:
-    """The user's TOTP/HOTP credentials (effective states; superseded ones left out)
-    and, when a recovery-code store is configured, the recovery codes (ACTIVE while
-    unused codes are left, DISABLED once all are used)."""
+    """The user's TOTP/HOTP credentials (effective states; superseded ones left out),
+    when a recovery-code store is configured, the recovery codes (ACTIVE while
+    unused codes are left, DISABLED once all are used), and when WebAuthn is configured,
+    the user's security keys (``Factor.SECURITY_KEY``, offered first by the policy)."""
     infos = yield from list_credentials_flow(ctx, user_id)
     factors = [EnrolledFactor(factor=Factor(info.kind.value), state=info.state) for info in infos]
     if ctx.has_recovery:
@@ -38,6 +39,9 @@ def enrolled_factors_flow(ctx: Context, user_id: str) -> Flow[tuple[EnrolledFact
             left = any(record.used_at is None for record in records)
             state = CredentialState.ACTIVE if left else CredentialState.DISABLED
             factors.append(EnrolledFactor(factor=Factor.RECOVERY_CODE, state=state))
+    if ctx.webauthn is not None:  # security keys and passkeys: ACTIVE or DISABLED
+        keys = yield from checked(call(WebAuthnStore.webauthn_credentials, user_id))
+        factors += [EnrolledFactor(factor=Factor.SECURITY_KEY, state=key.status) for key in keys]
     return tuple(factors)
 
 
@@ -48,5 +52,6 @@ def decide_flow(ctx: Context, policy: Policy, context: RequestContext) -> Flow[D
         raise InvalidParameter("context must be a mfa_core.policy.RequestContext")
     now = ctx.now()
     known = yield from enrolled_factors_flow(ctx, context.user_id)
-    others = tuple(f for f in context.factors if f.factor not in MANAGED_FACTORS)
+    managed = MANAGED_FACTORS | ({Factor.SECURITY_KEY} if ctx.webauthn is not None else set())
+    others = tuple(f for f in context.factors if f.factor not in managed)
     return evaluate(policy, attrs.evolve(context, factors=others + known), now)
