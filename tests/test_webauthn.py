@@ -606,3 +606,27 @@ def test_decide_offers_the_security_key_first_and_can_require_it() -> None:
                 {"phishing_resistant_roles": ["admin"], "allowed_factors": ["totp"]}):  # fmt: skip
         with pytest.raises(PolicyError):
             Policy.from_dict(bad)
+
+
+def test_the_benchmark_cases_run_and_are_real() -> None:
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_webauthn.py"
+    spec = importlib.util.spec_from_file_location("bench_webauthn", path)
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    cases = bench.build_cases()
+    for name, op in cases.items():
+        refill = getattr(op, "refill", None)
+        if refill is not None:
+            refill()
+        result = op()
+        if name.startswith("registration"):
+            assert result.public_key
+        elif name.startswith("authentication"):
+            assert result.sign_count == 0
+        elif name.startswith("service"):
+            assert result.accepted
+        else:
+            assert result is not None
