@@ -27,7 +27,7 @@ from ..errors import (
     WebAuthnError,
 )
 from ..lifecycle import LifecycleEvent, transition
-from ..models import CredentialState, Event, EventType, FailureState
+from ..models import CredentialState, Event, EventType, EventValue, FailureState
 from ..ports import FailureCounter, WebAuthnStore
 from ..webauthn import ceremony as wa
 from ..webauthn.config import WebAuthnConfig
@@ -209,28 +209,41 @@ def finish_registration_flow(
         if existing is not None:
             return (yield from _refuse_registration(ctx, user_id, now, _R.CREDENTIAL_EXISTS, cid))
         return (yield from _store_refusal(ctx, user_id, now, _REG_FAILED, cid))
+    data: dict[str, EventValue] = {
+        "aaguid": registered.aaguid,
+        "attestation_format": registered.attestation_format,
+        "backup_eligible": registered.backup_eligible,
+        "user_verified": registered.user_verified,
+    }
+    return _accepted(ctx, EventType.WEBAUTHN_REGISTERED, user_id, now, cid, data)
+
+
+def _accepted(
+    ctx: Context,
+    event_type: EventType,
+    user_id: str,
+    now: float,
+    credential_id: str,
+    data: dict[str, EventValue],
+) -> WebAuthnResult:
+    """Emit the success event and return the accepted result."""
     ctx.emit(
         Event(
-            type=EventType.WEBAUTHN_REGISTERED,
+            type=event_type,
             user_id=user_id,
             at=now,
-            credential_id=cid,
-            reason=_R.OK.value,
-            data={
-                "aaguid": registered.aaguid,
-                "attestation_format": registered.attestation_format,
-                "backup_eligible": registered.backup_eligible,
-                "user_verified": registered.user_verified,
-            },
+            credential_id=credential_id,
+            reason=VerifyReason.OK.value,
+            data=data,
         )
     )
     return WebAuthnResult(
         accepted=True,
         reason=VerifyReason.OK,
-        credential_id=cid,
+        credential_id=credential_id,
         webauthn_reason=_R.OK,
         user_id=user_id,
-        user_verified=registered.user_verified,
+        user_verified=data["user_verified"] is True,
     )
 
 
@@ -369,28 +382,13 @@ def finish_authentication_flow(
         yield from checked(call(FailureCounter.reset, owner))
     except MFAError:
         return (yield from _refuse_auth(ctx, owner, now, after, _R.STORE_ERROR, cid))
-    ctx.emit(
-        Event(
-            type=EventType.VERIFICATION_SUCCEEDED,
-            user_id=owner,
-            at=now,
-            credential_id=cid,
-            reason=VerifyReason.OK.value,
-            data={
-                "factor": "webauthn",
-                "user_verified": outcome.user_verified,
-                "passkey": user_id is None,
-            },
-        )
-    )
-    return WebAuthnResult(
-        accepted=True,
-        reason=VerifyReason.OK,
-        credential_id=cid,
-        webauthn_reason=_R.OK,
-        user_id=owner,
-        user_verified=outcome.user_verified,
-    )
+    passkey = user_id is None
+    data: dict[str, EventValue] = {
+        "factor": "webauthn",
+        "user_verified": outcome.user_verified,
+        "passkey": passkey,
+    }
+    return _accepted(ctx, EventType.VERIFICATION_SUCCEEDED, owner, now, cid, data)
 
 
 def _refuse_auth(
