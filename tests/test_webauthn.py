@@ -313,6 +313,12 @@ def test_counter_zero_authenticator_and_passkey_sign_in(env: Env) -> None:
     assert options.get("allowCredentials", []) == []
     no_handle = key.get(options, ORIGIN, user_handle=False)
     _refused(env.service.finish_webauthn_authentication(None, no_handle), R.MALFORMED)
+    other_handle = sign_in(env, key, None)
+    other_handle["response"]["userHandle"] = "b3RoZXItdXNlcg"  # not signed: must be checked
+    _refused(
+        env.service.finish_webauthn_authentication(None, other_handle),
+        R.CREDENTIAL_OF_ANOTHER_USER,
+    )
     stranger = SoftwareAuthenticator()
     stranger.create(
         {"rp": {"id": "localhost"}, "user": {"id": "AAAA"}, "challenge": "AAAA"}, ORIGIN
@@ -443,6 +449,8 @@ HOSTILE: list[Any] = [
     },
     b"\xff\xfe",
     12,
+    '{"id": ' + "9" * 5000 + "}",  # past Python's int digit limit
+    {"rawId": "AA", "id": "AA", "type": "public-key", "response": {"clientDataJSON": "A" * 10**6}},
 ]
 
 
