@@ -638,3 +638,15 @@ def test_the_benchmark_cases_run_and_are_real() -> None:
             assert result.accepted
         else:
             assert result is not None
+
+
+def test_cpu_work_arguments_pickle_for_process_pools() -> None:
+    import pickle
+
+    env = _make(MemoryStore())
+    key = SoftwareAuthenticator()
+    options = env.service.begin_webauthn_registration("alice", user_name="alice")
+    parsed = parse_registration_response(key.create(options, ORIGIN))
+    config = _config(attestation_root_certs={"packed": [b"-----BEGIN CERTIFICATE-----"]})
+    for value in (config, parsed):
+        assert pickle.loads(pickle.dumps(value)) == value

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Mapping
-from types import MappingProxyType
 from typing import Any, Final
 
 import attrs
@@ -38,7 +37,7 @@ def _origins(value: object) -> tuple[str, ...]:
 def _frozen_certs(value: object) -> Mapping[str, tuple[bytes, ...]]:
     if not isinstance(value, Mapping):
         raise InvalidParameter("attestation_root_certs must map a format to PEM certificates")
-    return MappingProxyType({k: tuple(v) for k, v in value.items()})
+    return {k: tuple(v) for k, v in value.items()}  # a plain dict: picklable (process pools)
 
 
 @attrs.frozen(kw_only=True)
