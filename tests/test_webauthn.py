@@ -649,4 +649,25 @@ def test_cpu_work_arguments_pickle_for_process_pools() -> None:
     parsed = parse_registration_response(key.create(options, ORIGIN))
     config = _config(attestation_root_certs={"packed": [b"-----BEGIN CERTIFICATE-----"]})
     for value in (config, parsed):
-        assert pickle.loads(pickle.dumps(value)) == value
+        assert pickle.loads(pickle.dumps(value)) == value  # noqa: S301 - our own bytes
+
+
+def test_without_the_extra_a_missing_dependency_names_the_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sys
+
+    from mfa_core.errors import MissingDependency
+
+    env = _make(MemoryStore())
+    for name in ("webauthn", "webauthn.helpers", "cbor2"):
+        monkeypatch.setitem(sys.modules, name, None)
+    with pytest.raises(MissingDependency, match=r"pip install 'mfa_core\[webauthn\]'"):
+        env.service.begin_webauthn_registration("alice", user_name="alice")
+    result = env.service.finish_webauthn_registration("alice", HOSTILE[6])
+    assert result.webauthn_reason is R.MALFORMED  # parsing needs no extra until the CBOR
+    with pytest.raises(MissingDependency):
+        parse_registration_response(
+            {"rawId": "AA", "id": "AA", "type": "public-key",
+             "response": {"clientDataJSON": "e30", "attestationObject": "oA"}}
+        )  # fmt: skip
