@@ -147,3 +147,62 @@ class TestAsyncPostgresWebAuthn(AsyncStoreContract, WebAuthnStoreContract):
             schema_translate_map={None: self.schema}
         )
         return Owned(engine)
+
+
+# -- the suite's teeth: stores that break a rule fail it -----------------------------------
+
+
+class _RacyConsume(MemoryStore):
+    """Reads, then marks used: two callers can both see the challenge unused."""
+
+    __slots__ = ()
+
+    def consume_webauthn_challenge(self, key: str, fingerprint: str, now: float) -> Any:
+        import time
+
+        import attrs
+
+        state = self._webauthn
+        stored = state.challenges.get(key)
+        time.sleep(0.005)
+        if stored is not None and stored.used_by is None:
+            state.challenges[key] = attrs.evolve(stored, used_by=fingerprint)
+        return stored
+
+
+class _RacyCounter(MemoryStore):
+    """Accepts any counter that is not behind the stored one (equal counts pass twice)."""
+
+    __slots__ = ()
+
+    def advance_sign_count(
+        self, credential_id: str, sign_count: int, *, backed_up: bool, now: float
+    ) -> bool:
+        import attrs
+
+        state = self._webauthn
+        entry = state.credentials.get(credential_id)
+        if entry is None or sign_count < entry[1].sign_count:
+            return False
+        state.credentials[credential_id] = (entry[0], attrs.evolve(entry[1], sign_count=sign_count))
+        return True
+
+
+@pytest.mark.parametrize(
+    ("broken", "test"),
+    [
+        (_RacyConsume, "test_webauthn_consume_race_has_one_winner"),
+        (_RacyCounter, "test_webauthn_sign_count_advances_only"),
+    ],
+)
+def test_the_contract_fails_broken_stores(broken: type, test: str) -> None:
+    class Suite(WebAuthnStoreContract):
+        def make_store(self) -> Any:
+            return broken()
+
+    suite = Suite()
+    with pytest.raises(AssertionError):
+        try:
+            getattr(suite, test)()
+        finally:
+            suite.teardown_method(None)
