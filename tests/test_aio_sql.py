@@ -82,6 +82,8 @@ TABLE_NAMES = [
     "mfa_oob_challenges",
     "mfa_recovery_codes",
     "mfa_send_counters",
+    "mfa_webauthn_challenges",
+    "mfa_webauthn_credentials",
 ]
 
 

@@ -700,6 +700,98 @@ ROWS = [
 ]
 
 
+# Phishing-resistant factors (security keys, passkeys): required for chosen roles or actions.
+REALVNC_KEYS_FOR_ADMINS = Policy(
+    organisation="acme", mandate_all=True, phishing_resistant_roles=frozenset({"admin"})
+)
+REALVNC_KEYS_FOR_RESETS = Policy(
+    organisation="acme",
+    mandate_all=True,
+    phishing_resistant_actions=frozenset({Action.RESET_MEMBER_FACTOR}),
+)
+ROWS += [
+    Row(
+        "realvnc/security-key-offered-first",
+        REALVNC_ALL,
+        ctx(factors={T: ACTIVE, KEY: ACTIVE, REC: ACTIVE}, organisation="acme"),
+        Outcome.CHALLENGE,
+        (L.MANDATE_ALL, L.LOGIN_CHALLENGE),
+        factors=(KEY, T, REC),
+    ),
+    Row(
+        "realvnc/admin-with-an-app-only-must-enrol-a-security-key",
+        REALVNC_KEYS_FOR_ADMINS,
+        ctx(factors={T: ACTIVE}, roles=("admin",), organisation="acme"),
+        Outcome.ENROL_REQUIRED,
+        (
+            L.MANDATE_ALL,
+            L.PHISHING_RESISTANT_REQUIRED,
+            L.PHISHING_RESISTANT_REQUIRED,
+            L.ENROL_REQUIRED,
+        ),
+        factors=(KEY,),
+    ),
+    Row(
+        "realvnc/admin-challenged-for-the-security-key-only",
+        REALVNC_KEYS_FOR_ADMINS,
+        ctx(factors={T: ACTIVE, KEY: ACTIVE}, roles=("admin",), organisation="acme"),
+        Outcome.CHALLENGE,
+        (
+            L.MANDATE_ALL,
+            L.PHISHING_RESISTANT_REQUIRED,
+            L.PHISHING_RESISTANT_REQUIRED,
+            L.LOGIN_CHALLENGE,
+        ),
+        factors=(KEY,),
+    ),
+    Row(
+        "realvnc/member-without-the-role-may-use-the-app",
+        REALVNC_KEYS_FOR_ADMINS,
+        ctx(factors={T: ACTIVE}, roles=("technician",), organisation="acme"),
+        Outcome.CHALLENGE,
+        (L.MANDATE_ALL, L.LOGIN_CHALLENGE),
+        factors=(T,),
+    ),
+    Row(
+        "realvnc/reset-after-an-app-check-needs-the-security-key",
+        REALVNC_KEYS_FOR_RESETS,
+        ctx(
+            factors={T: ACTIVE, KEY: ACTIVE},
+            check=(T, NOW - 60),
+            action=Action.RESET_MEMBER_FACTOR,
+            authenticated_at=SESSION,
+            organisation="acme",
+        ),
+        Outcome.CHALLENGE,
+        (
+            L.MANDATE_ALL,
+            L.PHISHING_RESISTANT_REQUIRED,
+            L.PHISHING_RESISTANT_REQUIRED,
+            L.STEP_UP_REQUIRED,
+        ),
+        factors=(KEY,),
+    ),
+    Row(
+        "realvnc/reset-after-a-security-key-check-allowed",
+        REALVNC_KEYS_FOR_RESETS,
+        ctx(
+            factors={T: ACTIVE, KEY: ACTIVE},
+            check=(KEY, NOW - 60),
+            action=Action.RESET_MEMBER_FACTOR,
+            authenticated_at=SESSION,
+            organisation="acme",
+        ),
+        Outcome.ALLOW,
+        (
+            L.MANDATE_ALL,
+            L.PHISHING_RESISTANT_REQUIRED,
+            L.PHISHING_RESISTANT_REQUIRED,
+            L.STEP_UP_FRESH,
+        ),
+    ),
+]
+
+
 @pytest.mark.parametrize("row", ROWS, ids=[row.id for row in ROWS])
 def test_scenario(row: Row) -> None:
     decision = evaluate(row.policy, row.context, row.now)

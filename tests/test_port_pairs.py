@@ -26,6 +26,7 @@ EXPECTED_PAIRS = {
     "FailureCounter",
     "OOBChallengeStore",
     "RecoveryCodeStore",
+    "WebAuthnStore",
 }
 
 

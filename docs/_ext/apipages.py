@@ -34,6 +34,7 @@ PUBLIC_MODULES: tuple[tuple[str, str], ...] = (
     ("mfa_core.admin", "the mfa-core admin command line"),
     ("mfa_core.importers", "migration in from django-otp, allauth, JSON lines"),
     ("mfa_core.policy", "policy evaluation"),
+    ("mfa_core.webauthn", "security keys and passkeys (the webauthn extra)"),
     ("mfa_core.service.config", "the service's settings"),
     ("mfa_core.service.results", "the service's results"),
     ("mfa_core.service.defaults", "default clock and event sinks"),
@@ -52,6 +53,8 @@ PUBLIC_MODULES: tuple[tuple[str, str], ...] = (
     ("mfa_core.aio", "the asyncio API"),
     ("mfa_core.testing.fakes", "test doubles"),
     ("mfa_core.testing.contract", "the store contract suites"),
+    ("mfa_core.testing.webauthn_contract", "the WebAuthn store contract suite"),
+    ("mfa_core.testing.authenticator", "a software WebAuthn authenticator"),
     ("mfa_core.testing", "test doubles and the store contract suite"),
     ("mfa_core", "the package"),
 )

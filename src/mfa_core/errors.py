@@ -24,7 +24,8 @@ key or a submitted code.
     ├── CooldownActive               an out-of-band resend is too early (``retry_after``)
     ├── OutOfBandError               an out-of-band code cannot be sent (policy, delivery, id)
     │   └── SendLimitExceeded        too many codes sent to a user or destination (``retry_after``)
-    └── PolicyError                  a policy document that is not valid
+    ├── PolicyError                  a policy document that is not valid
+    └── WebAuthnError                a WebAuthn response or option that is malformed or refused
 """
 
 from __future__ import annotations
@@ -51,6 +52,7 @@ __all__ = [
     "StoreUnavailable",
     "Throttled",
     "UnsupportedAlgorithm",
+    "WebAuthnError",
 ]
 
 
@@ -97,6 +99,10 @@ class ErrorCode(enum.StrEnum):
     OOB_DELIVERY_FAILED = "oob_delivery_failed"
     OOB_SEND_LIMIT = "oob_send_limit"
     OOB_DESTINATION_MISMATCH = "oob_destination_mismatch"
+    WEBAUTHN_MALFORMED = "webauthn_malformed"
+    WEBAUTHN_TOO_LARGE = "webauthn_too_large"
+    WEBAUTHN_REFUSED = "webauthn_refused"
+    WEBAUTHN_NOT_CONFIGURED = "webauthn_not_configured"
 
 
 class MFAError(Exception):
@@ -246,3 +252,17 @@ class PolicyError(MFAError):
     """A policy document is malformed or has values out of range."""
 
     default_code = ErrorCode.INVALID_POLICY
+
+
+class WebAuthnError(MFAError):
+    """A WebAuthn response is malformed (``WEBAUTHN_MALFORMED``: wrong JSON, types, base64url
+    or CBOR; ``WEBAUTHN_TOO_LARGE``: over the size limits) or a ceremony check refused it
+    (``WEBAUTHN_REFUSED``; ``reason`` is the finer
+    :class:`~mfa_core.webauthn.WebAuthnReason` value), or WebAuthn is not configured
+    (``WEBAUTHN_NOT_CONFIGURED``). The message never quotes the response."""
+
+    default_code = ErrorCode.WEBAUTHN_MALFORMED
+
+    def __init__(self, message: str, *, code: ErrorCode | None = None, reason: str = "") -> None:
+        super().__init__(message, code=code)
+        self.reason = reason

@@ -197,6 +197,13 @@ class EventType(enum.StrEnum):
     """The user's recovery codes were deleted because none of their factors is left (an
     administrator's reset of every factor, or disabling the last one); ``data`` says how
     many unused codes went and why."""
+    WEBAUTHN_REGISTERED = "webauthn_registered"
+    """A security key or passkey was registered (the event names its credential id)."""
+    WEBAUTHN_REGISTRATION_FAILED = "webauthn_registration_failed"
+    """A WebAuthn registration response was refused (``reason``: a ``WebAuthnReason``)."""
+    POSSIBLE_CLONED_AUTHENTICATOR = "possible_cloned_authenticator"
+    """A WebAuthn assertion's signature counter did not advance past the stored one
+    (W3C WebAuthn §7.2 step 21): the authenticator may have been cloned. Refused."""
 
 
 EventValue = str | int | float | bool | None

@@ -17,7 +17,10 @@ change that concurrent requests can race is ONE atomic operation of the store
 * :meth:`OOBChallengeStore.update_challenge` - an attempt, compare-and-set on
   ``(generation, attempts, used)``;
 * :meth:`OOBChallengeStore.count_send` - increment-and-read of a send counter (the per-user
-  and per-destination limits on codes sent).
+  and per-destination limits on codes sent);
+* :meth:`WebAuthnStore.advance_sign_count` - accept a WebAuthn signature counter only if it
+  advances (cloned-authenticator detection), and
+  :meth:`WebAuthnStore.consume_webauthn_challenge` - mark a challenge used only if unused.
 
 Every store method either completes or raises :class:`~mfa_core.errors.StoreError`
 (:class:`~mfa_core.errors.StoreUnavailable` when the back-end cannot be reached); it never
@@ -33,6 +36,7 @@ from .models import Admission, Credential, Event, FailureState
 from .oob import OOBChannel, OOBPurpose, OOBRecord
 from .recovery import RecoveryRecord
 from .throttle import ThrottleConfig
+from .webauthn.records import WebAuthnChallenge, WebAuthnCredential
 
 __all__ = [
     "AttemptStore",
@@ -45,6 +49,7 @@ __all__ = [
     "RecoveryCodeStore",
     "Sealer",
     "StoreMaintenance",
+    "WebAuthnStore",
 ]
 
 
@@ -318,4 +323,66 @@ class StoreMaintenance(Protocol):
         """Remove every PENDING credential (an enrolment never confirmed) whose
         ``pending_until`` deadline is before ``before``; return how many were removed. Each
         removal is atomic with its test: a credential confirmed meanwhile stays."""
+        ...
+
+
+class WebAuthnStore(Protocol):
+    """Security keys and passkeys (:class:`~mfa_core.webauthn.WebAuthnCredential`) and the
+    challenges issued for their ceremonies (:class:`~mfa_core.webauthn.WebAuthnChallenge`).
+
+    A credential id is unique across all users (a key registered twice is refused). The
+    sign count changes only by :meth:`advance_sign_count` and a challenge is used only by
+    :meth:`consume_webauthn_challenge`, each ONE atomic operation.
+    """
+
+    def add_webauthn_credential(self, credential: WebAuthnCredential) -> None:
+        """Insert a new credential; raise :class:`~mfa_core.errors.StoreError` if its
+        ``credential_id`` is stored already (for any user)."""
+        ...
+
+    def get_webauthn_credential(self, credential_id: str) -> WebAuthnCredential | None:
+        """Return the credential with this id (whoever's it is), or ``None``."""
+        ...
+
+    def webauthn_credentials(self, user_id: str) -> Sequence[WebAuthnCredential]:
+        """Return the user's credentials (any state), oldest first."""
+        ...
+
+    def update_webauthn_credential(
+        self, credential: WebAuthnCredential, *, expected_version: int
+    ) -> bool:
+        """Atomically replace the stored credential if its version is ``expected_version``;
+        the stored version becomes ``expected_version + 1`` and ``sign_count``,
+        ``backed_up`` and ``last_used_at`` stay as stored (they belong to
+        :meth:`advance_sign_count`). ``False`` (nothing changed) if missing or changed."""
+        ...
+
+    def advance_sign_count(
+        self, credential_id: str, sign_count: int, *, backed_up: bool, now: float
+    ) -> bool:
+        """Atomically accept a use of the credential with signature counter ``sign_count``.
+
+        If ``sign_count`` is greater than the stored count, or both are 0 (an authenticator
+        that keeps no counter), store it with ``backed_up`` and ``last_used_at = now`` and
+        return ``True``; otherwise change nothing and return ``False`` (the counter did not
+        advance: a possibly cloned authenticator). Of concurrent calls with one value at
+        most one returns ``True`` unless both counts are 0."""
+        ...
+
+    def delete_webauthn_credential(self, credential_id: str) -> bool:
+        """Remove a credential; return whether it existed."""
+        ...
+
+    def put_webauthn_challenge(self, challenge: WebAuthnChallenge) -> None:
+        """Store a newly issued challenge; raise :class:`~mfa_core.errors.StoreError` if its
+        key exists. The store may forget challenges whose ``expires_at`` has passed."""
+        ...
+
+    def consume_webauthn_challenge(
+        self, key: str, fingerprint: str, now: float
+    ) -> WebAuthnChallenge | None:
+        """Atomically use the challenge ``key``: return it as it was stored before this call
+        (``None`` if unknown or forgotten), and if its ``used_by`` was ``None`` set it to
+        ``fingerprint``. So exactly one of concurrent calls gets a record with
+        ``used_by is None`` (the one that consumed it); the others see who did."""
         ...

@@ -15,6 +15,7 @@ from ..models import Admission, Credential, FailureState
 from ..oob import OOBChannel, OOBPurpose, OOBRecord
 from ..recovery import RecoveryRecord
 from ..throttle import ThrottleConfig
+from ..webauthn.records import WebAuthnChallenge, WebAuthnCredential
 
 __all__ = [
     "AsyncAttemptStore",
@@ -23,6 +24,7 @@ __all__ = [
     "AsyncFailureCounter",
     "AsyncOOBChallengeStore",
     "AsyncRecoveryCodeStore",
+    "AsyncWebAuthnStore",
 ]
 
 
@@ -154,4 +156,47 @@ class AsyncCodeSender(Protocol):
         expires_at: float,
     ) -> None:
         """Deliver ``code`` to ``destination``; must not log the code. Raising refuses."""
+        ...
+
+
+@runtime_checkable
+class AsyncWebAuthnStore(Protocol):
+    """Async :class:`~mfa_core.ports.WebAuthnStore`."""
+
+    async def add_webauthn_credential(self, credential: WebAuthnCredential) -> None:
+        """Insert a new credential (raise StoreError if the credential id exists)."""
+        ...
+
+    async def get_webauthn_credential(self, credential_id: str) -> WebAuthnCredential | None:
+        """The credential with this id, or ``None``."""
+        ...
+
+    async def webauthn_credentials(self, user_id: str) -> Sequence[WebAuthnCredential]:
+        """The user's credentials, oldest first."""
+        ...
+
+    async def update_webauthn_credential(
+        self, credential: WebAuthnCredential, *, expected_version: int
+    ) -> bool:
+        """Compare-and-set on ``version``."""
+        ...
+
+    async def advance_sign_count(
+        self, credential_id: str, sign_count: int, *, backed_up: bool, now: float
+    ) -> bool:
+        """Accept the counter only if it advances (or both are 0), atomically."""
+        ...
+
+    async def delete_webauthn_credential(self, credential_id: str) -> bool:
+        """Remove a credential; return whether it existed."""
+        ...
+
+    async def put_webauthn_challenge(self, challenge: WebAuthnChallenge) -> None:
+        """Store a new challenge (raise StoreError if the key exists)."""
+        ...
+
+    async def consume_webauthn_challenge(
+        self, key: str, fingerprint: str, now: float
+    ) -> WebAuthnChallenge | None:
+        """Use the challenge atomically; the record as it was before."""
         ...

@@ -42,6 +42,7 @@ from ..models import Admission, Credential, FailureState
 from ..oob import OOBRecord
 from ..recovery import RecoveryRecord
 from ..stores._redis_protocol import Call, Operation, RedisProtocol
+from ..stores._webauthn_redis import AsyncRedisWebAuthn
 from ..stores.redis import (
     _MAX_REDIRECTS,
     _NOSCRIPT,
@@ -64,7 +65,7 @@ __all__ = ["AsyncRedisStore"]
 _T = TypeVar("_T")
 
 
-class AsyncRedisStore:
+class AsyncRedisStore(AsyncRedisWebAuthn):
     """The four async store ports (and :class:`~mfa_core.aio.ports.AsyncAttemptStore`'s
     fused operations) on a Redis server, shared by any number of processes.
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Iterable
 from concurrent.futures import Executor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..errors import InvalidParameter
 from ..models import CredentialKind
@@ -39,6 +39,7 @@ from ..ports import (
     OOBChallengeStore,
     RecoveryCodeStore,
     Sealer,
+    WebAuthnStore,
 )
 from ..recovery import RecoveryCodeSet, RecoveryConfig
 from ..service._admin import (
@@ -67,6 +68,16 @@ from ..service._recovery import (
 )
 from ..service._stepup import step_up_flow
 from ..service._verify import resync_hotp_flow, throttle_status_flow, verify_flow
+from ..service._webauthn import (
+    admin_reset_webauthn_flow,
+    begin_authentication_flow,
+    begin_registration_flow,
+    disable_webauthn_flow,
+    finish_authentication_flow,
+    finish_registration_flow,
+    list_webauthn_flow,
+    rename_webauthn_flow,
+)
 from ..service.config import ServiceConfig
 from ..service.results import (
     CredentialInfo,
@@ -74,8 +85,11 @@ from ..service.results import (
     OOBVerificationResult,
     RecoveryVerificationResult,
     VerificationResult,
+    WebAuthnResult,
 )
 from ..throttle import ThrottleDecision
+from ..webauthn.config import WebAuthnConfig
+from ..webauthn.records import WebAuthnCredential
 from ._driver import run_async
 from .ports import (
     AsyncAttemptStore,
@@ -84,6 +98,7 @@ from .ports import (
     AsyncFailureCounter,
     AsyncOOBChallengeStore,
     AsyncRecoveryCodeStore,
+    AsyncWebAuthnStore,
 )
 
 __all__ = ["AsyncMFAService", "check_async_port"]
@@ -130,6 +145,8 @@ class AsyncMFAService:
         sender: AsyncCodeSender | None = None,
         secret: bytes | None = None,
         cpu_executor: Executor | None = None,
+        webauthn: AsyncWebAuthnStore | None = None,
+        webauthn_config: WebAuthnConfig | None = None,
     ) -> None:
         self._ctx, self._table = configure(
             (
@@ -138,6 +155,7 @@ class AsyncMFAService:
                 (RecoveryCodeStore, AsyncRecoveryCodeStore, recovery_codes, "recovery_codes"),
                 (OOBChallengeStore, AsyncOOBChallengeStore, oob, "oob"),
                 (CodeSender, AsyncCodeSender, sender, "sender"),
+                (WebAuthnStore, AsyncWebAuthnStore, webauthn, "webauthn"),
             ),
             AsyncAttemptStore,
             check_async_port,
@@ -146,6 +164,7 @@ class AsyncMFAService:
             events=events,
             config=config,
             secret=secret,
+            webauthn_config=webauthn_config,
         )
         if cpu_executor is not None and not isinstance(cpu_executor, Executor):
             raise InvalidParameter("cpu_executor must be a concurrent.futures.Executor")
@@ -356,3 +375,59 @@ class AsyncMFAService:
     ) -> str:
         """Awaitable :meth:`~mfa_core.service.MFAService.send_factor_code`."""
         return await self._run(send_factor_code_flow(self._ctx, user_id, credential_id, purpose))
+
+    async def begin_webauthn_registration(
+        self, user_id: str, *, user_name: str, display_name: str | None = None
+    ) -> dict[str, Any]:
+        """Awaitable :meth:`~mfa_core.service.MFAService.begin_webauthn_registration`."""
+        return await self._run(
+            begin_registration_flow(
+                self._ctx, user_id, user_name=user_name, display_name=display_name
+            )
+        )
+
+    async def finish_webauthn_registration(
+        self, user_id: str, response: object, *, nickname: str = ""
+    ) -> WebAuthnResult:
+        """Awaitable :meth:`~mfa_core.service.MFAService.finish_webauthn_registration`."""
+        return await self._run(
+            finish_registration_flow(self._ctx, user_id, response, nickname=nickname)
+        )
+
+    async def begin_webauthn_authentication(self, user_id: str | None) -> dict[str, Any]:
+        """Awaitable :meth:`~mfa_core.service.MFAService.begin_webauthn_authentication`."""
+        return await self._run(begin_authentication_flow(self._ctx, user_id))
+
+    async def finish_webauthn_authentication(
+        self, user_id: str | None, response: object
+    ) -> WebAuthnResult:
+        """Awaitable :meth:`~mfa_core.service.MFAService.finish_webauthn_authentication`."""
+        return await self._run(finish_authentication_flow(self._ctx, user_id, response))
+
+    async def list_webauthn_credentials(self, user_id: str) -> list[WebAuthnCredential]:
+        """Awaitable :meth:`~mfa_core.service.MFAService.list_webauthn_credentials`."""
+        return await self._run(list_webauthn_flow(self._ctx, user_id))
+
+    async def rename_webauthn_credential(
+        self, user_id: str, credential_id: str, nickname: str
+    ) -> None:
+        """Awaitable :meth:`~mfa_core.service.MFAService.rename_webauthn_credential`."""
+        return await self._run(rename_webauthn_flow(self._ctx, user_id, credential_id, nickname))
+
+    async def disable_webauthn_credential(
+        self, user_id: str, credential_id: str, *, actor: str | None = None
+    ) -> None:
+        """Awaitable :meth:`~mfa_core.service.MFAService.disable_webauthn_credential`."""
+        return await self._run(
+            disable_webauthn_flow(self._ctx, user_id, credential_id, actor=actor)
+        )
+
+    async def admin_reset_webauthn(
+        self, user_id: str, *, admin_id: str, credential_id: str | None = None
+    ) -> int:
+        """Awaitable :meth:`~mfa_core.service.MFAService.admin_reset_webauthn`."""
+        return await self._run(
+            admin_reset_webauthn_flow(
+                self._ctx, user_id, admin_id=admin_id, credential_id=credential_id
+            )
+        )

@@ -143,6 +143,7 @@ class _Evaluation:
         "context",
         "first",
         "now",
+        "phishing",
         "policy",
         "primary",
         "renew",
@@ -162,10 +163,13 @@ class _Evaluation:
         self.primary: tuple[Factor, ...] = ()
         self.acceptable: tuple[Factor, ...] = ()
         self.renew: tuple[Factor, ...] = ()
+        self.phishing = policy.requires_phishing_resistant(context.roles, context.action)
 
     def counts(self, factor: Factor) -> bool:
         """Whether ``factor`` counts as a second factor after this first factor."""
         if factor not in self.policy.allowed_factors:
+            return False
+        if self.phishing and not factor.phishing_resistant:
             return False
         return not (
             self.policy.require_distinct_categories and factor.category is self.first.category
@@ -198,6 +202,13 @@ class _Evaluation:
         mandated = self.apply_mandate()
         if mandated:
             self.session_predates_mandate()
+        if self.phishing:
+            self.trace.add(
+                Rule.PHISHING_RESISTANT_REQUIRED,
+                "Your role or this action needs a phishing-resistant factor: a security key "
+                "or passkey.",
+            )
+            mandated = True
         if self.inventory():
             return trace.decide()
         if not self.primary:
@@ -288,6 +299,11 @@ class _Evaluation:
                     Rule.FACTOR_NOT_ALLOWED,
                     f"Your {factor.label} is not one of the methods this organisation accepts.",
                 )
+            elif self.phishing and not factor.phishing_resistant:
+                trace.add(
+                    Rule.PHISHING_RESISTANT_REQUIRED,
+                    f"Your {factor.label} can be phished; this needs a security key or passkey.",
+                )
             elif not self.counts(factor):
                 trace.add(
                     Rule.SAME_CATEGORY,
@@ -315,7 +331,12 @@ class _Evaluation:
                     "Recovery codes are a fallback for another factor; on their own they "
                     "do not turn the second factor on.",
                 )
-        enabled = any(self.usable(f) and f in policy.allowed_factors for f in _PRIMARY)
+        enabled = any(
+            self.usable(f)
+            and f in policy.allowed_factors
+            and (f.phishing_resistant or not self.phishing)  # others are asked to enrol a key
+            for f in _PRIMARY
+        )
         if enabled and not self.primary:
             trace.add(
                 Rule.NO_DISTINCT_FACTOR,

@@ -59,6 +59,12 @@ class Factor(enum.StrEnum):
         """What kind of proof the factor is (every second factor here is possession)."""
         return FactorCategory.POSSESSION
 
+    @property
+    def phishing_resistant(self) -> bool:
+        """Whether the factor is phishing-resistant (NIST SP 800-63B-4 §3.2.5): a security
+        key or passkey (WebAuthn), bound to the site's origin. Codes can be relayed."""
+        return self in PHISHING_RESISTANT_FACTORS
+
 
 class FactorCategory(enum.StrEnum):
     """The kinds of authentication factor: two factors count only if their kinds differ."""
@@ -152,6 +158,7 @@ class Rule(enum.StrEnum):
     STEP_UP_REQUIRED = "step_up.required"
     STEP_UP_NO_FACTOR = "step_up.no_factor"
     SESSION_PREDATES_MANDATE = "mandate.session_predates_mandate"
+    PHISHING_RESISTANT_REQUIRED = "factors.phishing_resistant_required"
 
 
 _FACTOR_LABEL: Final = {
@@ -217,6 +224,8 @@ DEFAULT_SENSITIVE_ACTIONS: Final = frozenset(
     }
 )
 """Actions that need a fresh second-factor check (step-up) by default."""
+PHISHING_RESISTANT_FACTORS: Final = frozenset({Factor.SECURITY_KEY})
+"""The phishing-resistant factors: security keys and passkeys (WebAuthn)."""
 
 
 # ---------------------------------------------------------------------------------------
@@ -399,6 +408,21 @@ _BOOL_FIELDS: Final = (  # the boolean fields of Policy
 )
 
 
+def _check_phishing_resistance(policy: Policy) -> None:
+    roles, actions = policy.phishing_resistant_roles, policy.phishing_resistant_actions
+    if not isinstance(roles, frozenset) or len(roles) > MAX_ROLES:
+        _policy_error("phishing_resistant_roles", f"must be a set of at most {MAX_ROLES} roles")
+    if not all(_check_name(role) for role in roles):
+        _policy_error("phishing_resistant_roles", "each role must be a non-empty string")
+    if not isinstance(actions, frozenset) or not all(isinstance(a, Action) for a in actions):
+        _policy_error("phishing_resistant_actions", "must be a frozenset of Action values")
+    if (roles or actions) and not (policy.allowed_factors & PHISHING_RESISTANT_FACTORS):
+        _policy_error(
+            "allowed_factors",
+            "requiring a phishing-resistant factor needs security_key among the allowed factors",
+        )
+
+
 @attrs.frozen(kw_only=True)
 class Policy:
     """An organisation's second-factor policy: plain, serialisable data.
@@ -421,6 +445,11 @@ class Policy:
     ``mandate_first_effective_at``: when the mandate FIRST took effect (kept by
     :meth:`with_mandate` when it is turned off and on again); a session established before
     it without a second factor gets a decision with ``reverify_session``.
+
+    Phishing resistance: members with one of ``phishing_resistant_roles``, and every
+    request for one of ``phishing_resistant_actions``, need a phishing-resistant factor (a
+    security key or passkey, :attr:`Factor.phishing_resistant`); other factors do not count
+    for them (such a member is mandated and asked to enrol a key when they have none).
 
     Invalid values raise :class:`~mfa_core.errors.PolicyError` naming the field.
     """
@@ -445,6 +474,8 @@ class Policy:
     mandate_effective_at: float | None = None
     nudge_expired: bool = True
     mandate_first_effective_at: float | None = None
+    phishing_resistant_roles: frozenset[str] = frozenset()
+    phishing_resistant_actions: frozenset[Action] = frozenset()
 
     def __attrs_post_init__(self) -> None:
         # Validation lives here (not in attrs validators) so that it cannot be switched off.
@@ -501,6 +532,14 @@ class Policy:
                 "allowed_factors",
                 "a mandate needs at least one allowed factor other than recovery_code",
             )
+        _check_phishing_resistance(self)
+
+    def requires_phishing_resistant(self, roles: Iterable[str], action: Action) -> bool:
+        """Whether a request with these roles and this action needs a phishing-resistant
+        factor."""
+        return action in self.phishing_resistant_actions or not (
+            self.phishing_resistant_roles.isdisjoint(roles)
+        )
 
     def with_mandate(self, enabled: bool, now: float) -> Policy:
         """Turn the every-member mandate (``mandate_all``) on or off at ``now``.
@@ -553,6 +592,8 @@ class Policy:
             "mandate_effective_at": self.mandate_effective_at,
             "nudge_expired": self.nudge_expired,
             "mandate_first_effective_at": self.mandate_first_effective_at,
+            "phishing_resistant_roles": sorted(self.phishing_resistant_roles),
+            "phishing_resistant_actions": sorted(a.value for a in self.phishing_resistant_actions),
         }
 
     @classmethod

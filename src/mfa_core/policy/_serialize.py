@@ -114,6 +114,8 @@ _FIELD_PARSERS: Final[dict[str, Any]] = {
     "enrolment_grace_period": _parse_number,
     "mandate_effective_at": _parse_optional_number,
     "mandate_first_effective_at": _parse_optional_number,
+    "phishing_resistant_roles": _parse_roles,
+    "phishing_resistant_actions": _parse_actions,
     **dict.fromkeys(_BOOL_FIELDS, _parse_bool),
 }
 

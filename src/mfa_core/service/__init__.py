@@ -36,7 +36,7 @@ here.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..errors import InvalidParameter
 from ..models import CredentialKind
@@ -52,9 +52,12 @@ from ..ports import (
     OOBChallengeStore,
     RecoveryCodeStore,
     Sealer,
+    WebAuthnStore,
 )
 from ..recovery import RecoveryCodeSet, RecoveryConfig
 from ..throttle import ThrottleDecision
+from ..webauthn.config import WebAuthnConfig
+from ..webauthn.records import WebAuthnCredential
 from ._admin import (
     admin_reset_flow,
     admin_unlock_flow,
@@ -81,6 +84,16 @@ from ._recovery import (
 )
 from ._stepup import step_up_flow
 from ._verify import resync_hotp_flow, throttle_status_flow, verify_flow
+from ._webauthn import (
+    admin_reset_webauthn_flow,
+    begin_authentication_flow,
+    begin_registration_flow,
+    disable_webauthn_flow,
+    finish_authentication_flow,
+    finish_registration_flow,
+    list_webauthn_flow,
+    rename_webauthn_flow,
+)
 from .config import MAX_RESYNC_WINDOW, ServiceConfig
 from .defaults import LoggingEventSink, NullEventSink, SystemClock
 from .results import (
@@ -94,6 +107,7 @@ from .results import (
     RecoveryVerificationResult,
     VerificationResult,
     VerifyReason,
+    WebAuthnResult,
 )
 
 __all__ = [
@@ -113,6 +127,7 @@ __all__ = [
     "SystemClock",
     "VerificationResult",
     "VerifyReason",
+    "WebAuthnResult",
 ]
 
 _R = TypeVar("_R")
@@ -140,6 +155,11 @@ class MFAService:
     stable; the recovery lookup-tag key and the out-of-band code key are derived from it
     with HKDF-SHA256); their settings are ``config.recovery`` and ``config.oob``.
 
+    Security keys and passkeys (WebAuthn) are optional too: pass ``webauthn=`` (a
+    :class:`~mfa_core.ports.WebAuthnStore`) and ``webauthn_config=`` (a
+    :class:`~mfa_core.webauthn.WebAuthnConfig`: RP ID, exact origins); see
+    ``docs/webauthn.md``.
+
     When ``credentials`` and ``failures`` are one :class:`~mfa_core.ports.AttemptStore`
     (every reference store is), a verify is at most two store calls: the admission of the
     attempt fused with the read of the credentials, and the claim fused with the reset.
@@ -162,6 +182,8 @@ class MFAService:
         oob: OOBChallengeStore | None = None,
         sender: CodeSender | None = None,
         secret: bytes | None = None,
+        webauthn: WebAuthnStore | None = None,
+        webauthn_config: WebAuthnConfig | None = None,
     ) -> None:
         self._ctx, self._table = configure(
             (
@@ -170,6 +192,7 @@ class MFAService:
                 (RecoveryCodeStore, RecoveryCodeStore, recovery_codes, "recovery_codes"),
                 (OOBChallengeStore, OOBChallengeStore, oob, "oob"),
                 (CodeSender, CodeSender, sender, "sender"),
+                (WebAuthnStore, WebAuthnStore, webauthn, "webauthn"),
             ),
             AttemptStore,
             _check_port,
@@ -178,6 +201,7 @@ class MFAService:
             events=events,
             config=config,
             secret=secret,
+            webauthn_config=webauthn_config,
         )
 
     @property
@@ -653,3 +677,110 @@ class MFAService:
         :class:`~mfa_core.errors.IllegalTransition` for a factor in the wrong state.
         """
         return self._run(send_factor_code_flow(self._ctx, user_id, credential_id, purpose))
+
+    def begin_webauthn_registration(
+        self, user_id: str, *, user_name: str, display_name: str | None = None
+    ) -> dict[str, Any]:
+        """Start registering a security key or passkey for ``user_id``.
+
+        Issues a single-use challenge (valid ``webauthn_config.challenge_ttl`` seconds,
+        bound to the user and to registration) and returns the
+        ``PublicKeyCredentialCreationOptionsJSON`` (a dict) for the page's
+        ``PublicKeyCredential.parseCreationOptionsFromJSON()``. ``user_name`` /
+        ``display_name`` are what the authenticator shows; the WebAuthn user handle is
+        random (never the user id) and the same for all of a user's keys. The user's keys
+        are listed in ``excludeCredentials``. A host should require a fresh second factor
+        before adding a key to a user who has one. Raises
+        :class:`~mfa_core.errors.InvalidParameter`, :class:`~mfa_core.errors.WebAuthnError`
+        (``WEBAUTHN_NOT_CONFIGURED``), :class:`~mfa_core.errors.MissingDependency` (no
+        ``webauthn`` extra) or :class:`~mfa_core.errors.StoreError`.
+        """
+        return self._run(
+            begin_registration_flow(
+                self._ctx, user_id, user_name=user_name, display_name=display_name
+            )
+        )
+
+    def finish_webauthn_registration(
+        self, user_id: str, response: object, *, nickname: str = ""
+    ) -> WebAuthnResult:
+        """Check the page's ``credential.toJSON()`` (a ``RegistrationResponseJSON``, as a
+        dict or JSON text) and store the new key ACTIVE.
+
+        The challenge is consumed atomically (at most one response is ever accepted for
+        it). Refusals are results, never exceptions: ``webauthn_reason`` names each
+        (malformed, unknown/expired/reused challenge, replayed, wrong ceremony or user,
+        wrong origin, cross-origin, wrong RP ID, user not present / not verified, bad
+        attestation, credential exists, throttled, locked, store error); every refusal but
+        a throttled one counts as a failure for the user. Emits WEBAUTHN_REGISTERED or
+        WEBAUTHN_REGISTRATION_FAILED. Raises only for a bad ``user_id`` / ``nickname`` or
+        when WebAuthn is not configured.
+        """
+        return self._run(finish_registration_flow(self._ctx, user_id, response, nickname=nickname))
+
+    def begin_webauthn_authentication(self, user_id: str | None) -> dict[str, Any]:
+        """Issue an authentication challenge and return the
+        ``PublicKeyCredentialRequestOptionsJSON`` (a dict) for
+        ``PublicKeyCredential.parseRequestOptionsFromJSON()``.
+
+        ``user_id`` lists the user's ACTIVE keys in ``allowCredentials``; ``None`` starts a
+        passkey sign-in (no user name: the browser offers its discoverable credentials,
+        and the response's user handle names the user). Raises as
+        :meth:`begin_webauthn_registration`.
+        """
+        return self._run(begin_authentication_flow(self._ctx, user_id))
+
+    def finish_webauthn_authentication(
+        self, user_id: str | None, response: object
+    ) -> WebAuthnResult:
+        """Check an assertion (``credential.toJSON()``: an ``AuthenticationResponseJSON``).
+
+        With a ``user_id`` the attempt is admitted and counted by the shared per-user
+        throttle before the response is looked at (as a TOTP code is); for a passkey
+        sign-in (``user_id=None``) it is counted for the key's owner once the key is known.
+        The challenge is consumed atomically, the signature verified with the stored key,
+        and the signature counter advanced by ONE compare-and-set: a counter that does not
+        advance (where the authenticator keeps one) is refused as
+        ``cloned_authenticator`` and emits POSSIBLE_CLONED_AUTHENTICATOR. On success the
+        user's failure count is reset and ``result.user_id`` names the user. Refusals are
+        results with a ``webauthn_reason`` (see :meth:`finish_webauthn_registration`;
+        also unknown credential, credential of another user, credential disabled, bad
+        signature). Raises only for a bad ``user_id`` or when WebAuthn is not configured.
+        """
+        return self._run(finish_authentication_flow(self._ctx, user_id, response))
+
+    def list_webauthn_credentials(self, user_id: str) -> list[WebAuthnCredential]:
+        """The user's security keys and passkeys (any state), oldest first (no secret in
+        them). Raises :class:`~mfa_core.errors.StoreError` if the store fails."""
+        return self._run(list_webauthn_flow(self._ctx, user_id))
+
+    def rename_webauthn_credential(self, user_id: str, credential_id: str, nickname: str) -> None:
+        """Set a key's nickname. Raises :class:`~mfa_core.errors.CredentialNotFound` (not
+        this user's), :class:`~mfa_core.errors.InvalidParameter` or
+        :class:`~mfa_core.errors.StoreError` (also when it changed concurrently)."""
+        return self._run(rename_webauthn_flow(self._ctx, user_id, credential_id, nickname))
+
+    def disable_webauthn_credential(
+        self, user_id: str, credential_id: str, *, actor: str | None = None
+    ) -> None:
+        """Disable a key (ACTIVE -> DISABLED by the lifecycle table; it stays listed and
+        never signs in). The host requires a fresh second factor first (e.g. a
+        :meth:`finish_webauthn_authentication` with another key) or passes an
+        administrator's id as ``actor``. Emits CREDENTIAL_DISABLED. Raises
+        :class:`~mfa_core.errors.CredentialNotFound`,
+        :class:`~mfa_core.errors.IllegalTransition` (disabled already) or
+        :class:`~mfa_core.errors.StoreError`."""
+        return self._run(disable_webauthn_flow(self._ctx, user_id, credential_id, actor=actor))
+
+    def admin_reset_webauthn(
+        self, user_id: str, *, admin_id: str, credential_id: str | None = None
+    ) -> int:
+        """Remove one key of a user (``credential_id``) or all of them (lost key); returns
+        how many were removed. Emits CREDENTIAL_RESET per key, naming the administrator.
+        Raises :class:`~mfa_core.errors.CredentialNotFound` or
+        :class:`~mfa_core.errors.StoreError`."""
+        return self._run(
+            admin_reset_webauthn_flow(
+                self._ctx, user_id, admin_id=admin_id, credential_id=credential_id
+            )
+        )

@@ -65,9 +65,11 @@ from ..ports import (
     OOBChallengeStore,
     RecoveryCodeStore,
     Sealer,
+    WebAuthnStore,
 )
 from ..throttle import ThrottleDecision
 from ..throttle import check as throttle_check
+from ..webauthn.config import WebAuthnConfig
 from ._effects import Flow, PortTable, bind_ports, call
 from ._windows import clamp_drift, hotp_window, scan_window_values, totp_window
 from .config import ServiceConfig
@@ -141,6 +143,8 @@ class Context:
     send_key: bytes | None = attrs.field(default=None, repr=False)
     destination_key: bytes | None = attrs.field(default=None, repr=False)
     """Keys the hash that binds an out-of-band challenge to its destination."""
+    webauthn: WebAuthnConfig | None = None
+    """The relying party's settings when a :class:`~mfa_core.ports.WebAuthnStore` is given."""
 
     def now(self) -> float:
         """The clock's time, checked (a bad clock is an InvalidParameter, never used)."""
@@ -711,6 +715,7 @@ def configure(
     events: EventSink | None,
     config: ServiceConfig | None,
     secret: bytes | None,
+    webauthn_config: WebAuthnConfig | None = None,
 ) -> tuple[Context, PortTable]:
     """The constructor logic of both front ends: check the ports and settings, derive the
     keys, and build the :class:`Context` and the :class:`PortTable`.
@@ -722,7 +727,7 @@ def configure(
     implement its Protocol (the async front end also asks for coroutine methods).
     ``fused_protocol`` is the AttemptStore Protocol of the front end: when the credential
     store and the failure counter are one object implementing it, the fused operations
-    are used.
+    are used. ``webauthn_config`` is required with a WebAuthn store (and only then).
     """
     for index, (_, protocol, value, name) in enumerate(ports):
         if value is not None or index < 2:
@@ -750,6 +755,11 @@ def configure(
     if secret is None and (has_recovery or has_oob):
         raise InvalidParameter("recovery and out-of-band codes need a host secret")
     raw = None if secret is None else check_key(secret)
+    has_webauthn = WebAuthnStore in by_port
+    if has_webauthn != (webauthn_config is not None):
+        raise InvalidParameter("a WebAuthn store and webauthn_config go together")
+    if webauthn_config is not None and not isinstance(webauthn_config, WebAuthnConfig):
+        raise InvalidParameter("webauthn_config must be a WebAuthnConfig")
     credentials = by_port[CredentialStore]
     fused = credentials is by_port[FailureCounter] and isinstance(credentials, fused_protocol)
     if fused:
@@ -766,5 +776,6 @@ def configure(
         oob_key=None if raw is None else derive_key(raw, _OOB_KEY_INFO),
         send_key=None if raw is None else derive_key(raw, _SEND_KEY_INFO),
         destination_key=None if raw is None else derive_key(raw, _DESTINATION_KEY_INFO),
+        webauthn=webauthn_config,
     )
     return ctx, bind_ports(given)

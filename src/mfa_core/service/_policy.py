@@ -25,7 +25,7 @@ from ..policy import (
     SecondFactorCheck,
     evaluate,
 )
-from ..ports import CredentialStore, RecoveryCodeStore
+from ..ports import CredentialStore, RecoveryCodeStore, WebAuthnStore
 from ._admin import infos_of
 from ._context import Context, checked
 from ._effects import Flow, call
@@ -91,6 +91,9 @@ def known_flow(
         factor, at = max(checks.items(), key=lambda item: item[1])
         if at <= now:
             last = SecondFactorCheck(factor=factor, at=at)
+    if ctx.webauthn is not None:  # security keys and passkeys: ACTIVE or DISABLED
+        keys = yield from checked(call(WebAuthnStore.webauthn_credentials, user_id))
+        factors += [EnrolledFactor(factor=Factor.SECURITY_KEY, state=key.status) for key in keys]
     return tuple(factors), last, history.reset
 
 
@@ -104,6 +107,8 @@ def decide_flow(ctx: Context, policy: Policy, context: RequestContext) -> Flow[D
     # SMS/email factors are the service's own when it can send codes; otherwise the
     # host's entries for them are taken as given.
     managed = MANAGED_FACTORS if ctx.has_oob else MANAGED_FACTORS - _DESTINATION_FACTORS
+    if ctx.webauthn is not None:
+        managed |= {Factor.SECURITY_KEY}
     others = tuple(f for f in context.factors if f.factor not in managed)
     # The later of what the host knows and what the service recorded.
     host_check = context.last_check

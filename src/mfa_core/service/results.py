@@ -19,18 +19,21 @@ from ..oob import OOBReason
 from ..otp import Algorithm
 from ..recovery import USER_MESSAGE as RECOVERY_USER_MESSAGE
 from ..recovery import RecoveryReason
+from ..webauthn.ceremony import WebAuthnReason
 
 __all__ = [
     "ACCEPTED_MESSAGE",
     "EXPIRED_MESSAGE",
     "INVALID_CODE_MESSAGE",
     "UNAVAILABLE_MESSAGE",
+    "WEBAUTHN_USER_MESSAGE",
     "CredentialInfo",
     "Enrolment",
     "OOBVerificationResult",
     "RecoveryVerificationResult",
     "VerificationResult",
     "VerifyReason",
+    "WebAuthnResult",
 ]
 
 INVALID_CODE_MESSAGE: Final = "invalid code"
@@ -258,3 +261,35 @@ class OOBVerificationResult(VerificationResult):
         """ "code accepted"; "invalid code" for every refusal about the code;
         the "unavailable" text when a store failed."""
         return _message(self.accepted, self.reason, OOB_USER_MESSAGE)
+
+
+WEBAUTHN_USER_MESSAGE: Final = "the security key or passkey was not accepted"
+"""What a user is told for every refused WebAuthn response."""
+
+
+@attrs.frozen(kw_only=True)
+class WebAuthnResult(VerificationResult):
+    """The outcome of finishing a WebAuthn registration or authentication.
+
+    ``reason`` is the shared :class:`~mfa_core.service.VerifyReason` (``ok``, ``malformed``,
+    ``replayed`` for a replayed response or a reused challenge, ``throttled``, ``locked``,
+    ``store_error``, ``invalid_code`` for every other refusal); ``webauthn_reason`` is the
+    audit reason (:class:`~mfa_core.webauthn.WebAuthnReason`: wrong origin, wrong RP ID,
+    cross-origin, user not present or not verified, cloned authenticator, ...), also in
+    the failure event's ``data["detail"]``. Users see one message for every refusal.
+    """
+
+    webauthn_reason: WebAuthnReason | None = None
+    """Why the WebAuthn check decided as it did."""
+    user_id: str | None = None
+    """Whose key it was (a passkey sign-in learns the user from the key)."""
+    user_verified: bool = False
+    """The authenticator verified the user (PIN, biometrics): the UV flag."""
+
+    @property
+    def user_message(self) -> str:
+        """ "code accepted" wording is not used: "security key accepted", or one refusal
+        text; the "unavailable" text when a store failed."""
+        if self.accepted:
+            return "security key accepted"
+        return _message(self.accepted, self.reason, WEBAUTHN_USER_MESSAGE)

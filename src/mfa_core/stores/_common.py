@@ -24,6 +24,7 @@ from ..ports import (
     FailureCounter,
     OOBChallengeStore,
     RecoveryCodeStore,
+    WebAuthnStore,
 )
 from ..recovery import RecoveryRecord
 from ..throttle import ThrottleConfig
@@ -383,6 +384,7 @@ _PORTS: Final = (
     RecoveryCodeStore,
     OOBChallengeStore,
     CodeSender,
+    WebAuthnStore,
 )
 
 

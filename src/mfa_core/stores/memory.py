@@ -32,6 +32,7 @@ from ._common import (
     check_time,
     check_version,
 )
+from ._webauthn import MemoryWebAuthn, memory_state
 
 __all__ = ["MemoryStore"]
 
@@ -48,7 +49,7 @@ def _creation_order(entry: tuple[int, Credential]) -> tuple[float, int]:
     return entry[1].created_at, entry[0]
 
 
-class MemoryStore:
+class MemoryStore(MemoryWebAuthn):
     """A thread-safe in-memory :class:`~mfa_core.ports.CredentialStore`,
     :class:`~mfa_core.ports.FailureCounter` (with the fused operations of
     :class:`~mfa_core.ports.AttemptStore`), :class:`~mfa_core.ports.RecoveryCodeStore` and
@@ -69,6 +70,7 @@ class MemoryStore:
         "_recovery",
         "_sends",
         "_sweep_at",
+        "_webauthn",
     )
 
     def __init__(self) -> None:
@@ -84,6 +86,7 @@ class MemoryStore:
         # (key, window_start) -> (count, expires_at); swept when it doubles in size
         self._sends: dict[tuple[str, float], tuple[int, float]] = {}
         self._sweep_at = _MIN_SWEEP
+        self._webauthn = memory_state()
 
     def __repr__(self) -> str:
         with self._lock:

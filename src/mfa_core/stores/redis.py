@@ -94,6 +94,7 @@ from ._redis_protocol import (
     Operation,
     RedisProtocol,
 )
+from ._webauthn_redis import RedisWebAuthn
 
 try:
     import redis
@@ -272,7 +273,7 @@ def _on_pool(pool: Any, call: Call[Any], deadline: float, asking: bool = False) 
         pool.release(connection)
 
 
-class RedisStore:
+class RedisStore(RedisWebAuthn):
     """A :class:`~mfa_core.ports.CredentialStore`, :class:`~mfa_core.ports.FailureCounter`
     (with :class:`~mfa_core.ports.AttemptStore`'s fused operations),
     :class:`~mfa_core.ports.RecoveryCodeStore` and :class:`~mfa_core.ports.OOBChallengeStore`

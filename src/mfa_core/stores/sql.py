@@ -95,6 +95,9 @@ except ImportError:  # pragma: no cover - exercised in a subprocess by the tests
         "the SQL store needs SQLAlchemy 2: pip install 'mfa_core[sql]'"
     ) from None
 
+from ._webauthn_sql import SQLWebAuthn  # after the SQLAlchemy check: it imports SQLAlchemy
+from ._webauthn_sql import define_tables as define_webauthn_tables
+
 __all__ = [
     "SUPPORTED_DIALECTS",
     "SQLStore",
@@ -106,6 +109,8 @@ __all__ = [
     "recovery_codes_table",
     "schema_ddl",
     "send_counters_table",
+    "webauthn_challenges_table",
+    "webauthn_credentials_table",
 ]
 
 _T = TypeVar("_T")
@@ -217,6 +222,10 @@ send_counters_table: Final = sa.Table(
 )
 """``mfa_send_counters``: out-of-band codes sent per key (a user, or a keyed hash of a
 destination) and fixed window; a row may be deleted once ``expires_at`` has passed."""
+
+webauthn_credentials_table, webauthn_challenges_table = define_webauthn_tables(metadata)
+"""``mfa_webauthn_credentials`` and ``mfa_webauthn_challenges``: security keys and
+passkeys, and their single-use challenges (see ``docs/webauthn.md``)."""
 
 _C = credentials_table.c
 _F = failures_table.c
@@ -649,7 +658,7 @@ def _admission(row: Sequence[Any], now: float, limits: ThrottleConfig) -> Admiss
     return None if allowed else Admission(admitted=False, state=state)
 
 
-class SQLStore:
+class SQLStore(SQLWebAuthn):
     """A :class:`~mfa_core.ports.CredentialStore`, :class:`~mfa_core.ports.FailureCounter`
     (with the fused :class:`~mfa_core.ports.AttemptStore` operations),
     :class:`~mfa_core.ports.RecoveryCodeStore` and :class:`~mfa_core.ports.OOBChallengeStore`

@@ -65,6 +65,8 @@ from ._common import (
     opt_float,
     recovery_from_row,
 )
+from ._webauthn import SQLITE_STATEMENTS as SQLITE_WEBAUTHN_STATEMENTS
+from ._webauthn import SQLiteWebAuthn
 
 __all__ = ["MIGRATIONS", "SCHEMA_VERSION", "Migration", "SQLiteStore"]
 
@@ -214,6 +216,11 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
             "ALTER TABLE mfa_credentials_v5 RENAME TO mfa_credentials",
             "CREATE INDEX mfa_credentials_by_user ON mfa_credentials (user_id, created_at)",
         ),
+    ),
+    Migration(
+        version=6,
+        description="WebAuthn credentials and challenges",
+        statements=SQLITE_WEBAUTHN_STATEMENTS,
     ),
 )
 """The schema, step by step. A new step is appended (never edited) with the next version."""
@@ -402,7 +409,7 @@ def _oob_row(record: OOBRecord) -> tuple[Any, ...]:
     )
 
 
-class SQLiteStore:
+class SQLiteStore(SQLiteWebAuthn):
     """A :class:`~mfa_core.ports.CredentialStore`, :class:`~mfa_core.ports.FailureCounter`,
     :class:`~mfa_core.ports.RecoveryCodeStore` and
     :class:`~mfa_core.ports.OOBChallengeStore` in one SQLite file, safe across threads and

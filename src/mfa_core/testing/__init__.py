@@ -42,6 +42,7 @@ from .fakes import (
     RecordingEventSink,
     SentCode,
 )
+from .webauthn_contract import WebAuthnStoreContract
 
 __all__ = [
     "CombinedStore",
@@ -56,4 +57,5 @@ __all__ = [
     "SentCode",
     "StoreContract",
     "StoreMaintenanceContract",
+    "WebAuthnStoreContract",
 ]
