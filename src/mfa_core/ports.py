@@ -326,6 +326,7 @@ class StoreMaintenance(Protocol):
         ...
 
 
+@runtime_checkable
 class WebAuthnStore(Protocol):
     """Security keys and passkeys (:class:`~mfa_core.webauthn.WebAuthnCredential`) and the
     challenges issued for their ceremonies (:class:`~mfa_core.webauthn.WebAuthnChallenge`).
