@@ -211,3 +211,26 @@ def test_a_verify_is_at_most_two_round_trips_on_postgresql(
     finally:
         engine.dispose()
         trace.close()
+
+
+def test_a_verify_is_at_most_two_round_trips_on_redis_cluster(
+    redis_cluster: Any, redis_counter: Any
+) -> None:
+    import uuid
+
+    from redis.cluster import RedisCluster
+
+    from mfa_core.stores.redis import RedisStore
+
+    # The store's own pools copy the cluster's connection class: every command is counted.
+    url = f"redis://127.0.0.1:{redis_cluster.ports[0]}"
+    client = RedisCluster.from_url(url, connection_class=redis_counter)
+    store = RedisStore(client, prefix=f"mfa-test:{uuid.uuid4().hex[:12]}:")
+    try:
+        clock = FakeClock(T0)
+        service, key = _enrolled(store, clock)
+        counted = Counted(service, clock, key, _take(redis_counter))
+        assert counted.cases(lambda result: result) == EXPECTED
+    finally:
+        store.close()
+        client.close()
