@@ -125,6 +125,8 @@ _UNAVAILABLE: Final = (
     redis.exceptions.ClusterDownError,
     redis.exceptions.TryAgainError,
     redis.exceptions.SlotNotCoveredError,
+    # Any other cluster-client failure (no node reachable to learn the slots from).
+    redis.exceptions.RedisClusterException,
     OSError,
 )
 
