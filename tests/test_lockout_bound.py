@@ -167,12 +167,6 @@ def _build(spec: tuple[str, str, str]) -> Any:
         from mfa_core.stores.redis import RedisStore
 
         return RedisStore.from_url(where, prefix=namespace)
-    if backend == "redis-cluster":
-        from redis.cluster import RedisCluster
-
-        from mfa_core.stores.redis import RedisStore
-
-        return RedisStore(RedisCluster.from_url(where), prefix=namespace)
     import sqlalchemy as sa
 
     from mfa_core.stores.sql import SQLStore
@@ -195,13 +189,12 @@ def _guesser(spec: tuple[str, str, str], code: str, barrier: Any, pipe: Connecti
         pipe.send(("error", repr(exc), 0))
 
 
-@pytest.fixture(params=["sqlite", "redis", "redis-cluster", "postgresql"])
+@pytest.fixture(params=["sqlite", "redis", "postgresql"])
 def process_spec(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str, str]:
+    # Redis Cluster across 8 processes: tests/test_redis_cluster.py (one crew of workers for
+    # the exactly-once races and the exact bound, so the processes are spawned once).
     if request.param == "sqlite":
         return ("sqlite", str(tmp_path / "bound-processes.sqlite3"), "")
-    if request.param == "redis-cluster":
-        cluster = request.getfixturevalue("redis_cluster")
-        return ("redis-cluster", f"redis://127.0.0.1:{cluster.ports[0]}", unique_prefix())
     if request.param == "redis":
         return (
             "redis",

@@ -20,6 +20,7 @@ from redis.crc import key_slot
 from server_tools import PrivateRedisCluster, unique
 from store_race import (
     Crew,
+    attempts_from_every_worker_admit_exactly_the_limit,
     same_code_from_every_worker,
     same_recovery_code_from_every_worker,
     same_recovery_record_from_every_worker,
@@ -318,3 +319,12 @@ def test_eight_processes_submit_the_same_recovery_code_exactly_one_succeeds(
     crew: tuple[Crew, RedisStore],
 ) -> None:
     same_recovery_code_from_every_worker(*crew, ROUNDS)
+
+
+@pytest.mark.parametrize("fused", [False, True], ids=["admit_attempt", "begin_attempt"])
+def test_eight_processes_are_admitted_exactly_up_to_the_limit(
+    crew: tuple[Crew, RedisStore], fused: bool
+) -> None:
+    # The exact lockout bound across processes (the whole-service variant with threads and
+    # 500 tasks runs on the cluster in test_lockout_bound.py).
+    attempts_from_every_worker_admit_exactly_the_limit(*crew, rounds=2, fused=fused)

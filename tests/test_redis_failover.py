@@ -430,3 +430,24 @@ def _promoted(cluster: PrivateRedisCluster, dead: int) -> bool:
 
 def _slot_primaries(client: Any) -> list[tuple[int, int, Any]]:
     return [(start, end, primary) for start, end, primary, *_ in client.cluster("slots")]
+
+
+def test_an_async_cluster_that_cannot_be_reached_fails_closed_within_the_bound(
+    black_hole: int,
+) -> None:
+    from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        refused = probe.getsockname()[1]
+
+    async def main() -> None:
+        for port in (refused, black_hole):
+            client = RedisCluster(startup_nodes=[ClusterNode("127.0.0.1", port)])
+            store = AsyncRedisStore(client, timeout=BOUND)
+            try:
+                await _async_fails_closed_in_bound(lambda s=store: s.get_failures("alice"))
+            finally:
+                await client.aclose()
+
+    asyncio.run(main())

@@ -116,13 +116,17 @@ def test_a_verify_is_at_most_two_round_trips_on_redis(
     pool = redis.ConnectionPool.from_url(redis_url, connection_class=redis_counter)
     store = RedisStore(redis.Redis(connection_pool=pool), prefix=redis_prefix)
     try:
-        clock = FakeClock(T0)
-        service, key = _enrolled(store, clock)
-        counted = Counted(service, clock, key, _take(redis_counter))
-        assert counted.cases(lambda result: result) == EXPECTED
+        _two_round_trips_at_most(store, redis_counter)
     finally:
         store.close()
         pool.disconnect()
+
+
+def _two_round_trips_at_most(store: Any, counter: Any) -> None:
+    clock = FakeClock(T0)
+    service, key = _enrolled(store, clock)
+    counted = Counted(service, clock, key, _take(counter))
+    assert counted.cases(lambda result: result) == EXPECTED
 
 
 def test_an_async_verify_is_at_most_two_round_trips_on_redis(
@@ -211,3 +215,23 @@ def test_a_verify_is_at_most_two_round_trips_on_postgresql(
     finally:
         engine.dispose()
         trace.close()
+
+
+def test_a_verify_is_at_most_two_round_trips_on_redis_cluster(
+    redis_cluster: Any, redis_counter: Any
+) -> None:
+    import uuid
+
+    from redis.cluster import RedisCluster
+
+    from mfa_core.stores.redis import RedisStore
+
+    # The store's own pools copy the cluster's connection class: every command is counted.
+    url = f"redis://127.0.0.1:{redis_cluster.ports[0]}"
+    client = RedisCluster.from_url(url, connection_class=redis_counter)
+    store = RedisStore(client, prefix=f"mfa-test:{uuid.uuid4().hex[:12]}:")
+    try:
+        _two_round_trips_at_most(store, redis_counter)
+    finally:
+        store.close()
+        client.close()

@@ -128,6 +128,8 @@ _UNAVAILABLE: Final = (
     redis.exceptions.ClusterDownError,
     redis.exceptions.TryAgainError,
     redis.exceptions.SlotNotCoveredError,
+    # Any other cluster-client failure (no node reachable to learn the slots from).
+    redis.exceptions.RedisClusterException,
     OSError,
 )
 
@@ -457,9 +459,9 @@ class RedisStore(RedisWebAuthn):
 
     def _node_pool(self, node: Any) -> Any:
         pool = self._pools.get(node.name)
-        if pool is None:
+        if pool is None:  # threads racing here make pools without connections; one is kept
             host_pool = self._cluster.get_redis_connection(node).connection_pool
-            pool = self._pools[node.name] = _bounded_pool(host_pool, self._timeout)
+            pool = self._pools.setdefault(node.name, _bounded_pool(host_pool, self._timeout))
         return pool
 
     def _on_cluster(self, call: Call[Any], deadline: float) -> Any:
