@@ -65,7 +65,7 @@ def admin(capsys: pytest.CaptureFixture[str], url: str, *words: str) -> tuple[in
 
 
 def _service(url: str, sealer: AESGCMSealer) -> tuple[MFAService, Any]:
-    store = open_store(url)
+    store = open_store(url, create=True)
     config = ServiceConfig(recovery=RecoveryConfig(argon2=Argon2Params.fast_for_testing()))
     service = MFAService(store, store, sealer, config=config, recovery_codes=store, secret=SECRET)
     return service, store
@@ -144,7 +144,7 @@ def test_admin_operations_on_each_store(capsys: pytest.CaptureFixture[str], stor
 def test_purge_removes_expired_challenges_and_abandoned_enrolments(
     capsys: pytest.CaptureFixture[str], store_url: str
 ) -> None:
-    store = open_store(store_url)
+    store = open_store(store_url, create=True)
     now = time.time()
     try:
         old = oob_issue(
@@ -196,6 +196,10 @@ def test_usage_errors_and_keys_never_printed(
     monkeypatch.setenv(KEYS_ENV, f"k1:{K1.hex()}")
     assert admin(capsys, "memory:", "list", "alice")[0] == 2
     assert admin(capsys, "ftp://x", "list", "alice")[0] == 2
+    missing = tmp_path / "typo.sqlite3"
+    status, document, _ = admin(capsys, f"sqlite:///{missing}", "list", "alice")
+    assert status == 2 and "no SQLite store" in document["error"]["message"]
+    assert not missing.exists()  # a typo makes no empty store
     assert main(["admin", "reseal", "--help"]) == 0
     assert "(default: 500)" in capsys.readouterr().out
 
@@ -226,6 +230,9 @@ def test_sqlite_schema_ddl_builds_a_database_the_store_accepts(
 
 def test_installed_entry_point(tmp_path: Path) -> None:
     """The ``mfa-core`` script of this environment runs ``admin`` end to end."""
+    from mfa_core.stores import SQLiteStore
+
+    SQLiteStore(tmp_path / "e.db").close()
     script = Path(sys.executable).with_name("mfa-core")
     assert script.exists(), "pip install -e . puts mfa-core next to the interpreter"
     env = {**os.environ, KEYS_ENV: f"k1:{K1.hex()}", "MFA_CORE_STORE": f"sqlite:///{tmp_path}/e.db"}
@@ -266,7 +273,7 @@ def test_reseal_resumes_after_an_id_and_reports_keys_that_fail(
     url = f"sqlite:///{tmp_path / 'r.sqlite3'}"
     old = AESGCMSealer({"k1": K1}, current_key_id="k1")
     lost = AESGCMSealer({"k0": os.urandom(32)}, current_key_id="k0")  # a key nobody has
-    store = open_store(url)
+    store = open_store(url, create=True)
     made = [_stored_credential(old, f"user{n}") for n in range(5)]
     orphan = _stored_credential(lost, "user9")
     for credential in [*made, orphan]:
@@ -294,7 +301,7 @@ def test_hostile_arguments_get_one_json_error_and_exit_2(
     capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     url = f"sqlite:///{tmp_path / 'h.sqlite3'}"
-    store = open_store(url)
+    store = open_store(url, create=True)
     store.add(_stored_credential(AESGCMSealer({"k1": K1}, current_key_id="k1"), "S"))
     close_store(store)
     # '\u017f'.upper() == 'S': the long s is another user, never S's factors.

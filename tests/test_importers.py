@@ -234,3 +234,16 @@ def test_cli_import_from_django_otp(
                    "--json"])  # fmt: skip
     document = json.loads(capsys.readouterr().out)
     assert status == 0 and document["credentials"] == 1 and document["recovery_codes"] == 9
+
+
+def test_import_benchmark_smoke(capsys: pytest.CaptureFixture[str]) -> None:
+    """benchmarks/bench_import.py still runs (a handful of rows; timings are not checked)."""
+    spec = importlib.util.spec_from_file_location(
+        "bench_import", HERE.parent / "benchmarks" / "bench_import.py"
+    )
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    assert bench.main(["--rows", "20", "--stores", "memory,sqlite"]) == 0
+    table = capsys.readouterr().out
+    assert "| memory |" in table and "| sqlite |" in table

@@ -1189,3 +1189,23 @@ def test_cleanup_helper_deletes_only_its_prefix(client: Any, redis_prefix: str) 
     delete_prefix(client, f"{redis_prefix}a*")
     assert client.exists(f"{redis_prefix}a:1") == 1
     assert client.exists(f"{redis_prefix}a*:2") == 0
+
+
+def test_maintenance_walks_only_its_own_prefix_even_with_glob_characters(
+    client: Any, redis_prefix: str
+) -> None:
+    """SCAN's MATCH treats ``* ? [ ] \\`` as a pattern: the prefix is escaped, so a store
+    under ``x*[?]\\`` never walks, or purges, the keys of a store under ``xyz?`` (which the
+    unescaped pattern would match)."""
+    globbing = RedisStore(client, prefix=redis_prefix + "x*[?]\\")
+    neighbour = RedisStore(client, prefix=redis_prefix + "xyz?")  # the glob would match it
+    until = time.time() + 3600  # in the future: the key's own TTL keeps it meanwhile
+    mine = _credential(status=CredentialState.PENDING, pending_until=until)
+    theirs = _credential(status=CredentialState.PENDING, pending_until=until)
+    globbing.add(mine)
+    neighbour.add(theirs)
+    assert list(globbing.credential_ids(None, 100)) == [mine.id]
+    assert list(neighbour.credential_ids(None, 100)) == [theirs.id]
+    assert globbing.purge_pending(until + 1) == 1
+    assert neighbour.get(theirs.id) is not None and globbing.get(mine.id) is None
+    assert client.zcard(f"{redis_prefix}x*[?]\\creds-of:alice") == 0  # the index entry too

@@ -40,7 +40,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any, Final
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import attrs
 
@@ -91,35 +91,37 @@ _PROG: Final = "mfa-core admin"
 # -- stores ---------------------------------------------------------------------------------
 
 
-def _open_sqlite(url: str) -> Any:
+def _open_sqlite(url: str, *, create: bool) -> Any:
     from .stores import SQLiteStore  # noqa: PLC0415
 
     path = url.split(":", 1)[1]
     if not path.startswith("///") or len(path) <= 3:
         raise InvalidParameter("a SQLite store URL is sqlite:///relative/path or sqlite:////abs")
+    if not create and "\x00" not in path and not os.path.exists(path[3:]):
+        # A typo must not silently make an empty store that then "has no factors".
+        raise InvalidParameter("no SQLite store at that path (only import creates one)")
     return SQLiteStore(path[3:])
 
 
-def _open_redis(url: str) -> Any:
+def _open_redis(url: str, *, create: bool) -> Any:
     from .stores.redis import RedisStore  # noqa: PLC0415
 
     parts = urlsplit(url)
-    prefix = "mfa:"
-    query = [item for item in parts.query.split("&") if item]
+    prefix: str | None = None
     kept = []
-    for item in query:  # ?prefix=... is ours, everything else is redis-py's
+    for item in (item for item in parts.query.split("&") if item):
         name, _, value = item.partition("=")
-        if name == "prefix":
-            from urllib.parse import unquote  # noqa: PLC0415
-
+        if name == "prefix":  # ?prefix=... is ours, everything else is redis-py's
             prefix = unquote(value)
         else:
             kept.append(item)
     plain = parts._replace(query="&".join(kept)).geturl()
+    if prefix is None:
+        return RedisStore.from_url(plain)
     return RedisStore.from_url(plain, prefix=prefix)
 
 
-def _open_sql(url: str) -> Any:
+def _open_sql(url: str, *, create: bool) -> Any:
     try:
         import sqlalchemy as sa  # noqa: PLC0415
     except ImportError:
@@ -140,11 +142,11 @@ def _open_sql(url: str) -> Any:
     return SQLStore(engine)
 
 
-def _refuse_memory(url: str) -> Any:
+def _refuse_memory(url: str, *, create: bool) -> Any:
     raise InvalidParameter("memory: is one process's store; give a SQLite, Redis or SQL URL")
 
 
-STORE_SCHEMES: Final[Mapping[str, Callable[[str], Any]]] = {
+STORE_SCHEMES: Final[Mapping[str, Callable[..., Any]]] = {
     "sqlite": _open_sqlite,
     "redis": _open_redis,
     "rediss": _open_redis,
@@ -153,11 +155,14 @@ STORE_SCHEMES: Final[Mapping[str, Callable[[str], Any]]] = {
     "postgresql+psycopg": _open_sql,
     "memory": _refuse_memory,
 }
-"""URL scheme -> the function that opens that store (one line per scheme)."""
+"""URL scheme -> the function ``(url, *, create)`` that opens that store (one line per
+scheme). ``create``: the command may make a new store (``import``); otherwise a SQLite file
+must exist."""
 
 
-def open_store(url: str) -> Any:
-    """Open the store that ``url`` names (its scheme looked up in :data:`STORE_SCHEMES`)."""
+def open_store(url: str, *, create: bool = False) -> Any:
+    """Open the store that ``url`` names (its scheme looked up in :data:`STORE_SCHEMES`);
+    a SQLite file that does not exist is refused unless ``create``."""
     if type(url) is not str or ":" not in url:
         raise InvalidParameter(f"no store URL: pass --store URL or set {STORE_ENV}")
     scheme = url.split(":", 1)[0].lower()
@@ -165,7 +170,7 @@ def open_store(url: str) -> Any:
     if opener is None:
         known = ", ".join(sorted(STORE_SCHEMES))
         raise InvalidParameter(f"unknown store URL scheme {scheme[:30]!r} (known: {known})")
-    return opener(url)
+    return opener(url, create=create)
 
 
 def _sqlite_ddl() -> str:
@@ -644,8 +649,8 @@ def _emit(args: argparse.Namespace, document: dict[str, Any], lines: Sequence[st
 
 
 @contextmanager
-def _opened(url: str) -> Iterator[Any]:
-    store = open_store(url)
+def _opened(url: str, *, create: bool) -> Iterator[Any]:
+    store = open_store(url, create=create)
     try:
         yield store
     finally:
@@ -676,7 +681,7 @@ def run(args: argparse.Namespace) -> int:
         secret = _host_secret(args.host_secret_file)
         sealer = load_sealing_keys(args.keys_file) or _NoKeys()
         url = args.store if args.store is not None else os.environ.get(STORE_ENV, "")
-        with _opened(url) as store:
+        with _opened(url, create=name == "import") as store:
             events = _Events()
             state = _Run(args, store, sealer, events, _service(store, sealer, events, secret))
             state.secret = secret

@@ -328,7 +328,8 @@ class Importer:
 
 def _connect(path: str | os.PathLike[str]) -> sqlite3.Connection:
     """Open a SQLite database read-only (a missing file is an error, never created)."""
-    uri = "file:" + os.fspath(path).replace("?", "%3f").replace("#", "%23") + "?mode=ro"
+    escaped = os.fspath(path).replace("%", "%25").replace("?", "%3f").replace("#", "%23")
+    uri = "file:" + escaped + "?mode=ro"
     try:
         return sqlite3.connect(uri, uri=True)
     except sqlite3.Error as exc:
