@@ -90,6 +90,8 @@ def settings_for(database: str | os.PathLike[str] | None = None, **extra: Any) -
         "DEFAULT_AUTO_FIELD": "django.db.models.AutoField",
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
+        "SESSION_COOKIE_SECURE": False,  # True behind TLS (always, in production)
+        "CSRF_COOKIE_SECURE": False,  # likewise
         "USE_TZ": True,
     }
     values.update(extra)
