@@ -893,7 +893,7 @@ def test_damaged_recovery_codes_and_challenges_are_store_errors(
 def test_a_damaged_hash_is_a_store_error(store: RedisStore, client: Any, redis_prefix: str) -> None:
     credential = _credential()
     store.add(credential)
-    client.hset(f"{redis_prefix}cred:{credential.id}", "kind", "sms")
+    client.hset(f"{redis_prefix}cred:{credential.id}", "kind", "push")
     with pytest.raises(StoreError, match="cannot read"):
         store.get(credential.id)
     client.hdel(f"{redis_prefix}cred:{credential.id}", "kind")

@@ -325,7 +325,7 @@ def test_sqlite_schema_v1_file_gains_the_new_tables(
             assert old.schema_version() == 1
             old.admit_attempt("alice", T0, ThrottleConfig())
     with SQLiteStore(path) as store:
-        assert store.schema_version() == sqlite_module.SCHEMA_VERSION == 3
+        assert store.schema_version() == sqlite_module.SCHEMA_VERSION >= 3
         assert store.get_failures("alice").count == 1  # data of version 1 kept
         store.replace_recovery_codes("alice", _records(count=2))
         store.put_challenge(_challenge())
@@ -337,7 +337,7 @@ def test_sqlite_schema_v1_file_gains_the_new_tables(
     finally:
         raw.close()
     assert {"mfa_recovery_codes", "mfa_oob_challenges", "mfa_send_counters"} <= tables
-    assert descriptions[-2:] == [
+    assert descriptions[1:3] == [
         "recovery codes and out-of-band challenges",
         "out-of-band send counters",
     ]
@@ -356,7 +356,7 @@ def test_sqlite_schema_v2_file_gains_the_send_counters(
             with pytest.raises(StoreError):  # no table yet
                 old.count_send("u:alice", T0, T0 + 3600)
     with SQLiteStore(path) as store:
-        assert store.schema_version() == 3
+        assert store.schema_version() == sqlite_module.SCHEMA_VERSION >= 3
         assert store.get_challenge(challenge.challenge_id) == challenge
         assert [store.count_send("u:alice", T0, T0 + 3600) for _ in range(3)] == [1, 2, 3]
     with SQLiteStore(path) as store:  # and the counts survive reopening
