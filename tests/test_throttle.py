@@ -286,7 +286,9 @@ def test_a_locked_user_is_refused_even_right_after_the_lock_starts(
 ) -> None:
     state = FailureState(count=config.max_failures, last_failure_at=T0)
     decision = check(state, T0 + offset, config)
-    if config.lockout is None or offset < config.lockout:
+    # The documented rule is on absolute times (now < last_failure_at + lockout): comparing
+    # the offsets instead disagrees where T0 + offset rounds onto T0 + lockout.
+    if config.lockout is None or T0 + offset < T0 + config.lockout:
         assert decision.locked and not decision.allowed
     else:
         assert decision.allowed
