@@ -332,6 +332,12 @@ def test_time_step_general_and_fast_paths_agree() -> None:
     assert time_step(MAX_COUNTER, period=1) == MAX_COUNTER
     assert time_step(MAX_PERIOD * 3, period=MAX_PERIOD) == 3
     assert time_step(5, period=1) == 5
+    # The checked path at the edges of every range (an int subclass takes it).
+    assert time_step(_Int(0)) == 0
+    assert time_step(_Int(T0), t0=T0) == 0
+    assert time_step(_Int(MAX_PERIOD * 3), period=MAX_PERIOD) == 3
+    assert time_step(_Int(7), period=1) == 7
+    assert time_step(0.5, period=_Int(1)) == 0
 
 
 def test_time_refusals() -> None:

@@ -8,10 +8,10 @@ Usage (from the repository root, with the dev extra installed)::
 
 The modules, their test files and the minimum score live in ``pyproject.toml`` under
 ``[tool.mutmut.pure]`` (mutmut itself reads only its own keys of ``[tool.mutmut]``). For
-each module a scratch copy of ``src/``, ``tests/`` and ``pyproject.toml`` is made, with
-``only_mutate`` and the test selection of that module written into its ``[tool.mutmut]``
-table, and ``mutmut run`` mutates the module from scratch there: nothing is cached between
-runs, so every run is a full measurement. Under mutation the tests see
+each module a scratch copy of ``src/``, ``tests/``, ``docs/`` and ``pyproject.toml`` is
+made, with ``only_mutate`` and the test selection of that module written into its
+``[tool.mutmut]`` table, and ``mutmut run`` mutates the module from scratch there:
+nothing is cached between runs, so every run is a full measurement. Under mutation the tests see
 ``MFA_MUTATION=1``: ``tests/conftest.py`` then loads a small, derandomised hypothesis
 profile, and tests marked ``slow`` are skipped.
 
@@ -102,6 +102,10 @@ def run_module(
 ) -> Result:
     """Mutate ``module_path`` in a scratch copy and run ``tests`` against every mutant."""
     started = time.monotonic()
+    missing = [test for test in tests if not (tree / test).exists()]
+    if missing and tree == ROOT:
+        raise SystemExit(f"{name}: no such test file: {', '.join(missing)}")
+    tests = [test for test in tests if test not in missing]  # an older --tree lacks some
     with tempfile.TemporaryDirectory(prefix=f"mutation-{name}-") as scratch:
         work = Path(scratch)
         shutil.copytree(tree / "src", work / "src", ignore=shutil.ignore_patterns("__pycache__"))
@@ -110,6 +114,8 @@ def run_module(
             work / "tests",
             ignore=shutil.ignore_patterns("__pycache__", ".hypothesis"),
         )
+        # docs/: some tests compare generated text with a page (docs/lifecycle.md).
+        shutil.copytree(tree / "docs", work / "docs", ignore=shutil.ignore_patterns("_build"))
         text = (ROOT / "pyproject.toml").read_text("utf-8")
         (work / "pyproject.toml").write_text(_scratch_pyproject(text, module_path, tests))
         env = dict(os.environ, MFA_MUTATION="1", PYTHONDONTWRITEBYTECODE="1")

@@ -370,7 +370,7 @@ def hotp(
     counter: int,
     *,
     digits: int = DEFAULT_DIGITS,
-    algorithm: Algorithm | str = "SHA1",
+    algorithm: Algorithm | str = Algorithm.SHA1,
     allow_short_key: bool = False,
 ) -> str:
     """Return the RFC 4226 HOTP code for ``key`` at ``counter`` (0..2**64-1)."""
@@ -383,7 +383,7 @@ def totp(
     at: float,
     *,
     digits: int = DEFAULT_DIGITS,
-    algorithm: Algorithm | str = "SHA1",
+    algorithm: Algorithm | str = Algorithm.SHA1,
     period: int = DEFAULT_PERIOD,
     t0: int = 0,
     allow_short_key: bool = False,
@@ -399,7 +399,7 @@ def verify_hotp(
     counter: int,
     *,
     digits: int = DEFAULT_DIGITS,
-    algorithm: Algorithm | str = "SHA1",
+    algorithm: Algorithm | str = Algorithm.SHA1,
     look_ahead: int = 0,
     allow_short_key: bool = False,
 ) -> int | None:
@@ -424,7 +424,7 @@ def verify_totp(
     at: float,
     *,
     digits: int = DEFAULT_DIGITS,
-    algorithm: Algorithm | str = "SHA1",
+    algorithm: Algorithm | str = Algorithm.SHA1,
     period: int = DEFAULT_PERIOD,
     t0: int = 0,
     look_behind: int = 1,
