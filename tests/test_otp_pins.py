@@ -152,6 +152,7 @@ def _reference_code(key: bytes, counter: int, digits: int = 6, algorithm: str = 
 
 def test_check_key_bounds_and_types() -> None:
     assert check_key(KEY[:16]) == KEY[:16]
+    assert check_key(KEY) is KEY  # never a copy of a bytes key
     longest = bytes(range(256))
     assert check_key(longest) == longest
     assert check_key(bytearray(KEY)) == KEY and type(check_key(bytearray(KEY))) is bytes
@@ -432,6 +433,10 @@ def test_normalize_code_forms() -> None:
         "12345a",
         "١٢٣٤٥٦",  # Arabic-Indic digits
         "\uff11\uff12\uff13\uff14\uff15\uff16",  # full-width digits
+        "\x0b123456",  # only space, tab, CR and LF are stripped
+        "\x0c123456",
+        "\u00a0123456",  # no-break space
+        "123456\u2003",  # em space
         " " * 30 + "123456" + " " * 29,  # 65 characters
         "",
         123456,

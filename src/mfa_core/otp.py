@@ -91,6 +91,7 @@ _CONSTRUCTOR: Final[dict[Algorithm, Callable[..., Any]]] = {
     Algorithm.SHA512: hashlib.sha512,
 }
 _BY_NAME: Final = {a.value: a for a in Algorithm}
+_LONGEST_NAME: Final = max(len(name) for name in _BY_NAME)
 # (constructor, block size) by the algorithm's plain string value: dict lookups with plain
 # str keys avoid Enum.__hash__, which is Python code, on the hot path.
 _HashParams = tuple[Callable[..., Any], int]  # (hashlib constructor, block size)
@@ -115,10 +116,9 @@ def parse_algorithm(algorithm: Algorithm | str) -> Algorithm:
 
     Raises :class:`UnsupportedAlgorithm` for anything else (MD5, SHA-3, unknown names).
     """
-    if type(algorithm) is Algorithm:
-        return algorithm
     # ASCII first: str.upper maps U+017F (long s) to 'S' ("\u017fha1" must not name SHA1).
-    if _is_ascii_text(algorithm, 16):
+    # A member is a str too, and takes the same path.
+    if _is_ascii_text(algorithm, _LONGEST_NAME):
         found = _BY_NAME.get(algorithm.upper())
         if found is not None:
             return found
@@ -157,12 +157,9 @@ def check_key(key: object, *, allow_short_key: bool = False) -> bytes:
     under 128 bits (under 80 bits with ``allow_short_key``).
     """
     minimum = LEGACY_MIN_KEY_BYTES if allow_short_key else MIN_KEY_BYTES
-    if type(key) is bytes:
-        raw = key  # the common case, checked without copying
-    elif isinstance(key, bytes | bytearray | memoryview):
-        raw = bytes(key)
-    else:
+    if not isinstance(key, bytes | bytearray | memoryview):
         raise InvalidKey("key must be bytes")
+    raw = bytes(key)  # a bytes object itself, not a copy
     if len(raw) < minimum:
         raise InvalidKey(
             f"key must be at least {minimum} bytes ({minimum * 8} bits)",
@@ -315,7 +312,7 @@ class HOTPState:
     def code(self, counter: int) -> str:
         """Return the zero-padded decimal code for ``counter``."""
         digits = self._digits
-        return (_CODE_FORMAT[digits] % (self.value(counter) % _POW10[digits])).decode("ascii")
+        return (_CODE_FORMAT[digits] % (self.value(counter) % _POW10[digits])).decode()
 
     def match(self, candidate: bytes, first: int, last: int) -> int | None:
         """Compare ``candidate`` with the code of every counter in ``first..last``.
@@ -342,7 +339,7 @@ def normalize_code(code: object, digits: int) -> bytes | None:
     """
     if type(code) is str and len(code) == digits and code.isascii() and code.isdigit():
         # The usual form, exactly the digits (benchmarks/bench_fast_paths.py).
-        return code.encode("ascii")
+        return code.encode()
     return _normalize_checked(code, digits)
 
 
@@ -356,7 +353,7 @@ def _normalize_checked(code: object, digits: int) -> bytes | None:
     text = text.replace(" ", "").replace("-", "")
     if len(text) != digits:
         return None
-    return text.encode("ascii")
+    return text.encode()
 
 
 def _prepare(
