@@ -40,7 +40,7 @@ _MAX_DELAY_LIMIT: Final = 86400.0
 _MAX_LOCKOUT: Final = 365 * 86400.0
 
 
-def _seconds(value: object, name: str, *, low: float, high: float, low_open: bool) -> float:
+def _seconds(value: object, name: str, *, low: float, high: float, low_open: bool = False) -> float:
     return _check_duration(value, name, low=low, high=high, low_open=low_open)
 
 
@@ -65,8 +65,8 @@ class ThrottleConfig:
 
     def __attrs_post_init__(self) -> None:
         _int_in(self.max_failures, 1, _MAX_FAILURES_LIMIT, "max_failures")
-        top = _seconds(self.max_delay, "max_delay", low=0.0, high=_MAX_DELAY_LIMIT, low_open=False)
-        _seconds(self.base_delay, "base_delay", low=0.0, high=top, low_open=False)
+        top = _seconds(self.max_delay, "max_delay", low=0.0, high=_MAX_DELAY_LIMIT)
+        _seconds(self.base_delay, "base_delay", low=0.0, high=top)
         if self.lockout is not None:
             lockout = _seconds(self.lockout, "lockout", low=0.0, high=_MAX_LOCKOUT, low_open=True)
             if lockout < top:
@@ -130,7 +130,7 @@ def check(state: FailureState, now: float, config: ThrottleConfig) -> ThrottleDe
         raise InvalidParameter("state must be a FailureState")
     if not isinstance(config, ThrottleConfig):
         raise InvalidParameter("config must be a ThrottleConfig")
-    now = _check_time(now, "now", allow_negative=True)
+    now = _check_time(now, allow_negative=True)  # named "now" in its message
     count = state.count
     if not isinstance(count, int) or isinstance(count, bool) or count < 0:
         raise InvalidParameter("a failure count must be an int >= 0")
@@ -170,7 +170,7 @@ def admit(state: FailureState, now: float, config: ThrottleConfig) -> Admission:
     if not decision.allowed:
         return Admission(admitted=False, state=state)
     last = state.last_failure_at
-    latest = float(now) if last is None or now > last else float(last)
+    latest = float(now if last is None else max(now, last))
     return Admission(
         admitted=True, state=FailureState(count=state.count + 1, last_failure_at=latest)
     )
