@@ -87,7 +87,8 @@ def test_sealed_blob_known_answers(entry: dict[str, Any], monkeypatch: pytest.Mo
 def test_the_defaults() -> None:
     params = Argon2Params()
     assert attrs.astuple(params) == (19 * 1024, 2, 1, 16, 32)
-    assert attrs.astuple(FAST) == (8, 1, 1, 8, 16)
+    # Called here, not at import: a mutant is active only while a test runs.
+    assert attrs.astuple(Argon2Params.fast_for_testing()) == (8, 1, 1, 8, 16)
     config = RecoveryConfig()
     assert (config.count, config.bits, config.group_size, config.mode, config.low_threshold) == (
         10,
@@ -459,6 +460,26 @@ def test_a_stored_hash_costlier_than_allowed_is_refused_before_hashing() -> None
     for stored, allowed in fits:
         records = _records(CODE, phc=hash_recovery_code(CODE, stored))
         assert check_recovery_code(CODE, "u", records, TAG_KEY, allowed).ok
+
+
+def test_the_default_parameters_hash_and_generate(monkeypatch: pytest.MonkeyPatch) -> None:
+    phc = hash_recovery_code(CODE)  # the default Argon2id parameters (19 MiB)
+    assert needs_rehash(phc, Argon2Params()) is False
+    # A hash costlier than the defaults verifies when the configuration allows it.
+    big = Argon2Params(memory_kib=19 * 1024 + 8, iterations=1, salt_bytes=8, hash_bytes=16)
+    records = _records(CODE, phc=hash_recovery_code(CODE, big))
+    assert check_recovery_code(CODE, "u", records, TAG_KEY, big).ok
+    used: list[Argon2Params] = []
+
+    def cheap(canonical: str, params: Argon2Params) -> str:
+        used.append(params)
+        return PHC_FAST
+
+    monkeypatch.setattr(recovery, "_hash", cheap)
+    made = generate_recovery_codes("u", TAG_KEY)
+    assert made.user_id == "u"
+    assert len(made.codes) == 10 and used == [Argon2Params()] * 10
+    assert all(len(c) == 19 for c in made.codes)
 
 
 def test_generated_codes_have_the_configured_shape() -> None:
