@@ -68,6 +68,11 @@ def test_a_replay_re_searches_above_the_last_accepted_value() -> None:
     assert scan_window_values(STATE, TWIN, 2380, 2393, 2390) == (None, True)
     # The last accepted value is the end of the window: nothing above it to search.
     assert scan_window_values(STATE, TWIN, 2380, 2386, 2386) == (None, True)
+    top = STATE.code(MAX_COUNTER).encode()
+    assert scan_window_values(STATE, top, MAX_COUNTER - 1, MAX_COUNTER, MAX_COUNTER) == (
+        None,
+        True,
+    )
     # Nothing used yet: the first match is fresh.
     assert scan_window_values(STATE, TWIN, 2380, 2400, 2385) == (2386, False)
     assert scan_window_values(STATE, TWIN, 2387, 2400, 2386) == (2394, False)

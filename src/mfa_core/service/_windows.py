@@ -117,12 +117,11 @@ def find_consecutive(
     compare = hmac.compare_digest
     top = min(last + 1, MAX_COUNTER)
     codes = [state.code(value).encode() for value in range(first, top + 1)]
+    firsts = [compare(code, first_code) for code in codes]
+    seconds = [compare(code, second_code) for code in codes]
     found: int | None = None
-    previous_matched = False
-    for index, code in enumerate(codes):
-        first_hit = compare(code, first_code)
-        second_hit = compare(code, second_code)
-        if previous_matched and second_hit and found is None:
+    # A pair starts at most at top - 1 <= last: every start lies in the window.
+    for index in range(1, len(codes)):
+        if firsts[index - 1] and seconds[index] and found is None:
             found = first + index
-        previous_matched = first_hit and first + index <= last
     return found
