@@ -7,16 +7,31 @@ measured by the scripts in ``benchmarks/``, never by timing tests.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from hypothesis import HealthCheck, settings
 from standards import STANDARDS
+
+MUTATION_MAX_EXAMPLES = 25
 
 settings.register_profile(
     "mfa_core",
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow],
 )
-settings.load_profile("mfa_core")
+settings.register_profile(
+    "mutation",
+    parent=settings.get_profile("mfa_core"),
+    max_examples=MUTATION_MAX_EXAMPLES,
+    derandomize=True,
+    database=None,
+)
+# tools/mutation.py sets MFA_MUTATION=1: every mutant reruns the tests that reach it, so
+# hypothesis runs few examples, the same ones every time (a verdict does not depend on
+# luck), and ``slow`` tests are skipped (docs/mutation.md).
+UNDER_MUTATION = os.environ.get("MFA_MUTATION") == "1"
+settings.load_profile("mutation" if UNDER_MUTATION else "mfa_core")
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -41,3 +56,26 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
                 raise pytest.UsageError(
                     f"{item.nodeid}: unknown standard {args[0]!r}; add it to tests/standards.py"
                 )
+    if UNDER_MUTATION:
+        _fit_for_mutation(items)
+
+
+def _fit_for_mutation(items: list[pytest.Item]) -> None:
+    """Under mutation: skip ``slow`` tests, and cap every hypothesis test (an explicit
+    ``@settings(max_examples=...)`` included) at the mutation profile's examples."""
+    skip = pytest.mark.skip(reason="slow: skipped under mutation testing")
+    for item in items:
+        if item.get_closest_marker("slow") is not None:
+            item.add_marker(skip)
+        function = getattr(item, "obj", None)
+        own = getattr(function, "_hypothesis_internal_use_settings", None)
+        if isinstance(own, settings) and own.max_examples > MUTATION_MAX_EXAMPLES:
+            function._hypothesis_internal_use_settings = settings(  # type: ignore[union-attr]
+                own, max_examples=MUTATION_MAX_EXAMPLES, derandomize=True, database=None
+            )
+        machine = getattr(item, "cls", None)
+        own = getattr(machine, "settings", None)
+        if isinstance(own, settings) and own.max_examples > MUTATION_MAX_EXAMPLES:
+            machine.settings = settings(  # type: ignore[union-attr]
+                own, max_examples=MUTATION_MAX_EXAMPLES, derandomize=True, database=None
+            )

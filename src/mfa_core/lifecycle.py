@@ -122,13 +122,7 @@ _TIME_EDGES: Final = (
 )
 
 
-_ACTIVE: Final[CredentialState] = CredentialState.ACTIVE  # typed wide: no narrowing
-_EXPIRED: Final = CredentialState.EXPIRED
-
-
 def _check_now(now: object, name: str = "now") -> float:
-    if type(now) is float and math.isfinite(now):
-        return now  # the common case (a service's validated clock reading)
     return _check_time(now, name, allow_negative=True)
 
 
@@ -225,8 +219,7 @@ def _pending_deadline(credential: Credential, config: LifecycleConfig) -> float:
 
 
 def _validity_start(credential: Credential) -> float:
-    # Each stored time is checked (a huge int would overflow the subtraction); a float
-    # passes _check_now's fast path.
+    # Each stored time is checked (a huge int would overflow the subtraction).
     if credential.renewed_at is not None:
         return _check_now(credential.renewed_at, "renewed_at")
     if credential.confirmed_at is not None:
@@ -252,10 +245,6 @@ def effective_state(credential: Credential, now: float, config: LifecycleConfig)
         raise InvalidParameter("config must be a LifecycleConfig")
     at = _check_now(now)
     status = credential.status
-    if status is _ACTIVE:  # the common case, by identity (an enum attribute lookup shows)
-        if at - _validity_start(credential) >= config.max_age:
-            return _EXPIRED
-        return _ACTIVE
     if status not in STORED_STATES:
         raise InvalidParameter(
             f"a stored credential status must be pending, active or disabled, not {status!s}"
@@ -277,8 +266,6 @@ def can_authenticate(state: CredentialState, config: LifecycleConfig) -> bool:
     ACTIVE always; EXPIRED unless ``config.strict_expiry``; never NONE, PENDING,
     PENDING_EXPIRED or DISABLED.
     """
-    if state is _ACTIVE and isinstance(config, LifecycleConfig):
-        return True  # the common case, by identity
     parsed = _parse_state(state)
     if not isinstance(config, LifecycleConfig):
         raise InvalidParameter("config must be a LifecycleConfig")

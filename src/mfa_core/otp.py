@@ -91,6 +91,7 @@ _CONSTRUCTOR: Final[dict[Algorithm, Callable[..., Any]]] = {
     Algorithm.SHA512: hashlib.sha512,
 }
 _BY_NAME: Final = {a.value: a for a in Algorithm}
+_LONGEST_NAME: Final = max(len(name) for name in _BY_NAME)
 # (constructor, block size) by the algorithm's plain string value: dict lookups with plain
 # str keys avoid Enum.__hash__, which is Python code, on the hot path.
 _HashParams = tuple[Callable[..., Any], int]  # (hashlib constructor, block size)
@@ -115,10 +116,9 @@ def parse_algorithm(algorithm: Algorithm | str) -> Algorithm:
 
     Raises :class:`UnsupportedAlgorithm` for anything else (MD5, SHA-3, unknown names).
     """
-    if type(algorithm) is Algorithm:
-        return algorithm
     # ASCII first: str.upper maps U+017F (long s) to 'S' ("\u017fha1" must not name SHA1).
-    if _is_ascii_text(algorithm, 16):
+    # A member is a str too, and takes the same path.
+    if _is_ascii_text(algorithm, _LONGEST_NAME):
         found = _BY_NAME.get(algorithm.upper())
         if found is not None:
             return found
@@ -143,8 +143,6 @@ def _check_counter(counter: object) -> int:
 
 
 def _check_window(value: object, name: str) -> int:
-    if type(value) is int and 0 <= value <= MAX_WINDOW:
-        return value
     if not _is_int(value) or not 0 <= value <= MAX_WINDOW:
         raise InvalidParameter(
             f"{name} must be an integer from 0 to {MAX_WINDOW}", code=ErrorCode.INVALID_WINDOW
@@ -159,14 +157,9 @@ def check_key(key: object, *, allow_short_key: bool = False) -> bytes:
     under 128 bits (under 80 bits with ``allow_short_key``).
     """
     minimum = LEGACY_MIN_KEY_BYTES if allow_short_key else MIN_KEY_BYTES
-    if type(key) is bytes and minimum <= len(key) <= MAX_KEY_BYTES:
-        return key  # the common case, checked without copying
-    if type(key) is bytes:
-        raw = key
-    elif isinstance(key, bytes | bytearray | memoryview):
-        raw = bytes(key)
-    else:
+    if not isinstance(key, bytes | bytearray | memoryview):
         raise InvalidKey("key must be bytes")
+    raw = bytes(key)  # a bytes object itself, not a copy
     if len(raw) < minimum:
         raise InvalidKey(
             f"key must be at least {minimum} bytes ({minimum * 8} bits)",
@@ -191,9 +184,15 @@ def time_step(at: object, *, period: object = DEFAULT_PERIOD, t0: object = 0) ->
         and 1 <= period <= MAX_PERIOD
         and 0 <= t0 <= at < _MAX_FLOAT_TIME
     ):
-        # Fast path for the common call, validated inline by the same rules as below
-        # (int() is floor() here, since at >= 0; NaN fails the comparison).
+        # The usual call, valid by the same rules as _time_step_checked (int() is floor()
+        # here, since at >= 0; NaN fails the comparison). benchmarks/bench_fast_paths.py
+        # shows what it saves; tests/test_otp_pins.py checks every valid usual call lands here.
         return (int(at) - t0) // period
+    return _time_step_checked(at, period, t0)
+
+
+def _time_step_checked(at: object, period: object, t0: object) -> int:
+    """:func:`time_step` for any input: every check, then the step (or the error)."""
     if not _is_int(period) or not 1 <= period <= MAX_PERIOD:
         raise InvalidParameter(
             f"period must be an integer from 1 to {MAX_PERIOD} seconds",
@@ -297,27 +296,23 @@ class HOTPState:
     __slots__ = ("_digits", "_inner_copy", "_outer_copy")
 
     def __init__(self, key: bytes, algorithm: Algorithm | str, digits: int) -> None:
-        params = _fast_params(key, digits, algorithm)
-        if params is None:
-            digits = _check_digits(digits)
-            params = _HASH_PARAMS[parse_algorithm(algorithm).value]
-            key = check_key(key, allow_short_key=True)
-        self._inner_copy, self._outer_copy = _pad_copies(key, params)
-        self._digits: int = digits
+        self._digits: int = _check_digits(digits)
+        params = _HASH_PARAMS[parse_algorithm(algorithm).value]
+        self._inner_copy, self._outer_copy = _pad_copies(
+            check_key(key, allow_short_key=True), params
+        )
 
     def __repr__(self) -> str:
         return "HOTPState(<key hidden>)"
 
     def value(self, counter: int) -> int:
         """Return the RFC 4226 truncated value (before the decimal modulus) for ``counter``."""
-        if type(counter) is not int or not 0 <= counter <= MAX_COUNTER:
-            counter = _check_counter(counter)
-        return _truncated(self._inner_copy, self._outer_copy, counter)
+        return _truncated(self._inner_copy, self._outer_copy, _check_counter(counter))
 
     def code(self, counter: int) -> str:
         """Return the zero-padded decimal code for ``counter``."""
         digits = self._digits
-        return (_CODE_FORMAT[digits] % (self.value(counter) % _POW10[digits])).decode("ascii")
+        return (_CODE_FORMAT[digits] % (self.value(counter) % _POW10[digits])).decode()
 
     def match(self, candidate: bytes, first: int, last: int) -> int | None:
         """Compare ``candidate`` with the code of every counter in ``first..last``.
@@ -342,17 +337,23 @@ def normalize_code(code: object, digits: int) -> bytes | None:
     non-ASCII digits (Arabic-Indic, full-width, superscripts), signs, underscores, wrong
     length and oversized input.
     """
+    if type(code) is str and len(code) == digits and code.isascii() and code.isdigit():
+        # The usual form, exactly the digits (benchmarks/bench_fast_paths.py).
+        return code.encode()
+    return _normalize_checked(code, digits)
+
+
+def _normalize_checked(code: object, digits: int) -> bytes | None:
+    """:func:`normalize_code` for any input: groups, whitespace, and every refusal."""
     if type(code) is not str or len(code) > MAX_CODE_INPUT:
         return None
-    if len(code) == digits and code.isascii() and code.isdigit():
-        return code.encode("ascii")  # the common case: exactly the digits, nothing else
     text = code.strip(_STRIP)
     if _CODE_RE.fullmatch(text) is None:
         return None
     text = text.replace(" ", "").replace("-", "")
     if len(text) != digits:
         return None
-    return text.encode("ascii")
+    return text.encode()
 
 
 def _prepare(
@@ -366,7 +367,7 @@ def hotp(
     counter: int,
     *,
     digits: int = DEFAULT_DIGITS,
-    algorithm: Algorithm | str = "SHA1",
+    algorithm: Algorithm | str = Algorithm.SHA1,
     allow_short_key: bool = False,
 ) -> str:
     """Return the RFC 4226 HOTP code for ``key`` at ``counter`` (0..2**64-1)."""
@@ -379,17 +380,12 @@ def totp(
     at: float,
     *,
     digits: int = DEFAULT_DIGITS,
-    algorithm: Algorithm | str = "SHA1",
+    algorithm: Algorithm | str = Algorithm.SHA1,
     period: int = DEFAULT_PERIOD,
     t0: int = 0,
     allow_short_key: bool = False,
 ) -> str:
     """Return the RFC 6238 TOTP code for ``key`` at Unix time ``at`` (seconds)."""
-    params = _fast_params(key, digits, algorithm)
-    if params is not None:
-        inner_copy, outer_copy = _pad_copies(key, params)
-        value = _truncated(inner_copy, outer_copy, time_step(at, period=period, t0=t0))
-        return (_CODE_FORMAT[digits] % (value % _POW10[digits])).decode("ascii")
     state = _prepare(key, digits, algorithm, allow_short_key)
     return state.code(time_step(at, period=period, t0=t0))
 
@@ -400,7 +396,7 @@ def verify_hotp(
     counter: int,
     *,
     digits: int = DEFAULT_DIGITS,
-    algorithm: Algorithm | str = "SHA1",
+    algorithm: Algorithm | str = Algorithm.SHA1,
     look_ahead: int = 0,
     allow_short_key: bool = False,
 ) -> int | None:
@@ -425,7 +421,7 @@ def verify_totp(
     at: float,
     *,
     digits: int = DEFAULT_DIGITS,
-    algorithm: Algorithm | str = "SHA1",
+    algorithm: Algorithm | str = Algorithm.SHA1,
     period: int = DEFAULT_PERIOD,
     t0: int = 0,
     look_behind: int = 1,
@@ -452,24 +448,39 @@ def verify_totp(
         and 0 <= look_behind <= MAX_WINDOW
         and 0 <= look_ahead <= MAX_WINDOW
     ):
-        # Everything valid and of the usual types: the same checks as the general path
-        # below, inline (this is the per-login hot path).
-        if type(code) is str and len(code) == digits and code.isascii() and code.isdigit():
-            candidate = code.encode("ascii")  # the usual form, checked inline
-        else:
-            normalized = normalize_code(code, digits)
-            if normalized is None:
-                return None
-            candidate = normalized
+        # Everything valid and of the usual types, by the same rules as
+        # _verify_totp_checked: the per-login hot path skips the repeated checks
+        # (benchmarks/bench_fast_paths.py; tests/test_otp_pins.py checks every valid usual
+        # call lands here).
+        candidate = normalize_code(code, digits)
+        if candidate is None:
+            return None
         current = (int(at) - t0) // period
-        first = current - look_behind
         return _match_window(
             _pad_copies(key, params),
             digits,
             candidate,
-            first if first > 0 else 0,
+            max(current - look_behind, 0),
             current + look_ahead,
         )
+    return _verify_totp_checked(
+        key, code, at, digits, algorithm, period, t0, look_behind, look_ahead, allow_short_key
+    )
+
+
+def _verify_totp_checked(
+    key: object,
+    code: object,
+    at: object,
+    digits: int,
+    algorithm: Algorithm | str,
+    period: object,
+    t0: object,
+    look_behind: object,
+    look_ahead: object,
+    allow_short_key: bool,
+) -> int | None:
+    """:func:`verify_totp` for any input: every parameter checked, then the window."""
     state = _prepare(key, digits, algorithm, allow_short_key)
     current = time_step(at, period=period, t0=t0)
     first = max(current - _check_window(look_behind, "look_behind"), 0)

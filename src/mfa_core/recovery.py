@@ -393,7 +393,7 @@ def lookup_tag(tag_key: bytes, user_id: str, code: str) -> str:
     :data:`TAG_BYTES` bytes. ``tag_key`` must be 16 to 256 bytes (:class:`InvalidKey`).
     """
     key = check_key(tag_key)
-    user = _check_user_id(user_id).encode("utf-8")
+    user = _check_user_id(user_id).encode()
     canonical = normalize_recovery_code(code)
     if canonical is None:
         raise InvalidParameter("not a valid recovery code", code=ErrorCode.INVALID_CODE)
@@ -401,7 +401,7 @@ def lookup_tag(tag_key: bytes, user_id: str, code: str) -> str:
 
 
 def _tag(key: bytes, user: bytes, canonical: str) -> str:
-    message = _TAG_LABEL + len(user).to_bytes(4, "big") + user + canonical.encode("ascii")
+    message = _TAG_LABEL + len(user).to_bytes(4, "big") + user + canonical.encode()
     return hmac.new(key, message, hashlib.sha256).digest()[:TAG_BYTES].hex()
 
 
@@ -423,16 +423,18 @@ def _hash(canonical: str, params: Argon2Params) -> str:
         lanes=params.lanes,
         memory_cost=params.memory_kib,
     )
-    return kdf.derive_phc_encoded(canonical.encode("ascii"))
+    return kdf.derive_phc_encoded(canonical.encode())
 
 
 def _b64_length(text: str) -> int:
     """Length of unpadded standard base64 ``text``, refusing non-canonical encodings."""
     try:
-        raw = base64.b64decode(text + "=" * (-len(text) % 4), validate=True)
+        # _PHC_RE admits only the base64 alphabet: the padding and the canonical form are
+        # what is left to check.
+        raw = base64.b64decode(text + "=" * (-len(text) % 4))
     except (binascii.Error, ValueError):
         raise InvalidParameter("stored recovery hash is not a valid PHC string") from None
-    if base64.b64encode(raw).decode("ascii").rstrip("=") != text:
+    if base64.b64encode(raw).decode().rstrip("=") != text:
         raise InvalidParameter("stored recovery hash is not a valid PHC string")
     return len(raw)
 
@@ -493,7 +495,7 @@ def _verify(canonical: str, phc: str, cap: Argon2Params) -> bool:
             "stored recovery hash asks for more Argon2id cost than the configuration allows"
         )
     try:
-        Argon2id.verify_phc_encoded(canonical.encode("ascii"), phc)
+        Argon2id.verify_phc_encoded(canonical.encode(), phc)
     except _CryptographyInvalidKey:
         return False
     return True
@@ -522,7 +524,7 @@ def generate_recovery_codes(
     if not isinstance(cfg, RecoveryConfig):
         raise InvalidParameter("config must be a RecoveryConfig")
     key = check_key(tag_key)
-    user = _check_user_id(user_id).encode("utf-8")
+    user = _check_user_id(user_id).encode()
     codes: list[str] = []
     records: list[RecoveryRecord] = []
     tags: set[str] = set()
@@ -597,7 +599,7 @@ def check_recovery_code(
     (fail closed).
     """
     key = check_key(tag_key)
-    user = _check_user_id(user_id).encode("utf-8")
+    user = _check_user_id(user_id).encode()
     stored = _check_records(records)
     if params is not None and not isinstance(params, Argon2Params):
         raise InvalidParameter("params must be Argon2Params")

@@ -38,10 +38,9 @@ __all__ = ["ThrottleConfig", "ThrottleDecision", "admit", "check", "delay_after"
 _MAX_FAILURES_LIMIT: Final = 100
 _MAX_DELAY_LIMIT: Final = 86400.0
 _MAX_LOCKOUT: Final = 365 * 86400.0
-_MAX_EXPONENT: Final = 1100  # 2**1100 exceeds any float ratio max_delay / base_delay
 
 
-def _seconds(value: object, name: str, *, low: float, high: float, low_open: bool) -> float:
+def _seconds(value: object, name: str, *, low: float, high: float, low_open: bool = False) -> float:
     return _check_duration(value, name, low=low, high=high, low_open=low_open)
 
 
@@ -66,8 +65,8 @@ class ThrottleConfig:
 
     def __attrs_post_init__(self) -> None:
         _int_in(self.max_failures, 1, _MAX_FAILURES_LIMIT, "max_failures")
-        top = _seconds(self.max_delay, "max_delay", low=0.0, high=_MAX_DELAY_LIMIT, low_open=False)
-        _seconds(self.base_delay, "base_delay", low=0.0, high=top, low_open=False)
+        top = _seconds(self.max_delay, "max_delay", low=0.0, high=_MAX_DELAY_LIMIT)
+        _seconds(self.base_delay, "base_delay", low=0.0, high=top)
         if self.lockout is not None:
             lockout = _seconds(self.lockout, "lockout", low=0.0, high=_MAX_LOCKOUT, low_open=True)
             if lockout < top:
@@ -108,12 +107,9 @@ def delay_after(count: int, config: ThrottleConfig) -> float:
         raise InvalidParameter("config must be a ThrottleConfig")
     if count == 0 or config.base_delay == 0:
         return 0.0
-    exponent = count - 1
-    if exponent >= _MAX_EXPONENT:
-        return float(config.max_delay)
     try:
-        delay = math.ldexp(config.base_delay, exponent)
-    except OverflowError:
+        delay = math.ldexp(config.base_delay, count - 1)
+    except OverflowError:  # past the float range (or a count beyond a C long): the cap
         return float(config.max_delay)
     return float(min(delay, config.max_delay))
 
@@ -130,20 +126,11 @@ def check(state: FailureState, now: float, config: ThrottleConfig) -> ThrottleDe
     a non-finite ``now``, a negative count, or failures without a time (``count > 0`` and
     ``last_failure_at`` ``None``): an inconsistent state is refused, never waved through.
     """
-    if (
-        type(state) is FailureState
-        and type(state.count) is int
-        and state.count == 0
-        and type(now) is float
-        and math.isfinite(now)
-        and isinstance(config, ThrottleConfig)
-    ):
-        return _ALLOWED  # the common case (no failures), checked by the same rules as below
     if not isinstance(state, FailureState):
         raise InvalidParameter("state must be a FailureState")
     if not isinstance(config, ThrottleConfig):
         raise InvalidParameter("config must be a ThrottleConfig")
-    now = _check_time(now, "now", allow_negative=True)
+    now = _check_time(now, allow_negative=True)  # named "now" in its message
     count = state.count
     if not isinstance(count, int) or isinstance(count, bool) or count < 0:
         raise InvalidParameter("a failure count must be an int >= 0")
@@ -179,19 +166,11 @@ def admit(state: FailureState, now: float, config: ThrottleConfig) -> Admission:
     unchanged. A store applies exactly this, atomically, to its stored state. Raises
     :class:`~mfa_core.errors.InvalidParameter` as :func:`check` does.
     """
-    if (
-        type(state) is FailureState
-        and state.count == 0
-        and type(now) is float
-        and math.isfinite(now)
-        and isinstance(config, ThrottleConfig)
-    ):  # the common case (no failures: allowed), checked by the same rules as check()
-        return Admission(admitted=True, state=FailureState(count=1, last_failure_at=now))
     decision = check(state, now, config)
     if not decision.allowed:
         return Admission(admitted=False, state=state)
     last = state.last_failure_at
-    latest = float(now) if last is None or now > last else float(last)
+    latest = float(now if last is None else max(now, last))
     return Admission(
         admitted=True, state=FailureState(count=state.count + 1, last_failure_at=latest)
     )

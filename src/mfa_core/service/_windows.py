@@ -45,14 +45,8 @@ class WindowScan:
 
 
 def clamp_drift(offset: int, max_drift: int) -> int:
-    """Return ``offset`` limited to ``-max_drift .. max_drift``.
-
-    ``max(-max_drift, min(max_drift, offset))``, spelt with conditional expressions (the
-    same choice on ties), as the builtins' calls show on the verification path.
-    """
-    low = -max_drift
-    bounded = offset if offset < max_drift else max_drift
-    return bounded if bounded > low else low
+    """Return ``offset`` limited to ``-max_drift .. max_drift``."""
+    return max(-max_drift, min(max_drift, offset))
 
 
 def totp_window(
@@ -64,17 +58,8 @@ def totp_window(
     from ``look_behind`` steps before the centre to ``look_ahead`` after it, cut to the
     valid counter range ``0 .. 2**64-1``.
     """
-    # min()/max() spelt as conditional expressions (the same choice on ties).
-    low = -max_drift
-    bounded = drift if drift < max_drift else max_drift
-    centre = step + (bounded if bounded > low else low)
-    centre = centre if centre >= 0 else 0
-    centre = centre if centre <= MAX_COUNTER else MAX_COUNTER
-    first = centre - look_behind
-    first = first if first >= 0 else 0
-    last = centre + look_ahead
-    last = last if last <= MAX_COUNTER else MAX_COUNTER
-    return centre, first, last
+    centre = min(max(step + clamp_drift(drift, max_drift), 0), MAX_COUNTER)
+    return centre, max(centre - look_behind, 0), min(centre + look_ahead, MAX_COUNTER)
 
 
 def hotp_window(last_accepted: int, look_ahead: int) -> tuple[int, int, int]:
@@ -133,14 +118,13 @@ def find_consecutive(
     compare = hmac.compare_digest
     top = min(last + 1, MAX_COUNTER)
     codes = [state.code(value).encode() for value in range(first, top + 1)]
+    firsts = [compare(code, first_code) for code in codes]
+    seconds = [compare(code, second_code) for code in codes]
     found: int | None = None
-    previous_matched = False
-    for index, code in enumerate(codes):
-        first_hit = compare(code, first_code)
-        second_hit = compare(code, second_code)
-        if previous_matched and second_hit and found is None:
+    # A pair starts at most at top - 1 <= last: every start lies in the window.
+    for index in range(1, len(codes)):
+        if firsts[index - 1] and seconds[index] and found is None:
             found = first + index
-        previous_matched = first_hit and first + index <= last
     return found
 
 
