@@ -11,6 +11,8 @@ the cluster is in ``test_lockout_bound.py``; failover and frozen nodes in
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -35,6 +37,7 @@ from mfa_core.aio.testing import (
 )
 from mfa_core.errors import InvalidParameter
 from mfa_core.models import Credential, CredentialKind, CredentialState, FailureState
+from mfa_core.oob import OOBChannel, OOBPurpose, OOBRecord
 from mfa_core.otp import Algorithm
 from mfa_core.recovery import Argon2Params, RecoveryRecord, hash_recovery_code
 from mfa_core.stores.redis import RedisStore
@@ -43,6 +46,7 @@ from mfa_core.testing import (
     FailureCounterContract,
     OOBChallengeStoreContract,
     RecoveryCodeStoreContract,
+    StoreMaintenanceContract,
 )
 from mfa_core.throttle import ThrottleConfig
 
@@ -91,8 +95,10 @@ class TestRedisClusterContract(
     FailureCounterContract,
     RecoveryCodeStoreContract,
     OOBChallengeStoreContract,
+    StoreMaintenanceContract,
 ):
-    """The shipped contract suite (all four ports and the fused attempt operations)."""
+    """The shipped contract suite (all four ports, the fused attempt operations and the
+    optional StoreMaintenance port of ``mfa-core admin``)."""
 
     attempt_store = True
     race_threads = 16
@@ -272,6 +278,131 @@ def test_blocking_and_async_stores_share_the_cluster_layout(
 
     asyncio.run(main())
     assert [c.id for c in store.list_for_user("alice")] == ["c2"]
+
+
+# -- maintenance (the walks of mfa-core admin) ---------------------------------------------
+
+
+def _challenge(user: str, challenge_id: str, expires_at: float) -> OOBRecord:
+    return OOBRecord(
+        challenge_id=challenge_id,
+        user_id=user,
+        purpose=OOBPurpose.LOGIN,
+        channel=OOBChannel.SMS,
+        destination_hint="***67",
+        code_hash=b"\x01" * 32,
+        digits=6,
+        issued_at=expires_at - 180,
+        expires_at=expires_at,
+    )
+
+
+def test_maintenance_walks_and_purges_keys_on_every_primary(
+    store: RedisStore, redis_cluster: PrivateRedisCluster
+) -> None:
+    layout = store._protocol.cluster_keys
+    assert layout is not None
+    until = time.time() + 3600  # in the future: the keys' own TTLs keep them meanwhile
+    users = [f"user-{index}" for index in range(60)] + HOSTILE_USERS
+    pending = [f"pending-{index}" for index in range(len(users))]
+    for user, credential_id in zip(users, pending, strict=True):
+        store.add(
+            attrs.evolve(
+                _credential(user, credential_id),
+                status=CredentialState.PENDING,
+                pending_until=until,
+            )
+        )
+        store.add(_credential(user, "active-" + credential_id))
+        store.put_challenge(_challenge(user[:100], "oob-" + credential_id, until))
+    hashes = {redis_cluster.primary_of(layout.index(user.encode())) for user in users}
+    challenges = {
+        redis_cluster.primary_of(store._protocol.keys.challenge("oob-" + cid)) for cid in pending
+    }
+    assert len(hashes) == len(challenges) == 3  # the data lives on all three primaries
+
+    every = sorted(pending + ["active-" + cid for cid in pending])
+    assert list(store.credential_ids(None, 10_000)) == every
+    assert list(store.credential_ids(every[9], 5)) == every[10:15]
+
+    assert store.purge_pending(until - 1) == 0  # not yet expired: nothing goes
+    assert store.purge_challenges(until - 1) == 0
+    assert store.purge_pending(until + 1) == len(users)
+    assert store.purge_challenges(until + 1) == len(users)
+    assert list(store.credential_ids(None, 10_000)) == sorted("active-" + c for c in pending)
+    for user, credential_id in zip(users, pending, strict=True):
+        assert store.get(credential_id) is None
+        assert store.get_challenge("oob-" + credential_id) is None
+        assert [c.id for c in store.list_for_user(user)] == ["active-" + credential_id]
+    # Nothing dangles: no owner pointer and no index entry of a purged credential is left.
+    keys = _all_keys(redis_cluster, store.prefix)
+    owners = {k for k in keys if k.startswith(store.prefix.encode() + b"owner:")}
+    assert owners == {layout.owner(b"active-" + cid.encode()) for cid in pending}
+    client = redis_cluster.client()
+    try:
+        for user in users:
+            assert client.zcard(layout.index(user.encode())) == 1
+    finally:
+        client.close()
+    # A purged id is free again, for any user.
+    store.add(_credential("someone-else", pending[0]))
+    assert store.get(pending[0]) == _credential("someone-else", pending[0])
+
+
+def test_maintenance_on_a_cluster_walks_only_its_own_prefix_even_with_glob_characters(
+    redis_cluster: PrivateRedisCluster,
+) -> None:
+    base = unique("mfa-test:")
+    globbing = cluster_store(redis_cluster, base + "x*[?]\\")
+    neighbour = cluster_store(redis_cluster, base + "xyz?")  # the glob would match it
+    try:
+        until = time.time() + 3600
+        for made, name in ((globbing, "mine"), (neighbour, "theirs")):
+            made.add(
+                attrs.evolve(
+                    _credential("alice", name), status=CredentialState.PENDING, pending_until=until
+                )
+            )
+            made.put_challenge(_challenge("alice", name, until))
+        assert list(globbing.credential_ids(None, 100)) == ["mine"]
+        assert list(neighbour.credential_ids(None, 100)) == ["theirs"]
+        assert globbing.purge_pending(until + 1) == 1
+        assert globbing.purge_challenges(until + 1) == 1
+        assert neighbour.get("theirs") is not None and globbing.get("mine") is None
+        assert neighbour.get_challenge("theirs") is not None
+    finally:
+        globbing.close()
+        neighbour.close()
+
+
+def test_mfa_core_admin_list_and_purge_on_a_cluster_store(
+    store: RedisStore, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """``mfa-core admin`` has no store URL for a cluster (``redis://`` makes a single-server
+    client), so a test-only scheme hands it this cluster store; the commands then run
+    unchanged over the cluster store's StoreMaintenance."""
+    from mfa_core import admin
+    from mfa_core.cli import main
+
+    gone = time.time() - 60  # past deadlines; the keys' TTL floors keep them meanwhile
+    store.add(
+        attrs.evolve(_credential("alice", "p1"), status=CredentialState.PENDING, pending_until=gone)
+    )
+    store.add(_credential("alice", "a1"))
+    store.put_challenge(_challenge("alice", "o1", gone))
+    monkeypatch.setitem(admin.STORE_SCHEMES, "testcluster", lambda url, *, create: store)
+    monkeypatch.setattr(admin, "close_store", lambda made: None)
+
+    def run(*words: str) -> Any:
+        status = main(["admin", "--store", "testcluster:", *words, "--json"])
+        assert status == 0
+        return json.loads(capsys.readouterr().out)
+
+    assert sorted(f["id"] for f in run("list", "alice")["factors"]) == ["a1", "p1"]
+    purged = run("purge", "--grace", "0")
+    assert (purged["enrolments"], purged["challenges"]) == (1, 1)
+    assert [f["id"] for f in run("list", "alice")["factors"]] == ["a1"]
+    assert store.get("p1") is None and store.get_challenge("o1") is None
 
 
 # -- 8 processes ---------------------------------------------------------------------------

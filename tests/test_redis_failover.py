@@ -343,6 +343,10 @@ def test_a_frozen_cluster_node_fails_calls_closed_within_the_bound(
     try:
         _fails_closed_in_bound(lambda: store.begin_attempt("alice", T0, LIMITS))
         _fails_closed_in_bound(lambda: store.claim_and_reset("c1", 5, drift=0, user_id="alice"))
+        # The maintenance walks SCAN every primary, the frozen one too.
+        _fails_closed_in_bound(lambda: store.credential_ids(None, 10))
+        _fails_closed_in_bound(lambda: store.purge_challenges(T0))
+        _fails_closed_in_bound(lambda: store.purge_pending(T0))
     finally:
         failover_cluster.signal(port, signal.SIGCONT)
     asyncio.run(frozen_async())

@@ -93,6 +93,7 @@ from ._redis_protocol import (
     Call,
     Operation,
     RedisProtocol,
+    Script,
 )
 from ._webauthn_redis import RedisWebAuthn
 
@@ -626,75 +627,185 @@ class RedisStore(RedisWebAuthn):
         return self._call(self._protocol.count_send(key, window_start, expires_at))
 
     # -- StoreMaintenance ----------------------------------------------------------------
-    # Walks of the whole key space (SCAN), for the operator's commands: O(keys) each, never
-    # on a request path. Each removal is one script that tests and deletes atomically.
+    # Walks of the whole key space (SCAN of the server, or of every primary of a cluster),
+    # for the operator's commands: O(keys) each, never on a request path. Every round trip
+    # goes through the store's own bounded pools (each is bounded by ``timeout`` and fails
+    # closed); each removal is one script that tests and deletes atomically in one slot.
 
-    def _scan(self, operation: str, stem: bytes) -> list[bytes]:
-        """Every key starting with ``stem`` (SCAN with the prefix's glob characters
-        escaped); a failure raises StoreError / StoreUnavailable naming ``operation``."""
-        pattern = re.sub(rb"([*?\[\]\\])", rb"\\\1", stem) + b"*"
-        try:
-            return [bytes(key) for key in self._client.scan_iter(match=pattern, count=1000)]
-        except (*_UNAVAILABLE, redis.exceptions.RedisError) as exc:
-            raise _maintenance_error(operation, exc) from exc
+    def _scan(self, operation: str, pattern: bytes) -> list[bytes]:
+        """Every key matching ``pattern``, on the server or on every primary of the
+        cluster (each SCAN page one bounded round trip); a failure raises StoreError /
+        StoreUnavailable naming ``operation``."""
+        if self._cluster is None:
+            pools = [self._pool]
+        else:
+            try:
+                primaries = self._cluster.get_primaries()
+            except (*_UNAVAILABLE, redis.exceptions.RedisError) as exc:
+                raise _maintenance_error(operation, exc) from exc
+            if not primaries:
+                raise StoreUnavailable(f"the Redis store is unavailable: {operation} failed")
+            pools = [self._node_pool(node) for node in primaries]
+        keys: dict[bytes, None] = {}  # a key met twice (a slot migrating) is walked once
+        for pool in pools:
+            cursor = b"0"
+            while True:
+                command = (b"SCAN", cursor, b"MATCH", pattern, b"COUNT", b"1000")
+                call = Call(operation=operation, command=command, script=None, decode=_scanned)
+                deadline = time.monotonic() + self._timeout
+                try:
+                    reply = _on_pool(pool, call, deadline)
+                except (*_UNAVAILABLE, redis.exceptions.RedisError) as exc:
+                    raise _store_error(call, exc) from exc
+                cursor, page = call.decode(reply)
+                keys.update(dict.fromkeys(page))
+                if cursor == b"0":
+                    break
+        return list(keys)
 
-    def _each(self, operation: str, script: str, keys: list[bytes], args: list[bytes]) -> int:
-        """Run ``script`` on each key (one atomic test-and-delete each); count the 1s."""
-        try:
-            run = self._client.register_script(script)
-            return sum(int(run(keys=[key], args=args)) for key in keys)
-        except (*_UNAVAILABLE, redis.exceptions.RedisError) as exc:
-            raise _maintenance_error(operation, exc) from exc
+    def _credential_keys(self, operation: str) -> list[tuple[bytes, bytes, str]]:
+        """``(credential key, user index key, credential id)`` of every stored credential
+        (keys this store did not write are skipped)."""
+        found: list[tuple[bytes, bytes, str]] = []
+        ck = self._protocol.cluster_keys
+        if ck is None:
+            stem = self._protocol.keys.credential_prefix()
+            for key in self._scan(operation, _glob(stem) + b"*"):
+                raw = key[len(stem) :]
+                try:
+                    found.append((key, b"", raw.decode("utf-8")))
+                except UnicodeDecodeError:
+                    continue  # not a key this store wrote
+            return found
+        # {prefix}{<tag>}:cred:<id>: the tag holds no '}', so its first '}' ends it.
+        head = ck.prefix + b"{"
+        for key in self._scan(operation, _glob(head) + b"*}:cred:*"):
+            close = key.find(b"}", len(head))
+            if close < 0 or not key.startswith(b"}:cred:", close):
+                continue
+            user_head = key[: close + 2]
+            raw = key[close + len(b"}:cred:") :]
+            try:
+                found.append((key, user_head + b"creds", raw.decode("utf-8")))
+            except UnicodeDecodeError:
+                continue
+        return found
+
+    def _remove(
+        self, operation: str, script: Script, keys: Sequence[bytes], args: Sequence[bytes]
+    ) -> bool:
+        """One atomic test-and-remove script on the slot of ``keys`` (routed like every
+        other call); whether it removed."""
+        command = (b"EVALSHA", script.sha, b"%d" % len(keys), *keys, *args)
+        return self._send(
+            Call(operation=operation, command=command, script=script, decode=_removed)
+        )
 
     def credential_ids(self, after: str | None, limit: int) -> Sequence[str]:
         """Up to ``limit`` stored credential ids greater than ``after``, ascending in
-        code-point order (one SCAN over the credential keys per call)."""
+        code-point order (one SCAN over the credential keys, of every primary on a
+        cluster, per call)."""
         start, count = check_page(after, limit)
-        stem = self._protocol.keys.credential_prefix()
-        ids: list[str] = []
-        for key in self._scan("credential_ids", stem):
-            try:
-                credential_id = key[len(stem) :].decode("utf-8")
-            except UnicodeDecodeError:
-                continue  # not a key this store wrote
-            if start is None or credential_id > start:
-                ids.append(credential_id)
-        ids.sort()
-        return ids[:count]
+        ids = {cid for _, _, cid in self._credential_keys("credential_ids")}
+        return sorted(cid for cid in ids if start is None or cid > start)[:count]
 
     def purge_challenges(self, before: float) -> int:
         """Remove every challenge whose code expired before ``before``; return how many.
         (Send counters and challenges also vanish by themselves: each key has a TTL.)"""
         limit = check_time(before, "before")
-        keys = self._scan("purge_challenges", self._protocol.keys.prefix + b"oob:")
-        return self._each("purge_challenges", _PURGE_CHALLENGE, keys, [b"%r" % limit])
+        stem = self._protocol.keys.prefix + b"oob:"  # a single key in both layouts
+        keys = self._scan("purge_challenges", _glob(stem) + b"*")
+        return sum(
+            self._remove("purge_challenges", _PURGE_CHALLENGE, (key,), (b"%r" % limit,))
+            for key in keys
+        )
 
     def purge_pending(self, before: float) -> int:
         """Remove every PENDING credential whose ``pending_until`` is before ``before``
-        (and its entry in the user's index); return how many."""
+        (and its entry in the user's index; on a cluster then its owner pointer, last, as
+        :meth:`delete` does); return how many."""
         limit = check_time(before, "before")
-        layout = self._protocol.keys
-        keys = self._scan("purge_pending", layout.credential_prefix())
-        args = [b"%r" % limit, layout.index_prefix(), layout.credential_prefix()]
-        return self._each("purge_pending", _PURGE_PENDING, keys, args)
+        layout, ck = self._protocol.keys, self._protocol.cluster_keys
+        removed = 0
+        for key, index, cid in self._credential_keys("purge_pending"):
+            if ck is None:
+                args = (b"%r" % limit, layout.index_prefix(), layout.credential_prefix())
+                removed += self._remove("purge_pending", _PURGE_PENDING, (key,), args)
+                continue
+            raw = cid.encode("utf-8")
+            if self._remove(
+                "purge_pending", _PURGE_PENDING_IN_SLOT, (key, index), (b"%r" % limit, raw)
+            ):
+                removed += 1
+                # The pointer goes last, as in delete(): a purge stopped here leaves a
+                # pointer to nothing (get() answers None; the same user may re-add).
+                drop = (b"DEL", ck.owner(raw))
+                self._send(
+                    Call(operation="purge_pending", command=drop, script=None, decode=_removed)
+                )
+        return removed
+
+
+def _glob(stem: bytes) -> bytes:
+    """``stem`` with SCAN's glob characters escaped (it then matches only itself)."""
+    return re.sub(rb"([*?\[\]\\])", rb"\\\1", stem)
+
+
+def _scanned(reply: Any) -> tuple[bytes, list[bytes]]:
+    """A SCAN reply: the next cursor and the page's keys."""
+    if not isinstance(reply, list) or len(reply) != 2 or not isinstance(reply[1], list):
+        raise StoreError("the Redis store returned a reply it cannot read")
+    if not all(isinstance(item, bytes) for item in (reply[0], *reply[1])):
+        raise StoreError("the Redis store returned a reply it cannot read")
+    return bytes(reply[0]), [bytes(key) for key in reply[1]]
+
+
+def _removed(reply: Any) -> bool:
+    """A maintenance script's 0 or 1."""
+    if type(reply) is not int or reply not in (0, 1):
+        raise StoreError("the Redis store returned a reply it cannot read")
+    return reply == 1
+
+
+def _script(name: str, source: str) -> Script:
+    return Script(name=name, source=source.encode("utf-8"))
 
 
 # KEYS: one challenge. ARGV: before.
-_PURGE_CHALLENGE: Final = """
+_PURGE_CHALLENGE: Final = _script(
+    "purge_challenges",
+    """
 local at = tonumber(redis.call('HGET', KEYS[1], 'expires_at'))
 if at and at < tonumber(ARGV[1]) then return redis.call('DEL', KEYS[1]) end
 return 0
-"""
+""",
+)
 
 # KEYS: one credential. ARGV: before, user index prefix, credential key prefix.
-_PURGE_PENDING: Final = """
+_PURGE_PENDING: Final = _script(
+    "purge_pending",
+    """
 local f = redis.call('HMGET', KEYS[1], 'status', 'pending_until', 'user_id')
 local until_ = tonumber(f[2])
 if f[1] ~= 'pending' or not until_ or not (until_ < tonumber(ARGV[1])) then return 0 end
 redis.call('DEL', KEYS[1])
 if f[3] then redis.call('ZREM', ARGV[2] .. f[3], string.sub(KEYS[1], #ARGV[3] + 1)) end
 return 1
-"""
+""",
+)
+
+# Cluster layout. KEYS: one credential, its user's index (one slot). ARGV: before, id.
+_PURGE_PENDING_IN_SLOT: Final = _script(
+    "purge_pending_in_slot",
+    """
+local f = redis.call('HMGET', KEYS[1], 'status', 'pending_until')
+local until_ = tonumber(f[2])
+if f[1] ~= 'pending' or not until_ or not (until_ < tonumber(ARGV[1])) then return 0 end
+redis.call('DEL', KEYS[1])
+redis.call('ZREM', KEYS[2], ARGV[2])
+return 1
+""",
+)
 
 
 def _maintenance_error(operation: str, exc: BaseException) -> StoreError:
