@@ -41,9 +41,10 @@ def cred(**changes: Any) -> Credential:
 
 
 def test_the_defaults() -> None:
-    assert DEFAULT.pending_ttl == 600.0
+    assert DEFAULT.pending_ttl == 1800.0  # time to install an authenticator app
     assert DEFAULT.max_age == 180 * DAY
     assert DEFAULT.strict_expiry is False
+    assert DEFAULT.max_confirmation_attempts == 5
 
 
 def test_config_boundaries() -> None:
@@ -110,8 +111,8 @@ def test_transition_takes_values_and_refuses_others() -> None:
 
 def test_pending_deadline_to_the_second() -> None:
     pending = cred()
-    assert effective_state(pending, T + 600, DEFAULT) is S.PENDING
-    assert effective_state(pending, T + 600.5, DEFAULT) is S.PENDING_EXPIRED
+    assert effective_state(pending, T + 1800, DEFAULT) is S.PENDING
+    assert effective_state(pending, T + 1800.5, DEFAULT) is S.PENDING_EXPIRED
     assert effective_state(pending, T - 5, DEFAULT) is S.PENDING
     short = LifecycleConfig(pending_ttl=60.0)
     assert effective_state(pending, T + 60, short) is S.PENDING
@@ -154,7 +155,7 @@ def test_a_status_given_as_its_string_value() -> None:
     config = LifecycleConfig(max_age=100.0)
     assert effective_state(cred(status="active"), T + 99, config) is S.ACTIVE  # type: ignore[arg-type]
     assert effective_state(cred(status="active"), T + 100, config) is S.EXPIRED  # type: ignore[arg-type]
-    assert effective_state(cred(status="pending"), T + 601, DEFAULT) is S.PENDING_EXPIRED  # type: ignore[arg-type]
+    assert effective_state(cred(status="pending"), T + 1801, DEFAULT) is S.PENDING_EXPIRED  # type: ignore[arg-type]
     assert effective_state(cred(status="disabled"), T, DEFAULT) is S.DISABLED  # type: ignore[arg-type]
 
 
@@ -205,8 +206,8 @@ def test_effective_state_refusals() -> None:
 
 def test_effective_state_takes_int_and_negative_times() -> None:
     assert effective_state(cred(status=S.ACTIVE, created_at=0.0), -5, DEFAULT) is S.ACTIVE
-    assert effective_state(cred(created_at=0.0), 601, DEFAULT) is S.PENDING_EXPIRED
-    assert effective_state(cred(created_at=0), 600, DEFAULT) is S.PENDING
+    assert effective_state(cred(created_at=0.0), 1801, DEFAULT) is S.PENDING_EXPIRED
+    assert effective_state(cred(created_at=0), 1800, DEFAULT) is S.PENDING
 
 
 def test_can_authenticate() -> None:

@@ -111,7 +111,9 @@ def test_the_defaults() -> None:
     assert RecoveryConfig(bits=81).length == 17
     assert config.running_low(3) and not config.running_low(4)
     assert RecoveryCheck(RecoveryReason.OK).message == ""
-    assert RecoveryCheck(RecoveryReason.NO_MATCH).message == "invalid recovery code"
+    assert (
+        RecoveryCheck(RecoveryReason.NO_MATCH).message == "invalid code"
+    )  # the one uniform refusal
     check = RecoveryCheck(RecoveryReason.MALFORMED)
     assert (check.record_id, check.rehash_due, check.slow_hash, check.ok) == (
         None,
