@@ -29,6 +29,7 @@ REDIS_URL = os.environ.get("MFA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get(
     "MFA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+MARIADB_URL = os.environ.get("MFA_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 
 
 def unavailable(reason: str) -> NoReturn:
@@ -172,3 +173,68 @@ def drop_postgres_schema(url: str, schema: str) -> None:
             connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
     finally:
         admin.dispose()
+
+
+# -- MariaDB / MySQL ------------------------------------------------------------------------
+
+
+def mariadb_engine(url: str, database: str, **options: Any) -> Any:
+    """An engine whose tables live in the database ``database`` (schema_translate_map)."""
+    import sqlalchemy as sa
+
+    connect_args = dict(options.pop("connect_args", {}))
+    connect_args.setdefault("connect_timeout", 5)
+    engine = sa.create_engine(url, connect_args=connect_args, **options)
+    return engine.execution_options(schema_translate_map={None: database})
+
+
+def async_mariadb_url(url: str) -> str:
+    """``url`` with the asyncio driver (asyncmy) instead of pymysql."""
+    return url.replace("+pymysql", "+asyncmy", 1)
+
+
+def create_mariadb_database(url: str, database: str, *, tables: bool = True) -> None:
+    """Create the database ``database`` (utf8mb4) and, with ``tables``, the store's tables."""
+    import sqlalchemy as sa
+
+    from mfa_core.stores.sql import create_schema
+
+    admin = sa.create_engine(url, connect_args={"connect_timeout": 5}, poolclass=sa.pool.NullPool)
+    try:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4")
+    finally:
+        admin.dispose()
+    if tables:
+        engine = mariadb_engine(url, database, poolclass=sa.pool.NullPool)
+        try:
+            create_schema(engine)
+        finally:
+            engine.dispose()
+
+
+def drop_mariadb_database(url: str, database: str) -> None:
+    """Drop the database ``database`` (made by :func:`create_mariadb_database`)."""
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(url, connect_args={"connect_timeout": 5}, poolclass=sa.pool.NullPool)
+    try:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{database}`")
+    finally:
+        admin.dispose()
+
+
+def empty_mariadb_database(url: str, database: str) -> None:
+    """Delete every row of the store's tables in ``database`` (cheaper than new tables)."""
+    import sqlalchemy as sa
+
+    from mfa_core.stores.sql import metadata
+
+    engine = mariadb_engine(url, database, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as connection:
+            for table in reversed(metadata.sorted_tables):
+                connection.execute(table.delete())
+    finally:
+        engine.dispose()

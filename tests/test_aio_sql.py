@@ -42,6 +42,7 @@ from aio_front import Facades, adopt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from server_tools import (
+    async_mariadb_url,
     create_postgres_schema,
     drop_postgres_schema,
     postgres_engine,
@@ -188,6 +189,28 @@ class TestAsyncSQLStorePostgresContract(
 
     def make_async_store(self) -> AsyncSQLStore:
         return _OwnedStore(self.database.engine(pool_size=4, max_overflow=30))
+
+
+class TestAsyncSQLStoreMariaDBContract(
+    AsyncCredentialStoreContract,
+    AsyncFailureCounterContract,
+    AsyncRecoveryCodeStoreContract,
+    AsyncOOBChallengeStoreContract,
+):
+    """The async contract suite on MariaDB (asyncmy; the session's database, emptied after
+    each test)."""
+
+    race_threads = 16
+    gather_tasks = 100
+
+    @pytest.fixture(autouse=True)
+    def _database(self, mariadb_url: str, mariadb_database: str) -> None:
+        self.url = async_mariadb_url(mariadb_url)
+        self.target = mariadb_database
+
+    def make_async_store(self) -> AsyncSQLStore:
+        engine = create_async_engine(self.url, pool_size=4, max_overflow=30)
+        return _OwnedStore(engine.execution_options(schema_translate_map={None: self.target}))
 
 
 class TestAsyncSQLStoreSQLiteContract(

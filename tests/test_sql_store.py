@@ -45,8 +45,11 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from server_tools import (
+    create_mariadb_database,
     create_postgres_schema,
+    drop_mariadb_database,
     drop_postgres_schema,
+    mariadb_engine,
     postgres_engine,
     unique,
 )
@@ -138,13 +141,18 @@ def _sqlite_engine(path: Path, **options: Any) -> sa.Engine:
     return sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 30}, **options)
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
+@pytest.fixture(params=["postgresql", "sqlite", "mariadb"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
-    """An engine with the store's tables: a fresh PostgreSQL schema or SQLite file."""
+    """An engine with the store's tables: a fresh PostgreSQL schema, SQLite file or an
+    emptied MariaDB database."""
     if request.param == "postgresql":
         url = request.getfixturevalue("postgres_url")
         schema = request.getfixturevalue("postgres_schema")
         made = postgres_engine(url, schema, pool_size=2, max_overflow=6)
+    elif request.param == "mariadb":
+        url = request.getfixturevalue("mariadb_url")
+        database = request.getfixturevalue("mariadb_database")
+        made = mariadb_engine(url, database, pool_size=2, max_overflow=6)
     else:
         made = _sqlite_engine(tmp_path / "store.db")
         create_schema(made)
@@ -171,6 +179,25 @@ class TestPostgresContract(
     @pytest.fixture(autouse=True)
     def _database(self, postgres_url: str, postgres_schema: str) -> Iterator[None]:
         self.engine = postgres_engine(postgres_url, postgres_schema, pool_size=4, max_overflow=30)
+        yield
+        self.engine.dispose()
+
+    def make_store(self) -> SQLStore:
+        return SQLStore(self.engine)
+
+
+class TestMariaDBContract(
+    CredentialStoreContract,
+    FailureCounterContract,
+    RecoveryCodeStoreContract,
+    OOBChallengeStoreContract,
+):
+    """The shipped contract suite (all four ports) on MariaDB (the session's database,
+    emptied after each test)."""
+
+    @pytest.fixture(autouse=True)
+    def _database(self, mariadb_url: str, mariadb_database: str) -> Iterator[None]:
+        self.engine = mariadb_engine(mariadb_url, mariadb_database, pool_size=4, max_overflow=30)
         yield
         self.engine.dispose()
 
@@ -280,8 +307,9 @@ def test_docs_show_the_generated_ddl() -> None:
 
 def test_schema_ddl_rejects_unknown_dialects() -> None:
     with pytest.raises(InvalidParameter):
-        schema_ddl("mysql")
+        schema_ddl("oracle")
     assert "CREATE TABLE mfa_credentials" in schema_ddl("sqlite")
+    assert "id VARBINARY(1024) NOT NULL" in schema_ddl("mysql")
 
 
 # -- behaviour beyond the contract -------------------------------------------------------
@@ -388,8 +416,8 @@ def test_bad_arguments_raise_typed_errors(store: SQLStore, engine: sa.Engine) ->
 def test_other_dialects_are_refused(tmp_path: Path) -> None:
     made = _sqlite_engine(tmp_path / "x.db")
     try:
-        made.dialect.name = "mysql"  # what SQLStore sees of a MySQL engine
-        with pytest.raises(InvalidParameter, match="PostgreSQL and SQLite"):
+        made.dialect.name = "oracle"  # what SQLStore sees of an Oracle engine
+        with pytest.raises(InvalidParameter, match="PostgreSQL, MariaDB/MySQL and SQLite"):
             SQLStore(made)
     finally:
         made.dispose()
@@ -1145,8 +1173,9 @@ def _damaged_rows(dialect: str) -> list[tuple[int, float | None]]:
     rows: list[tuple[int, float | None]] = [(-1, T0), (2, None)]
     if dialect == "postgresql":  # SQLite stores a NaN as NULL
         rows += [(2, math.nan), (2, math.inf), (0, -math.inf)]
-    else:
+    elif dialect == "sqlite":
         rows += [(2, math.inf)]
+    # MariaDB/MySQL cannot store a non-finite double at all
     return rows
 
 
@@ -1246,6 +1275,7 @@ class Statements:
         sa.event.remove(self.engine, "before_execute", self._object)
 
 
+@pytest.mark.parametrize("engine", ["postgresql", "sqlite"], indirect=True)
 def test_statements_per_attempt_operation(engine: sa.Engine) -> None:
     """PostgreSQL: admit_attempt, begin_attempt and claim_and_reset are each ONE statement
     (a ``WITH`` query), admitted or refused, won or lost, and the very statement object
@@ -1334,6 +1364,7 @@ def test_attempt_operations_are_one_round_trip_on_postgresql(
         counter.close()
 
 
+@pytest.mark.parametrize("engine", ["postgresql", "sqlite"], indirect=True)
 def test_a_refusal_without_its_state_is_retried_then_a_store_error(
     store: SQLStore, engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1453,3 +1484,150 @@ def test_claim_and_reset_from_16_threads_wins_once(wide_engine: sa.Engine) -> No
         )
         assert won.count(True) == 1, value
         assert store.get_failures("kim") == FailureState()
+
+
+# -- MariaDB / MySQL ------------------------------------------------------------------------
+
+LOOKALIKE_IDS = ["alice", "ALICE", "alice ", "alice  ", " alice", "Alice", "alic\u00e9", "alice\t"]
+"""Ids a case-insensitive or PAD SPACE collation would take for one: all distinct users."""
+
+
+@pytest.fixture
+def latin1_database(mariadb_url: str) -> Iterator[str]:
+    """An empty MariaDB database whose defaults are the worst for ids: latin1 with its
+    case-insensitive, PAD SPACE collation."""
+    database = unique("mfa_latin1_")
+    create_mariadb_database(mariadb_url, database, tables=False)
+    admin = sa.create_engine(mariadb_url, poolclass=sa.pool.NullPool)
+    try:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(
+                f"ALTER DATABASE `{database}` CHARACTER SET latin1 COLLATE latin1_swedish_ci"
+            )
+    finally:
+        admin.dispose()
+    try:
+        yield database
+    finally:
+        drop_mariadb_database(mariadb_url, database)
+
+
+@pytest.mark.parametrize("how", ["create_schema", "ddl"])
+def test_mariadb_ids_compare_byte_exactly_whatever_the_database_default(
+    mariadb_url: str, latin1_database: str, how: str
+) -> None:
+    made = mariadb_engine(mariadb_url, latin1_database)
+    try:
+        if how == "create_schema":
+            create_schema(made)
+        else:
+            with made.begin() as connection:
+                connection.exec_driver_sql(f"USE `{latin1_database}`")
+                for statement in schema_ddl("mysql").split(";\n"):
+                    if statement.strip():
+                        connection.exec_driver_sql(statement)
+        store = SQLStore(made)
+        for user in LOOKALIKE_IDS:
+            store.add(_credential(user, label=f"\U0001f510 {user!r}"))
+            assert store.admit_attempt(user, T0, OPEN).state.count == 1
+            store.replace_recovery_codes(user, _records(1))
+            store.put_challenge(_challenge(user_id=user))
+            assert store.count_send(user, T0, T0 + 60) == 1
+        for user in LOOKALIKE_IDS:
+            (credential,) = store.list_for_user(user)
+            assert credential.user_id == user and credential.label == f"\U0001f510 {user!r}"
+            assert store.get_failures(user) == FailureState(1, T0)
+            (record,) = store.recovery_codes(user)
+            assert store.consume_recovery_code(user, record.id, T0) == 0
+        # one id, padded or re-cased, is another credential: not found, not claimable
+        credential = _credential("bob", id="cred-x")
+        store.add(credential)
+        for other in ("CRED-X", "cred-x ", "cred-\u0445"):
+            assert store.get(other) is None
+            assert not store.claim(other, 5, drift=0)
+        store.add(attrs.evolve(_credential("bob"), id="cred-x "))  # no duplicate-key clash
+        assert store.claim("cred-x", 5, drift=0)
+        assert store.get("cred-x ").last_accepted == -1  # type: ignore[union-attr]
+    finally:
+        made.dispose()
+
+
+def test_mariadb_a_deadlocked_admission_runs_again(mariadb_url: str, mariadb_database: str) -> None:
+    """A real InnoDB deadlock on REPEATABLE READ gap locks: another transaction and the
+    store's admission both lock the gap between two failure rows, then both insert into
+    it. InnoDB rolls back the lighter one (the store's); the store runs it again and the
+    attempt is counted exactly once."""
+    made = mariadb_engine(mariadb_url, mariadb_database, pool_size=2, max_overflow=2)
+    deadlocks: list[int] = []
+
+    @sa.event.listens_for(made, "handle_error")
+    def seen(context: Any) -> None:
+        if getattr(context.original_exception, "args", (None,))[0] == 1213:
+            deadlocks.append(1)
+
+    try:
+        store = SQLStore(made)
+        for user in ("a", "z"):
+            store.admit_attempt(user, T0, OPEN)
+        outcome: list[Any] = []
+        other = made.connect()
+        try:
+            other.begin()
+            for n in range(50):  # weight: InnoDB picks the transaction with less undo
+                other.execute(
+                    sql.send_counters_table.insert().values(
+                        key=f"w{n}", window_start=T0, count=1, expires_at=T0 + 1
+                    )
+                )
+            other.execute(
+                sa.select(failures_table.c.count)
+                .where(failures_table.c.user_id == "m")
+                .with_for_update()
+            )
+            worker = threading.Thread(
+                target=lambda: outcome.append(store.admit_attempt("n", T0, OPEN))
+            )
+            worker.start()
+            time.sleep(1.0)  # the store's INSERT now waits for our gap lock
+            other.execute(failures_table.insert().values(user_id="o", count=1, last_failure_at=T0))
+            other.commit()
+        finally:
+            other.close()
+        worker.join(60)
+        assert deadlocks, "no deadlock happened: the test tested nothing"
+        assert outcome == [Admission(True, FailureState(1, T0))]
+        assert store.get_failures("n") == FailureState(1, T0)
+        assert store.get_failures("o") == FailureState(1, T0)
+    finally:
+        made.dispose()
+
+
+def test_mariadb_concurrent_first_attempts_are_each_counted(
+    mariadb_url: str, mariadb_database: str
+) -> None:
+    """16 threads make the first attempts of 12 new users at once (gap locks, inserts of
+    one key racing): every call is admitted and counted exactly once."""
+    made = mariadb_engine(mariadb_url, mariadb_database, pool_size=16, max_overflow=0)
+    try:
+        store = SQLStore(made)
+        users = [unique("new-") for _ in range(12)]
+        barrier = threading.Barrier(16)
+        errors: list[BaseException] = []
+
+        def hammer() -> None:
+            try:
+                barrier.wait(timeout=60)
+                for user in users:
+                    store.admit_attempt(user, T0, OPEN)
+            except BaseException as exc:
+                errors.append(exc)
+
+        workers = [threading.Thread(target=hammer) for _ in range(16)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(120)
+        assert errors == []
+        assert [store.get_failures(user).count for user in users] == [16] * len(users)
+    finally:
+        made.dispose()

@@ -61,11 +61,12 @@ import math
 from collections.abc import Callable, Sequence
 from typing import Any, Final, TypeVar
 
+from .._validate import MAX_ID_LENGTH
 from ..errors import InvalidParameter, MFAError, MissingDependency, StoreError, StoreUnavailable
 from ..models import Admission, Credential, FailureState
-from ..oob import OOBRecord
+from ..oob import MAX_SEND_KEY, OOBRecord
 from ..recovery import RecoveryRecord
-from ..throttle import ThrottleConfig, check
+from ..throttle import ThrottleConfig, admit, check
 from ._common import (
     challenge_from_row,
     check_claim_value,
@@ -87,7 +88,7 @@ from ._common import (
 try:
     import sqlalchemy as sa
     from sqlalchemy import exc as sa_exc
-    from sqlalchemy.dialects import postgresql, sqlite
+    from sqlalchemy.dialects import mysql, postgresql, sqlite
     from sqlalchemy.schema import CreateIndex, CreateTable
 except ImportError:  # pragma: no cover - exercised in a subprocess by the tests
     raise MissingDependency(
@@ -109,8 +110,54 @@ __all__ = [
 
 _T = TypeVar("_T")
 
-SUPPORTED_DIALECTS: Final = frozenset({"postgresql", "sqlite"})
-"""Database dialects :class:`SQLStore` is tested on (``ON CONFLICT ... RETURNING``)."""
+SUPPORTED_DIALECTS: Final = frozenset({"postgresql", "sqlite", "mysql", "mariadb"})
+"""Database dialects :class:`SQLStore` is tested on: PostgreSQL and SQLite (``ON CONFLICT
+... RETURNING``), MariaDB and MySQL (``mysql`` or ``mariadb`` URLs; row locks in
+transactions where ``RETURNING`` is missing)."""
+_MYSQL: Final = frozenset({"mysql", "mariadb"})
+
+
+class Key(sa.types.TypeDecorator[str]):
+    """The column type of every identifier the store compares (credential, user, code,
+    challenge ids, send-counter keys): ``TEXT`` on PostgreSQL and SQLite; on MySQL and
+    MariaDB ``VARBINARY`` of ``4 * length`` bytes (an index key needs a length; UTF-8 bytes
+    compare byte-exactly, whatever the server's default collation: no case folding, no
+    trailing-space padding, so ``'alice'``, ``'ALICE'`` and ``'alice '`` are three users),
+    decoded back to text when read. Tables other ports add use it for their ids too."""
+
+    impl = sa.Text
+    cache_ok = True
+
+    def __init__(self, length: int = MAX_ID_LENGTH) -> None:
+        super().__init__()
+        self.key_length = length
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        if dialect.name in _MYSQL:
+            return mysql.VARBINARY(4 * self.key_length)
+        return sa.Text()
+
+    def bind_processor(self, dialect: sa.Dialect) -> Any:
+        return _encode_key if dialect.name in _MYSQL else None
+
+    def result_processor(self, dialect: sa.Dialect, coltype: object) -> Any:
+        return _decode_key if dialect.name in _MYSQL else None
+
+
+def _encode_key(value: object) -> object:
+    """An id as the UTF-8 bytes of its MySQL ``VARBINARY`` column."""
+    return value.encode("utf-8") if isinstance(value, str) else value
+
+
+def _decode_key(value: object) -> object:
+    """A MySQL ``VARBINARY`` id as text (anything else as is: the row decoders refuse it)."""
+    if isinstance(value, bytes | bytearray):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return value
+    return value
+
 
 metadata: Final = sa.MetaData(
     naming_convention={
@@ -133,8 +180,8 @@ credentials_table: Final = sa.Table(
         sa.Identity(),
         primary_key=True,
     ),
-    sa.Column("id", sa.Text(), nullable=False, unique=True),
-    sa.Column("user_id", sa.Text(), nullable=False),
+    sa.Column("id", Key(), nullable=False, unique=True),
+    sa.Column("user_id", Key(), nullable=False),
     sa.Column("kind", sa.String(8), nullable=False),
     sa.Column("sealed_key", sa.LargeBinary(), nullable=False),
     sa.Column("created_at", sa.Double(), nullable=False),
@@ -160,7 +207,7 @@ credentials_table: Final = sa.Table(
 failures_table: Final = sa.Table(
     "mfa_failures",
     metadata,
-    sa.Column("user_id", sa.Text(), primary_key=True),
+    sa.Column("user_id", Key(), primary_key=True),
     sa.Column("count", sa.BigInteger(), nullable=False),
     sa.Column("last_failure_at", sa.Double()),
 )
@@ -169,8 +216,8 @@ failures_table: Final = sa.Table(
 recovery_codes_table: Final = sa.Table(
     "mfa_recovery_codes",
     metadata,
-    sa.Column("user_id", sa.Text(), primary_key=True),
-    sa.Column("id", sa.Text(), primary_key=True),
+    sa.Column("user_id", Key(), primary_key=True),
+    sa.Column("id", Key(), primary_key=True),
     sa.Column("position", sa.Integer(), nullable=False),
     sa.Column("tag", sa.Text(), nullable=False),
     sa.Column("phc", sa.Text(), nullable=False),
@@ -183,8 +230,8 @@ code is usable."""
 oob_challenges_table: Final = sa.Table(
     "mfa_oob_challenges",
     metadata,
-    sa.Column("challenge_id", sa.Text(), primary_key=True),
-    sa.Column("user_id", sa.Text(), nullable=False),
+    sa.Column("challenge_id", Key(), primary_key=True),
+    sa.Column("user_id", Key(), nullable=False),
     sa.Column("purpose", sa.String(32), nullable=False),
     sa.Column("channel", sa.String(8), nullable=False),
     sa.Column("destination_hint", sa.Text(), nullable=False),
@@ -205,7 +252,7 @@ a masked destination, never the code or the address)."""
 send_counters_table: Final = sa.Table(
     "mfa_send_counters",
     metadata,
-    sa.Column("key", sa.Text(), primary_key=True),
+    sa.Column("key", Key(MAX_SEND_KEY), primary_key=True),
     sa.Column("window_start", sa.Double(), primary_key=True),
     sa.Column("count", sa.BigInteger(), nullable=False),
     sa.Column("expires_at", sa.Double(), nullable=False),
@@ -258,7 +305,11 @@ _COLUMNS: Final = (
     _C.version,
 )
 _SELECT: Final = sa.select(*_COLUMNS)
-_DIALECTS: Final = {"postgresql": postgresql.dialect, "sqlite": sqlite.dialect}
+_DIALECTS: Final = {
+    "postgresql": postgresql.dialect,
+    "sqlite": sqlite.dialect,
+    "mysql": mysql.dialect,
+}
 # SQLite primary result codes meaning "cannot reach the data now": BUSY, LOCKED, NOMEM,
 # IOERR, FULL, CANTOPEN, PROTOCOL.
 _SQLITE_UNAVAILABLE: Final = frozenset({5, 6, 7, 10, 13, 14, 15})
@@ -470,6 +521,47 @@ _ADMISSION_TRIES: Final = 3
 """Runs of an admission whose refusal did not come with the state that refused it (a
 concurrent first attempt, see :func:`_pg_admission`) before it is a StoreError."""
 
+# -- MySQL / MariaDB: row locks in a transaction where RETURNING is missing -----------------
+_P_COUNT: Final = sa.bindparam("p_count", type_=sa.BigInteger())
+_P_LAST: Final[sa.BindParameter[float]] = sa.bindparam("p_last", type_=sa.Double())
+_MYSQL_FAILURES_LOCKED: Final = _FAILURES_OF_USER.with_for_update()
+_MYSQL_FAILURES_UPDATE: Final = (
+    failures_table.update()
+    .where(_F.user_id == _P_USER)
+    .values(count=_P_COUNT, last_failure_at=_P_LAST)
+)
+_MYSQL_FAILURES_INSERT: Final = failures_table.insert().values(
+    user_id=_P_USER, count=_P_COUNT, last_failure_at=_P_LAST
+)
+_MYSQL_CODES_LOCKED: Final = (
+    sa.select(_R.id, _R.used_at).where(_R.user_id == _P_USER).order_by(_R.id).with_for_update()
+)
+_MYSQL_RETRIED: Final = frozenset({1213, 1020})
+"""MySQL/MariaDB errors after which InnoDB rolled the transaction back and it may simply run
+again: ER_LOCK_DEADLOCK (REPEATABLE READ's gap locks make two first inserts of one key
+deadlock) and ER_CHECKREAD (a snapshot-isolation conflict)."""
+_MYSQL_TRIES: Final = 10
+"""Runs of a MySQL/MariaDB transaction that deadlocked before it is StoreUnavailable (each
+deadlock has a winner, so eight racing processes need at most eight)."""
+
+
+def _mysql_retryable(exc: sa_exc.DBAPIError) -> bool:
+    args: tuple[Any, ...] = getattr(exc.orig, "args", ())
+    return len(args) > 0 and args[0] in _MYSQL_RETRIED
+
+
+def _mysql_table_options() -> None:
+    """Give every table of :data:`metadata` (those other ports add too) InnoDB, utf8mb4 and
+    a binary collation on MySQL/MariaDB, whatever the database's defaults."""
+    for table in metadata.tables.values():
+        for option, value in (
+            ("mysql_engine", "InnoDB"),
+            ("mysql_charset", "utf8mb4"),
+            ("mysql_collate", "utf8mb4_bin"),
+        ):
+            if option not in table.dialect_kwargs:
+                table.dialect_kwargs[option] = value
+
 
 def create_schema(engine: sa.Engine) -> None:
     """Create the store's tables and indexes that do not exist yet (idempotent).
@@ -479,14 +571,16 @@ def create_schema(engine: sa.Engine) -> None:
     :class:`~mfa_core.errors.StoreUnavailable`) if the database refuses.
     """
     _check_engine(engine)
+    _mysql_table_options()
     _guard("create_schema", lambda: metadata.create_all(engine))
 
 
 def schema_ddl(dialect: str = "postgresql") -> str:
-    """The schema as plain DDL statements for ``dialect`` (``"postgresql"`` or
-    ``"sqlite"``), for hosts that manage migrations themselves."""
+    """The schema as plain DDL statements for ``dialect`` (``"postgresql"``, ``"sqlite"``
+    or ``"mysql"``, which serves MariaDB too), for hosts that manage migrations themselves."""
     if dialect not in _DIALECTS:
-        raise InvalidParameter("dialect must be 'postgresql' or 'sqlite'")
+        raise InvalidParameter("dialect must be 'postgresql', 'sqlite' or 'mysql'")
+    _mysql_table_options()
     compiled = _DIALECTS[dialect]()
     statements: list[str] = []
     for table in metadata.sorted_tables:
@@ -510,7 +604,7 @@ def _check_engine(engine: object, store: str = "SQLStore") -> None:
         raise InvalidParameter("engine must be a sqlalchemy.Engine")
     if engine.dialect.name not in SUPPORTED_DIALECTS:
         raise InvalidParameter(
-            f"{store} supports PostgreSQL and SQLite, not {engine.dialect.name!r}"
+            f"{store} supports PostgreSQL, MariaDB/MySQL and SQLite, not {engine.dialect.name!r}"
         )
 
 
@@ -655,7 +749,7 @@ class SQLStore:
     between threads, and any number of processes may use the same database.
     """
 
-    __slots__ = ("_engine", "_insert", "_postgres", "_refuse_nul", "_tx_engine")
+    __slots__ = ("_engine", "_insert", "_mysql", "_postgres", "_refuse_nul", "_tx_engine")
 
     def __init__(self, engine: sa.Engine) -> None:
         _check_engine(engine)
@@ -672,6 +766,9 @@ class SQLStore:
             engine.execution_options(isolation_level="READ COMMITTED") if postgres else engine
         )
         self._postgres = postgres
+        # MySQL/MariaDB: the host's engine as is (transactions in its isolation level,
+        # REPEATABLE READ by default; every race-prone change locks its rows first).
+        self._mysql = engine.dialect.name in _MYSQL
         self._insert: Any = postgresql.insert if postgres else sqlite.insert
         # PostgreSQL text cannot hold U+0000: refuse it up front as bad input.
         self._refuse_nul = postgres
@@ -730,7 +827,7 @@ class SQLStore:
                 connection.commit()
                 return result
 
-        return _guard(operation, run, conflict=conflict)
+        return _guard(operation, self._retried(run), conflict=conflict)
 
     def _transaction(self, operation: str, body: Callable[[sa.Connection], _T]) -> _T:
         """Run ``body``'s statements in one transaction: committed if it returns, rolled
@@ -740,7 +837,24 @@ class SQLStore:
             with self._tx_engine.begin() as connection:
                 return body(connection)
 
-        return _guard(operation, run)
+        return _guard(operation, self._retried(run))
+
+    def _retried(self, run: Callable[[], _T]) -> Callable[[], _T]:
+        """``run``, on MySQL/MariaDB run again (at most :data:`_MYSQL_TRIES` times in all)
+        when InnoDB rolled it back for a deadlock; unchanged elsewhere."""
+        if not self._mysql:
+            return run
+
+        def again() -> _T:
+            for attempt in range(1, _MYSQL_TRIES + 1):
+                try:
+                    return run()
+                except sa_exc.DBAPIError as exc:
+                    if attempt == _MYSQL_TRIES or not _mysql_retryable(exc):
+                        raise
+            raise AssertionError("unreachable")  # pragma: no cover
+
+        return again
 
     # -- CredentialStore -----------------------------------------------------------------
 
@@ -835,6 +949,8 @@ class SQLStore:
         params = self._admission_params(user_id, now, limits)
         if self._postgres:
             return self._pg_admit("admit_attempt", _PG_ADMIT, params, limits)[0]
+        if self._mysql:
+            return self._mysql_admit("admit_attempt", params, limits, with_credentials=False)[0]
 
         def admit(connection: sa.Connection) -> tuple[Admission | None, Sequence[Credential]]:
             return self._sqlite_admit(connection, params, limits), ()
@@ -855,6 +971,8 @@ class SQLStore:
         params = self._admission_params(user_id, now, limits)
         if self._postgres:
             return self._pg_admit("begin_attempt", _PG_BEGIN, params, limits)
+        if self._mysql:
+            return self._mysql_admit("begin_attempt", params, limits, with_credentials=True)
 
         def begin(connection: sa.Connection) -> tuple[Admission | None, Sequence[Credential]]:
             admission = self._sqlite_admit(connection, params, limits)
@@ -947,6 +1065,47 @@ class SQLStore:
         stored = connection.execute(_FAILURES_OF_USER, {"p_user": params["p_user"]}).all()
         return _admission((False, *stored[0]), params["p_now"], limits) if stored else None
 
+    def _mysql_admit(
+        self,
+        operation: str,
+        params: dict[str, Any],
+        limits: ThrottleConfig,
+        *,
+        with_credentials: bool,
+    ) -> tuple[Admission, Sequence[Credential]]:
+        """MySQL/MariaDB's admission, one transaction: the user's failure row read and
+        locked (``SELECT ... FOR UPDATE``: the latest committed row, whatever the
+        isolation level), :func:`mfa_core.throttle.admit` on it, the new state written
+        only when admitted, then (``with_credentials``, admitted) the user's credentials.
+        Two first attempts of one user deadlock on the gap lock; InnoDB rolls one back and
+        it runs again (:meth:`_retried`)."""
+        user = params["p_user"]
+
+        def body(connection: sa.Connection) -> tuple[Admission, Sequence[Credential]]:
+            rows = connection.execute(_MYSQL_FAILURES_LOCKED, {"p_user": user}).all()
+            state = _failure_state(rows[0]) if rows else FailureState()
+            last = state.last_failure_at
+            if last is not None and not math.isfinite(last):
+                raise StoreError("the SQL store holds a failure row it cannot read")
+            try:
+                admission = admit(state, params["p_now"], limits)
+            except MFAError:
+                raise StoreError("the SQL store holds a failure row it cannot read") from None
+            if not admission.admitted:
+                return admission, ()
+            written = {
+                "p_user": user,
+                "p_count": admission.state.count,
+                "p_last": admission.state.last_failure_at,
+            }
+            connection.execute(_MYSQL_FAILURES_UPDATE if rows else _MYSQL_FAILURES_INSERT, written)
+            if not with_credentials:
+                return admission, ()
+            found = connection.execute(_CREDENTIALS_OF_USER, {"p_user": user}).all()
+            return admission, [credential_from_row(row, "SQL") for row in found]
+
+        return self._transaction(operation, body)
+
     def _sqlite_attempt(
         self,
         operation: str,
@@ -1005,6 +1164,7 @@ class SQLStore:
         def swap(connection: sa.Connection) -> None:
             if self._postgres:
                 connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_key(user_id))))
+            if self._postgres or self._mysql:
                 connection.execute(
                     sa.select(_R.id).where(_R.user_id == user_id).order_by(_R.id).with_for_update()
                 )
@@ -1044,6 +1204,10 @@ class SQLStore:
                 raise StoreError("the SQL store returned no result for consume_recovery_code")
             won, unused = rows[0]
             return int(unused) - 1 if won == 1 else None
+        if self._mysql:
+            return self._transaction(
+                "consume_recovery_code", lambda c: _mysql_consume(c, user_id, record_id, at)
+            )
 
         def consume(connection: sa.Connection) -> int | None:
             marked = connection.execute(
@@ -1144,6 +1308,8 @@ class SQLStore:
         gets its own count."""
         name, start, end = check_send_count(key, window_start, expires_at)
         self._no_nul(name, "key")
+        if self._mysql:
+            return self._transaction("count_send", lambda c: _mysql_count_send(c, name, start, end))
         insert = self._insert(send_counters_table).values(
             key=name, window_start=start, count=1, expires_at=end
         )
@@ -1227,3 +1393,44 @@ def _consume_statement(user_id: str, record_id: str, at: float) -> sa.Select[Any
         .where(locked.c.used_at.is_(None))
         .scalar_subquery(),
     )
+
+
+def _mysql_consume(
+    connection: sa.Connection, user_id: str, record_id: str, at: float
+) -> int | None:
+    """MySQL/MariaDB's ``consume_recovery_code`` in a transaction: lock the user's codes in
+    ``id`` order (``SELECT ... FOR UPDATE`` reads the latest committed rows; concurrent
+    consumptions queue on the first), mark the code if it is unused, count the rest."""
+    rows = connection.execute(_MYSQL_CODES_LOCKED, {"p_user": user_id}).all()
+    unused = [row[0] for row in rows if row[1] is None]
+    if record_id not in unused:
+        return None
+    connection.execute(
+        recovery_codes_table.update()
+        .where(_R.user_id == user_id, _R.id == record_id, _R.used_at.is_(None))
+        .values(used_at=at)
+    )
+    return len(unused) - 1
+
+
+def _mysql_count_send(connection: sa.Connection, key: str, start: float, end: float) -> int:
+    """MySQL/MariaDB's ``count_send`` in a transaction: ``INSERT ... ON DUPLICATE KEY
+    UPDATE count = count + 1``, then the row this transaction holds locked."""
+    insert = mysql.insert(send_counters_table).values(
+        key=key, window_start=start, count=1, expires_at=end
+    )
+    connection.execute(
+        insert.on_duplicate_key_update(
+            count=_S.count + 1,
+            expires_at=sa.func.greatest(_S.expires_at, insert.inserted.expires_at),
+        )
+    )
+    rows = connection.execute(
+        sa.select(_S.count).where(_S.key == key, _S.window_start == start).with_for_update()
+    ).all()
+    if len(rows) != 1:
+        raise StoreError("the SQL store returned no send counter")
+    try:
+        return int(rows[0][0])
+    except (ValueError, TypeError) as exc:
+        raise StoreError("the SQL store holds a send counter it cannot read") from exc
