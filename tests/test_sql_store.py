@@ -742,11 +742,12 @@ def test_every_operation_is_one_round_trip_on_postgresql(
 # -- 8 processes ---------------------------------------------------------------------------
 
 PROCESSES = 8
-ROUNDS = {"postgresql": 200, "sqlite": 20}
-"""Rounds per race: the issue's 200 on PostgreSQL; SQLite (one machine) gets a few."""
+ROUNDS = {"postgresql": 200, "sqlite": 20, "mariadb": 40}
+"""Rounds per race: the issue's 200 on PostgreSQL; SQLite (one machine) gets a few, and
+MariaDB (an fsync per commit) fewer than PostgreSQL."""
 
 
-@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
+@pytest.fixture(scope="module", params=["postgresql", "sqlite", "mariadb"])
 def crew(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, Crew, SQLStore]]:
@@ -759,6 +760,12 @@ def crew(
         create_postgres_schema(url, schema)
         spec = ("postgresql", url, schema)
         made = postgres_engine(url, schema)
+    elif backend == "mariadb":
+        url = request.getfixturevalue("mariadb_url")
+        database = unique("mfa_crew_")
+        create_mariadb_database(url, database)
+        spec = ("mariadb", url, database)
+        made = mariadb_engine(url, database)
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('crew') / 'shared.db'}"
         made = sa.create_engine(url, connect_args={"timeout": 30})
@@ -771,6 +778,8 @@ def crew(
         made.dispose()
         if backend == "postgresql":
             drop_postgres_schema(url, spec[2])
+        elif backend == "mariadb":
+            drop_mariadb_database(url, spec[2])
 
 
 def test_eight_processes_claim_the_same_value_exactly_once(

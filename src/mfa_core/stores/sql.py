@@ -84,6 +84,7 @@ from ._common import (
     opt_float,
     recovery_from_row,
 )
+from ._deadline import WATCHDOG
 
 try:
     import sqlalchemy as sa
@@ -96,8 +97,11 @@ except ImportError:  # pragma: no cover - exercised in a subprocess by the tests
     ) from None
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
     "SUPPORTED_DIALECTS",
+    "Key",
     "SQLStore",
+    "bound_engine",
     "create_schema",
     "credentials_table",
     "failures_table",
@@ -115,6 +119,10 @@ SUPPORTED_DIALECTS: Final = frozenset({"postgresql", "sqlite", "mysql", "mariadb
 ... RETURNING``), MariaDB and MySQL (``mysql`` or ``mariadb`` URLs; row locks in
 transactions where ``RETURNING`` is missing)."""
 _MYSQL: Final = frozenset({"mysql", "mariadb"})
+DEFAULT_TIMEOUT: Final = 5.0
+"""The default bound, in seconds, on every :class:`SQLStore` call on a database server
+(connecting, the pool's checkout and pre-ping, statements, commit): past it the call fails
+with :class:`~mfa_core.errors.StoreUnavailable` (see :func:`bound_engine`)."""
 
 
 class Key(sa.types.TypeDecorator[str]):
@@ -749,10 +757,19 @@ class SQLStore:
     between threads, and any number of processes may use the same database.
     """
 
-    __slots__ = ("_engine", "_insert", "_mysql", "_postgres", "_refuse_nul", "_tx_engine")
+    __slots__ = (
+        "_engine",
+        "_insert",
+        "_mysql",
+        "_postgres",
+        "_refuse_nul",
+        "_timeout",
+        "_tx_engine",
+    )
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, *, timeout: float | None = DEFAULT_TIMEOUT) -> None:
         _check_engine(engine)
+        self._timeout = bound_engine(engine, timeout)
         postgres = engine.dialect.name == "postgresql"
         # PostgreSQL: autocommit, so a statement is its own transaction without BEGIN and
         # COMMIT round trips. SQLite (in-process): switching the isolation level on every
@@ -827,7 +844,7 @@ class SQLStore:
                 connection.commit()
                 return result
 
-        return _guard(operation, self._retried(run), conflict=conflict)
+        return _guard(operation, self._bounded(operation, self._retried(run)), conflict=conflict)
 
     def _transaction(self, operation: str, body: Callable[[sa.Connection], _T]) -> _T:
         """Run ``body``'s statements in one transaction: committed if it returns, rolled
@@ -837,7 +854,27 @@ class SQLStore:
             with self._tx_engine.begin() as connection:
                 return body(connection)
 
-        return _guard(operation, self._retried(run))
+        return _guard(operation, self._bounded(operation, self._retried(run)))
+
+    def _bounded(self, operation: str, run: Callable[[], _T]) -> Callable[[], _T]:
+        """``run`` under the store's deadline (:mod:`mfa_core.stores._deadline`): past it
+        the connection in use is cut and the call raises StoreUnavailable."""
+        timeout = self._timeout
+        if timeout is None:
+            return run
+
+        def bounded() -> _T:
+            with WATCHDOG.call(timeout) as call:
+                try:
+                    return run()
+                except (MFAError, sa_exc.SQLAlchemyError, OSError):
+                    if not call.expired:
+                        raise
+            raise StoreUnavailable(
+                f"the SQL store is unavailable: {operation} got no answer within {timeout:g} s"
+            )
+
+        return bounded
 
     def _retried(self, run: Callable[[], _T]) -> Callable[[], _T]:
         """``run``, on MySQL/MariaDB run again (at most :data:`_MYSQL_TRIES` times in all)
@@ -1434,3 +1471,64 @@ def _mysql_count_send(connection: sa.Connection, key: str, start: float, end: fl
         return int(rows[0][0])
     except (ValueError, TypeError) as exc:
         raise StoreError("the SQL store holds a send counter it cannot read") from exc
+
+
+def bound_engine(engine: sa.Engine, timeout: float | None) -> float | None:
+    """Bound every call a store makes on ``engine``'s database server to ``timeout``
+    seconds (``None``: no bound; SQLite files are never bound) and return the bound.
+    :class:`SQLStore` calls it; hosts need not. On the engine's dialect and pool, once:
+
+    * connection defaults the host did not set: ``connect_timeout`` (libpq: whole
+      seconds, at least 2; PyMySQL, asyncmy, aiomysql), and PyMySQL's ``read_timeout`` and
+      ``write_timeout`` (``timeout + 1``: they also bound a new connection's handshake);
+    * the pool's checkout wait (``pool_timeout``) at most ``timeout``;
+    * the deadline of each call, enforced by a watchdog thread that shuts the call's
+      socket down when it passes (:mod:`mfa_core.stores._deadline`): the only bound that
+      holds when the server says nothing at all (stopped, or the network path black-holed:
+      keepalives, ``tcp_user_timeout`` and ``statement_timeout`` do not fire then).
+    """
+    if timeout is None or engine.dialect.name == "sqlite":
+        return None
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not 0 < timeout <= 86400
+        or math.isnan(timeout)
+    ):
+        raise InvalidParameter("timeout must be a number of seconds in (0, 86400], or None")
+    bound = float(timeout)
+    dialect: Any = engine.dialect
+    if getattr(dialect, "_mfa_core_bound", None) is None:
+        dialect._mfa_core_bound = bound
+        sa.event.listen(engine, "do_connect", _connect_defaults(bound))
+        ping = dialect.do_ping
+
+        def do_ping(dbapi_connection: Any) -> bool:
+            WATCHDOG.attach(dbapi_connection)
+            return bool(ping(dbapi_connection))
+
+        dialect.do_ping = do_ping
+    pool: Any = engine.pool
+    if getattr(pool, "_mfa_core_bound", None) is None:
+        pool._mfa_core_bound = bound
+        sa.event.listen(pool, "checkout", lambda dbapi, record, proxy: WATCHDOG.attach(dbapi))
+        if isinstance(getattr(pool, "_timeout", None), int | float) and pool._timeout > bound:
+            pool._timeout = bound
+    return bound
+
+
+def _connect_defaults(bound: float) -> Callable[..., None]:
+    def defaults(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> None:
+        driver = dialect.driver
+        if driver in ("psycopg", "psycopg2", "psycopg_async"):
+            cparams.setdefault("connect_timeout", max(2, math.ceil(bound)))
+        elif driver in ("pymysql", "asyncmy", "aiomysql"):
+            cparams.setdefault("connect_timeout", bound)
+        if driver == "pymysql":
+            # PyMySQL's connect_timeout covers the TCP connect only; its read timeout also
+            # bounds the handshake of a new connection (a second after the watchdog, which
+            # cuts the established ones)
+            for name in ("read_timeout", "write_timeout"):
+                cparams.setdefault(name, bound + 1.0)
+
+    return defaults
