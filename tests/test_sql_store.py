@@ -60,7 +60,7 @@ from store_race import (
     same_recovery_record_from_every_worker,
 )
 
-from mfa_core.errors import InvalidParameter, StoreError, StoreUnavailable
+from mfa_core.errors import ErrorCode, InvalidParameter, StoreError, StoreUnavailable
 from mfa_core.models import Admission, Credential, CredentialKind, CredentialState, FailureState
 from mfa_core.oob import OOBChannel, OOBPurpose, OOBRecord
 from mfa_core.recovery import TAG_BYTES, Argon2Params, RecoveryRecord, hash_recovery_code
@@ -96,6 +96,7 @@ TABLES = [
     "mfa_failures",
     "mfa_oob_challenges",
     "mfa_recovery_codes",
+    "mfa_schema_version",
     "mfa_send_counters",
 ]
 
@@ -1640,3 +1641,60 @@ def test_mariadb_concurrent_first_attempts_are_each_counted(
         assert [store.get_failures(user).count for user in users] == [16] * len(users)
     finally:
         made.dispose()
+
+
+# -- schema versions -----------------------------------------------------------------------
+
+
+def _versions(engine: sa.Engine) -> list[int]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(sql.schema_version_table.c.version).order_by(
+                sql.schema_version_table.c.version
+            )
+        ).all()
+    return [row[0] for row in rows]
+
+
+def test_a_database_of_an_older_release_is_migrated(engine: sa.Engine) -> None:
+    """A database made before the version table existed (version 0) and missing a table a
+    later release added: create_schema adds what is missing, keeps the data, records the
+    version; check_schema refuses the old one and accepts the migrated one."""
+    store = SQLStore(engine)
+    credential = _credential()
+    store.add(credential)
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP TABLE " + _qualified(engine, "mfa_schema_version")))
+        connection.execute(sa.text("DROP TABLE " + _qualified(engine, "mfa_send_counters")))
+    with pytest.raises(StoreError, match=r"schema version 0, older .* run create_schema"):
+        sql.check_schema(engine)
+    create_schema(engine)
+    assert _versions(engine) == [sql.SCHEMA_VERSION]
+    sql.check_schema(engine)
+    assert store.get(credential.id) == credential
+    assert store.count_send("k", T0, T0 + 60) == 1  # the added table works
+    create_schema(engine)  # again: nothing to do
+    assert _versions(engine) == [sql.SCHEMA_VERSION]
+
+
+def test_a_database_of_a_newer_release_is_refused(engine: sa.Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            sql.schema_version_table.insert().values(
+                version=sql.SCHEMA_VERSION + 1, applied_at=T0, description="from the future"
+            )
+        )
+    for checker in (create_schema, sql.check_schema):
+        with pytest.raises(StoreError, match=r"newer than the .* upgrade mfa_core") as caught:
+            checker(engine)
+        assert caught.value.code is ErrorCode.STORE_SCHEMA_TOO_NEW
+    assert _versions(engine) == [sql.SCHEMA_VERSION, sql.SCHEMA_VERSION + 1]
+
+
+def _qualified(engine: sa.Engine, table: str) -> str:
+    """``table`` in the schema the engine's schema_translate_map puts it in."""
+    schema = (engine.get_execution_options().get("schema_translate_map") or {}).get(None)
+    if schema is None:
+        return table
+    quote = "`" if engine.dialect.name in ("mysql", "mariadb") else '"'
+    return f"{quote}{schema}{quote}.{table}"

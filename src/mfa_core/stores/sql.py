@@ -58,11 +58,19 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final, TypeVar
 
 from .._validate import MAX_ID_LENGTH
-from ..errors import InvalidParameter, MFAError, MissingDependency, StoreError, StoreUnavailable
+from ..errors import (
+    ErrorCode,
+    InvalidParameter,
+    MFAError,
+    MissingDependency,
+    StoreError,
+    StoreUnavailable,
+)
 from ..models import Admission, Credential, FailureState
 from ..oob import MAX_SEND_KEY, OOBRecord
 from ..recovery import RecoveryRecord
@@ -98,10 +106,13 @@ except ImportError:  # pragma: no cover - exercised in a subprocess by the tests
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
     "SUPPORTED_DIALECTS",
     "Key",
     "SQLStore",
     "bound_engine",
+    "check_schema",
     "create_schema",
     "credentials_table",
     "failures_table",
@@ -109,6 +120,7 @@ __all__ = [
     "oob_challenges_table",
     "recovery_codes_table",
     "schema_ddl",
+    "schema_version_table",
     "send_counters_table",
 ]
 
@@ -268,6 +280,15 @@ send_counters_table: Final = sa.Table(
 )
 """``mfa_send_counters``: out-of-band codes sent per key (a user, or a keyed hash of a
 destination) and fixed window; a row may be deleted once ``expires_at`` has passed."""
+
+schema_version_table: Final = sa.Table(
+    "mfa_schema_version",
+    metadata,
+    sa.Column("version", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("applied_at", sa.Double(), nullable=False),
+    sa.Column("description", sa.Text(), nullable=False),
+)
+"""``mfa_schema_version``: one row per schema step applied (:data:`MIGRATIONS`)."""
 
 _C = credentials_table.c
 _F = failures_table.c
@@ -571,16 +592,90 @@ def _mysql_table_options() -> None:
                 table.dialect_kwargs[option] = value
 
 
+def _create_missing_tables(connection: sa.Connection) -> None:
+    metadata.create_all(connection)
+
+
+MIGRATIONS: Final[tuple[tuple[int, str, Callable[[sa.Connection], None]], ...]] = (
+    (
+        1,
+        "credentials, failures, recovery codes, out-of-band challenges, send counters",
+        _create_missing_tables,
+    ),
+)
+"""The SQL schema, step by step: ``(version, description, apply)``. A release that changes
+the schema appends a step with the next version (a new table: ``_create_missing_tables``
+again; a new column: its ``ALTER TABLE``), never edits one."""
+
+SCHEMA_VERSION: Final = MIGRATIONS[-1][0]
+"""The schema version this release writes; a database with a higher one is refused."""
+
+
 def create_schema(engine: sa.Engine) -> None:
-    """Create the store's tables and indexes that do not exist yet (idempotent).
+    """Create the store's tables and indexes that do not exist yet, or migrate an older
+    schema to :data:`SCHEMA_VERSION` (idempotent; each step applied is recorded in
+    ``mfa_schema_version``). A database created before the version table existed is
+    version 0: its missing tables are added.
 
     Honours the engine's ``schema_translate_map`` execution option, so a host can put the
-    tables in a schema of its choice. Raises :class:`~mfa_core.errors.StoreError` (or
-    :class:`~mfa_core.errors.StoreUnavailable`) if the database refuses.
+    tables in a schema of its choice. Raises :class:`~mfa_core.errors.StoreError` with
+    code ``STORE_SCHEMA_TOO_NEW`` for a schema newer than this release, otherwise
+    :class:`~mfa_core.errors.StoreError` (or :class:`~mfa_core.errors.StoreUnavailable`)
+    if the database refuses.
     """
     _check_engine(engine)
     _mysql_table_options()
-    _guard("create_schema", lambda: metadata.create_all(engine))
+
+    def migrate() -> None:
+        with engine.begin() as connection:
+            metadata.create_all(connection, tables=[schema_version_table])
+            current = _stored_version(connection)
+            for version, description, apply in MIGRATIONS[current:]:
+                apply(connection)
+                connection.execute(
+                    schema_version_table.insert().values(
+                        version=version, applied_at=time.time(), description=description
+                    )
+                )
+
+    _guard("create_schema", migrate)
+
+
+def check_schema(engine: sa.Engine) -> None:
+    """Check, before the first request, that the database holds this release's schema;
+    raise :class:`~mfa_core.errors.StoreError` (code ``STORE_SCHEMA_TOO_NEW`` for a newer
+    one; a message naming :func:`create_schema` for a missing or older one)."""
+    _check_engine(engine)
+
+    def read() -> None:
+        with engine.connect() as connection:
+            translate = connection.get_execution_options().get("schema_translate_map") or {}
+            schema = translate.get(None)
+            if not sa.inspect(connection).has_table(schema_version_table.name, schema=schema):
+                current = 0
+            else:
+                current = _stored_version(connection)
+        if current < SCHEMA_VERSION:
+            raise StoreError(
+                f"the SQL database has schema version {current}, older than the "
+                f"{SCHEMA_VERSION} this release needs: run create_schema (it migrates)"
+            )
+
+    _guard("check_schema", read)
+
+
+def _stored_version(connection: sa.Connection) -> int:
+    """The highest version in ``mfa_schema_version`` (0 when empty); a newer one than
+    :data:`SCHEMA_VERSION` is refused."""
+    stored = connection.execute(sa.select(sa.func.max(schema_version_table.c.version))).scalar()
+    current = 0 if stored is None else int(stored)
+    if current > SCHEMA_VERSION:
+        raise StoreError(
+            f"the SQL database has schema version {current}, newer than the "
+            f"{SCHEMA_VERSION} this release of mfa_core understands; upgrade mfa_core",
+            code=ErrorCode.STORE_SCHEMA_TOO_NEW,
+        )
+    return current
 
 
 def schema_ddl(dialect: str = "postgresql") -> str:
