@@ -1041,15 +1041,12 @@ class SQLStore:
         conditional ``UPDATE``); return whether it was stored. Of concurrent calls with one
         value, from any process, exactly one wins. ``value``: 0..2**63-1.
         """
-        self._id(credential_id, "credential_id")
-        check_claim_value(value)
-        check_drift(drift)
-        statement = (
-            credentials_table.update()
-            .where(_C.id == credential_id, _C.last_accepted < value)
-            .values(last_accepted=value, drift=drift)
-        )
-        return self._execute("claim", statement, _one_row_changed)
+        params = {
+            "p_credential": self._id(credential_id, "credential_id"),
+            "p_value": check_claim_value(value),
+            "p_drift": check_drift(drift),
+        }
+        return self._execute("claim", _CLAIM, _one_row_changed, params=params)
 
     def delete(self, credential_id: str) -> bool:
         """Remove a credential; return whether it existed."""
@@ -1254,8 +1251,7 @@ class SQLStore:
     def get_failures(self, user_id: str) -> FailureState:
         """Return the user's failure state (``FailureState()`` if none)."""
         self._id(user_id, "user_id")
-        statement = sa.select(_F.count, _F.last_failure_at).where(_F.user_id == user_id)
-        rows = self._execute("get_failures", statement, _all)
+        rows = self._execute("get_failures", _FAILURES_OF_USER, _all, params={"p_user": user_id})
         return _failure_state(rows[0]) if rows else FailureState()
 
     def reset(self, user_id: str) -> None:
