@@ -146,21 +146,27 @@ class Key(sa.types.TypeDecorator[str]):
     decoded back to text when read. Tables other ports add use it for their ids too."""
 
     impl = sa.Text
+    """The generic type: ``TEXT``."""
     cache_ok = True
+    """Safe in SQLAlchemy's statement cache (the only state is the length)."""
 
     def __init__(self, length: int = MAX_ID_LENGTH) -> None:
         super().__init__()
         self.key_length = length
+        """The longest id in characters (``4 * key_length`` bytes on MySQL/MariaDB)."""
 
     def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        """``VARBINARY(4 * key_length)`` on MySQL/MariaDB, ``TEXT`` elsewhere."""
         if dialect.name in _MYSQL:
             return mysql.VARBINARY(4 * self.key_length)
         return sa.Text()
 
     def bind_processor(self, dialect: sa.Dialect) -> Any:
+        """MySQL/MariaDB: text to its UTF-8 bytes; elsewhere none (no cost per value)."""
         return _encode_key if dialect.name in _MYSQL else None
 
     def result_processor(self, dialect: sa.Dialect, coltype: object) -> Any:
+        """MySQL/MariaDB: the stored bytes back to text; elsewhere none."""
         return _decode_key if dialect.name in _MYSQL else None
 
 
