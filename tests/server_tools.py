@@ -203,12 +203,7 @@ def create_mariadb_database(url: str, database: str, *, tables: bool = True) -> 
 
     from mfa_core.stores.sql import create_schema
 
-    admin = sa.create_engine(url, connect_args={"connect_timeout": 5}, poolclass=sa.pool.NullPool)
-    try:
-        with admin.begin() as connection:
-            connection.exec_driver_sql(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4")
-    finally:
-        admin.dispose()
+    mariadb_admin(url, f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4")
     if tables:
         engine = mariadb_engine(url, database, poolclass=sa.pool.NullPool)
         try:
@@ -219,12 +214,17 @@ def create_mariadb_database(url: str, database: str, *, tables: bool = True) -> 
 
 def drop_mariadb_database(url: str, database: str) -> None:
     """Drop the database ``database`` (made by :func:`create_mariadb_database`)."""
+    mariadb_admin(url, f"DROP DATABASE IF EXISTS `{database}`")
+
+
+def mariadb_admin(url: str, statement: str) -> None:
+    """Run one administrative ``statement`` on the MariaDB server of ``url``."""
     import sqlalchemy as sa
 
     admin = sa.create_engine(url, connect_args={"connect_timeout": 5}, poolclass=sa.pool.NullPool)
     try:
         with admin.begin() as connection:
-            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{database}`")
+            connection.exec_driver_sql(statement)
     finally:
         admin.dispose()
 

@@ -49,6 +49,7 @@ from server_tools import (
     create_postgres_schema,
     drop_mariadb_database,
     drop_postgres_schema,
+    mariadb_admin,
     mariadb_engine,
     postgres_engine,
     unique,
@@ -1508,14 +1509,9 @@ def latin1_database(mariadb_url: str) -> Iterator[str]:
     case-insensitive, PAD SPACE collation."""
     database = unique("mfa_latin1_")
     create_mariadb_database(mariadb_url, database, tables=False)
-    admin = sa.create_engine(mariadb_url, poolclass=sa.pool.NullPool)
-    try:
-        with admin.begin() as connection:
-            connection.exec_driver_sql(
-                f"ALTER DATABASE `{database}` CHARACTER SET latin1 COLLATE latin1_swedish_ci"
-            )
-    finally:
-        admin.dispose()
+    mariadb_admin(
+        mariadb_url, f"ALTER DATABASE `{database}` CHARACTER SET latin1 COLLATE latin1_swedish_ci"
+    )
     try:
         yield database
     finally:

@@ -1455,13 +1455,7 @@ class SQLStore:
                 "expires_at": sa.case((_S.expires_at > excluded, _S.expires_at), else_=excluded),
             },
         ).returning(_S.count)
-        rows = self._execute("count_send", statement, _all)
-        if len(rows) != 1:
-            raise StoreError("the SQL store returned no send counter")
-        try:
-            return int(rows[0][0])
-        except (ValueError, TypeError) as exc:
-            raise StoreError("the SQL store holds a send counter it cannot read") from exc
+        return _send_count(self._execute("count_send", statement, _all))
 
     def purge_challenges(self, before: float) -> int:
         """Remove every challenge whose code expired before ``before`` (Unix seconds),
@@ -1562,6 +1556,11 @@ def _mysql_count_send(connection: sa.Connection, key: str, start: float, end: fl
     rows = connection.execute(
         sa.select(_S.count).where(_S.key == key, _S.window_start == start).with_for_update()
     ).all()
+    return _send_count(rows)
+
+
+def _send_count(rows: Sequence[Sequence[Any]]) -> int:
+    """The count of the one send-counter row ``rows`` must hold."""
     if len(rows) != 1:
         raise StoreError("the SQL store returned no send counter")
     try:
