@@ -82,6 +82,7 @@ TABLE_NAMES = [
     "mfa_failures",
     "mfa_oob_challenges",
     "mfa_recovery_codes",
+    "mfa_schema_version",
     "mfa_send_counters",
 ]
 
@@ -268,8 +269,10 @@ def test_bad_arguments_raise_typed_errors(database: Database, tmp_path: Path) ->
         blocking.dispose()
 
     other = _sqlite_async(tmp_path / "x.db")
-    other.sync_engine.dialect.name = "mysql"  # what the store sees of a MySQL engine
-    with pytest.raises(InvalidParameter, match="AsyncSQLStore supports PostgreSQL and SQLite"):
+    other.sync_engine.dialect.name = "oracle"  # what the store sees of an Oracle engine
+    with pytest.raises(
+        InvalidParameter, match="AsyncSQLStore supports PostgreSQL, MariaDB/MySQL and SQLite"
+    ):
         AsyncSQLStore(other)
 
     async def test(store: AsyncSQLStore) -> None:

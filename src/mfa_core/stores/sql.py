@@ -575,9 +575,10 @@ _MYSQL_RETRIED: Final = frozenset({1213, 1020})
 """MySQL/MariaDB errors after which InnoDB rolled the transaction back and it may simply run
 again: ER_LOCK_DEADLOCK (REPEATABLE READ's gap locks make two first inserts of one key
 deadlock) and ER_CHECKREAD (a snapshot-isolation conflict)."""
-_MYSQL_TRIES: Final = 10
-"""Runs of a MySQL/MariaDB transaction that deadlocked before it is StoreUnavailable (each
-deadlock has a winner, so eight racing processes need at most eight)."""
+_MYSQL_TRIES: Final = 64
+"""Runs of a MySQL/MariaDB transaction that deadlocked before it is StoreUnavailable. Each
+deadlock has a winner, but one caller can lose many in a row: 32 threads racing for a new
+user's first attempt exhausted 10 runs under load; the call's deadline bounds the total."""
 
 
 def _mysql_retryable(exc: sa_exc.DBAPIError) -> bool:
