@@ -81,7 +81,8 @@ REDIS_URL = os.environ.get("MFA_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get(
     "MFA_BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-STORES = ("redis", "postgresql", "sql-sqlite", "sqlite")
+MARIADB_URL = os.environ.get("MFA_BENCH_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+STORES = ("redis", "postgresql", "sql-sqlite", "sqlite", "mariadb")
 WORKLOADS = ("claim", "admit+reset", "verify", "wrong+verify", "recovery", "oob")
 LIMITS = ThrottleConfig(max_failures=100, base_delay=0.0, max_delay=0.0, lockout=900.0)
 RECOVERY_SET = 10
@@ -108,6 +109,9 @@ def build(spec: Spec, *, connection_class: type[Any] | None = None) -> Any:
         return SQLStore(engine.execution_options(schema_translate_map={None: namespace}))
     if kind == "sql-sqlite":
         return SQLStore(sa.create_engine(where, connect_args={"timeout": 30}))
+    if kind == "mariadb":
+        engine = sa.create_engine(where, pool_size=1)
+        return SQLStore(engine.execution_options(schema_translate_map={None: namespace}))
     if kind == "sqlite":
         return SQLiteStore(where, timeout=30)
     raise ValueError(kind)
@@ -147,6 +151,9 @@ def provisioned(kind: str, directory: Path) -> Iterator[Spec]:
         create_schema(engine)
         engine.dispose()
         yield ("sql-sqlite", f"sqlite:///{path}", "")
+    elif kind == "mariadb":
+        with _mariadb_database(tag) as database:
+            yield ("mariadb", MARIADB_URL, database)
     elif kind == "sqlite":
         path = directory / f"embedded-{tag}.db"
         SQLiteStore(path).close()  # creates the file and its schema
@@ -379,7 +386,52 @@ def round_trips(spec: Spec, workload: str, calls: int = 50) -> float | None:
         engine.dispose()
         trace.close()
         return count / calls
+    if kind == "mariadb":
+        return _mariadb_round_trips(spec, workload, calls)
     return None
+
+
+# -- MariaDB (the sqlx rows) -----------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _mariadb_database(tag: str) -> Iterator[str]:
+    """A database of this run with the store's tables, dropped afterwards."""
+    database = f"mfa_bench_{tag}"
+    admin = sa.create_engine(MARIADB_URL, poolclass=sa.pool.NullPool)
+    with admin.begin() as connection:
+        connection.exec_driver_sql(f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4")
+    engine = sa.create_engine(MARIADB_URL, poolclass=sa.pool.NullPool)
+    create_schema(engine.execution_options(schema_translate_map={None: database}))
+    engine.dispose()
+    try:
+        yield database
+    finally:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(f"DROP DATABASE IF EXISTS `{database}`")
+        admin.dispose()
+
+
+def _mariadb_round_trips(spec: Spec, workload: str, calls: int) -> float:
+    """Round trips per call on MariaDB: statements sent plus commits (PyMySQL sends each
+    as one request and waits for its answer)."""
+    engine = sa.create_engine(spec[1], pool_size=1)
+    sent = [0]
+
+    def count(*_: Any) -> None:
+        sent[0] += 1
+
+    sa.event.listen(engine, "before_cursor_execute", count)
+    sa.event.listen(engine, "commit", count)
+    store = SQLStore(engine.execution_options(schema_translate_map={None: spec[2]}))
+    call = prepare(store, workload, f"rt-{uuid.uuid4().hex[:8]}")
+    for _ in range(5):
+        call()
+    sent[0] = 0
+    for _ in range(calls):
+        call()
+    engine.dispose()
+    return sent[0] / calls
 
 
 # -- report ------------------------------------------------------------------------------------

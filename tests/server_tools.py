@@ -14,10 +14,14 @@ tests that need a server to die use a private ``redis-server`` (:class:`PrivateR
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import tempfile
+import threading
 import time
 import uuid
 from pathlib import Path
@@ -29,6 +33,7 @@ REDIS_URL = os.environ.get("MFA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get(
     "MFA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+MARIADB_URL = os.environ.get("MFA_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 
 
 def unavailable(reason: str) -> NoReturn:
@@ -352,3 +357,269 @@ class PrivateRedisCluster:
 
         nodes = [ClusterNode("127.0.0.1", port) for port in self.live_ports()]
         return RedisCluster(startup_nodes=nodes, **options)
+
+
+# -- MariaDB / MySQL ------------------------------------------------------------------------
+
+
+def mariadb_engine(url: str, database: str, **options: Any) -> Any:
+    """An engine whose tables live in the database ``database`` (schema_translate_map)."""
+    import sqlalchemy as sa
+
+    connect_args = dict(options.pop("connect_args", {}))
+    connect_args.setdefault("connect_timeout", 5)
+    engine = sa.create_engine(url, connect_args=connect_args, **options)
+    return engine.execution_options(schema_translate_map={None: database})
+
+
+def async_mariadb_url(url: str) -> str:
+    """``url`` with the asyncio driver (asyncmy) instead of pymysql."""
+    return url.replace("+pymysql", "+asyncmy", 1)
+
+
+def create_mariadb_database(url: str, database: str, *, tables: bool = True) -> None:
+    """Create the database ``database`` (utf8mb4) and, with ``tables``, the store's tables."""
+    import sqlalchemy as sa
+
+    from mfa_core.stores.sql import create_schema
+
+    mariadb_admin(url, f"CREATE DATABASE `{database}` CHARACTER SET utf8mb4")
+    if tables:
+        engine = mariadb_engine(url, database, poolclass=sa.pool.NullPool)
+        try:
+            create_schema(engine)
+        finally:
+            engine.dispose()
+
+
+def drop_mariadb_database(url: str, database: str) -> None:
+    """Drop the database ``database`` (made by :func:`create_mariadb_database`)."""
+    mariadb_admin(url, f"DROP DATABASE IF EXISTS `{database}`")
+
+
+def mariadb_admin(url: str, statement: str) -> None:
+    """Run one administrative ``statement`` on the MariaDB server of ``url``."""
+    import sqlalchemy as sa
+
+    admin = sa.create_engine(url, connect_args={"connect_timeout": 5}, poolclass=sa.pool.NullPool)
+    try:
+        with admin.begin() as connection:
+            connection.exec_driver_sql(statement)
+    finally:
+        admin.dispose()
+
+
+def empty_mariadb_database(url: str, database: str) -> None:
+    """Delete every row of the store's tables in ``database`` (cheaper than new tables)."""
+    import sqlalchemy as sa
+
+    from mfa_core.stores.sql import metadata
+
+    engine = mariadb_engine(url, database, poolclass=sa.pool.NullPool)
+    try:
+        with engine.begin() as connection:
+            for table in reversed(metadata.sorted_tables):
+                if table.name == "mfa_schema_version":  # the schema's, not the test's
+                    connection.execute(table.delete().where(table.c.version > 1))
+                else:
+                    connection.execute(table.delete())
+    finally:
+        engine.dispose()
+
+
+# -- servers that stop answering -------------------------------------------------------------
+
+
+def postgres_binary(name: str) -> str:
+    """The path of a PostgreSQL server binary (``initdb``, ``pg_ctl``), or skip / fail."""
+    found = shutil.which(name)
+    if found is None:
+        for directory in sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True):
+            if (directory / name).exists():
+                return str(directory / name)
+        unavailable(f"{name} is not installed, so no private PostgreSQL can be started")
+    return found
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of this test alone (``initdb`` + ``pg_ctl`` in a temporary
+    directory, trust authentication, on a free loopback port) that a test may freeze
+    (SIGSTOP the postmaster and every backend, by PID) and thaw."""
+
+    def __init__(self) -> None:
+        self.initdb = postgres_binary("initdb")
+        self.pg_ctl = postgres_binary("pg_ctl")
+        # a directory of its own under the system's temporary directory (the server's
+        # account must reach it: not under a root-only pytest directory)
+        self.root = Path(tempfile.mkdtemp(prefix="mfa-test-pg-"))
+        self.root.chmod(0o755)
+        self.data = self.root / "data"
+        self.port = _free_port()
+        self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
+        self.frozen: list[int] = []
+
+    def _as_owner(self, command: list[str]) -> list[str]:
+        """``command`` as an unprivileged user when this process is root (initdb and the
+        server refuse to run as root): the ``postgres`` account, through ``runuser``."""
+        if os.geteuid() != 0:
+            return command
+        runuser = shutil.which("runuser")
+        if runuser is None:
+            unavailable("running as root without runuser: no private PostgreSQL")
+        return [runuser, "-u", "postgres", "--", *command]
+
+    def start(self) -> None:
+        """Create the cluster and start it (returns once it accepts connections)."""
+        quiet: dict[str, Any] = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+        self.data.mkdir(mode=0o700)
+        if os.geteuid() == 0:
+            import pwd
+
+            try:
+                owner = pwd.getpwnam("postgres")
+            except KeyError:
+                unavailable("running as root without a postgres account: no private PostgreSQL")
+            os.chown(self.data, owner.pw_uid, owner.pw_gid)
+        subprocess.run(
+            self._as_owner(
+                [self.initdb, "-D", str(self.data), "-U", "postgres", "--auth=trust", "-N"]
+            ),
+            check=True,
+            timeout=120,
+            **quiet,
+        )
+        options = (
+            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.data} -c fsync=off "
+            "-c shared_buffers=16MB -c max_connections=40"
+        )
+        subprocess.run(
+            self._as_owner(
+                [self.pg_ctl, "-D", str(self.data), "-o", options, "-w", "-t", "60", "start"]
+            ),
+            check=True,
+            timeout=90,
+            **quiet,
+        )
+
+    def postmaster(self) -> int:
+        """The postmaster's PID (first line of ``postmaster.pid``)."""
+        return int((self.data / "postmaster.pid").read_text().split()[0])
+
+    def processes(self) -> list[int]:
+        """The postmaster and its children (the backends and helpers), by PID."""
+        parent = self.postmaster()
+        found = [parent]
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == parent:
+                found.append(int(stat.parent.name))
+        return found
+
+    def freeze(self) -> None:
+        """SIGSTOP the postmaster and every backend: the server says nothing any more,
+        while the kernel keeps its sockets open (and acknowledges what is sent)."""
+        self.frozen = self.processes()
+        for pid in self.frozen:
+            os.kill(pid, signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        """SIGCONT what :meth:`freeze` stopped."""
+        for pid in self.frozen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+        self.frozen = []
+
+    def stop(self) -> None:
+        """Thaw, then stop the server at once (``pg_ctl stop -m immediate``)."""
+        self.thaw()
+        subprocess.run(
+            self._as_owner([self.pg_ctl, "-D", str(self.data), "-m", "immediate", "-w", "stop"]),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=60,
+            check=False,
+        )
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class BlackHole:
+    """A loopback TCP listener that accepts connections and never answers (nor closes)."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        self.accepted: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                connection, _ = self.listener.accept()
+            except OSError:
+                return
+            self.accepted.append(connection)
+
+    def close(self) -> None:
+        """Stop listening and drop every connection."""
+        self.listener.close()
+        for connection in self.accepted:
+            connection.close()
+
+
+class FreezableProxy:
+    """A loopback TCP proxy to ``(host, port)`` whose relaying a test can stop: once
+    frozen, bytes in either direction are held (a black-holed network path: nothing is
+    closed, nothing arrives)."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        self.running = threading.Event()
+        self.running.set()
+        self.sockets: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            server = socket.create_connection(self.target, timeout=10)
+            server.settimeout(None)
+            self.sockets += [client, server]
+            for source, sink in ((client, server), (server, client)):
+                threading.Thread(target=self._relay, args=(source, sink), daemon=True).start()
+
+    def _relay(self, source: socket.socket, sink: socket.socket) -> None:
+        while True:
+            try:
+                data = source.recv(65536)
+            except OSError:
+                return
+            if not data:
+                with contextlib.suppress(OSError):
+                    sink.shutdown(socket.SHUT_WR)
+                return
+            self.running.wait()
+            try:
+                sink.sendall(data)
+            except OSError:
+                return
+
+    def freeze(self) -> None:
+        """Hold every byte from now on."""
+        self.running.clear()
+
+    def close(self) -> None:
+        """Stop listening, close every relayed connection, let held bytes go."""
+        self.listener.close()
+        self.running.set()
+        for sock in self.sockets:
+            with contextlib.suppress(OSError):
+                sock.close()

@@ -13,13 +13,17 @@ from pathlib import Path
 
 import pytest
 from server_tools import (
+    MARIADB_URL,
     POSTGRES_URL,
     REDIS_URL,
     PrivateRedis,
     PrivateRedisCluster,
+    create_mariadb_database,
     create_postgres_schema,
     delete_prefix,
+    drop_mariadb_database,
     drop_postgres_schema,
+    empty_mariadb_database,
     redis_client,
     unavailable,
     unique,
@@ -111,3 +115,44 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateR
         yield cluster
     finally:
         cluster.stop()
+
+
+@pytest.fixture(scope="session")
+def mariadb_url() -> str:
+    """The shared MariaDB server's URL (pymysql), once a connection worked (else skip / fail)."""
+    try:
+        import sqlalchemy as sa
+    except ImportError:
+        unavailable("SQLAlchemy is not installed (pip install 'mfa_core[sql]')")
+    try:
+        import pymysql  # noqa: F401
+    except ImportError:
+        unavailable("PyMySQL is not installed (pip install 'mfa_core[mysql]')")
+    engine = sa.create_engine(MARIADB_URL, connect_args={"connect_timeout": 5})
+    try:
+        with engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+    except sa.exc.SQLAlchemyError as exc:
+        unavailable(f"no MariaDB server at {MARIADB_URL}: {type(exc).__name__}")
+    finally:
+        engine.dispose()
+    return MARIADB_URL
+
+
+@pytest.fixture(scope="session")
+def mariadb_session_database(mariadb_url: str) -> Iterator[str]:
+    """A database of this test session (unique name) with the store's tables; dropped at
+    the end of the session."""
+    database = unique("mfa_test_")
+    create_mariadb_database(mariadb_url, database)
+    try:
+        yield database
+    finally:
+        drop_mariadb_database(mariadb_url, database)
+
+
+@pytest.fixture
+def mariadb_database(mariadb_url: str, mariadb_session_database: str) -> Iterator[str]:
+    """The session's MariaDB database, its tables emptied after the test."""
+    yield mariadb_session_database
+    empty_mariadb_database(mariadb_url, mariadb_session_database)

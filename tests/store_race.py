@@ -29,7 +29,8 @@ StoreSpec = tuple[str, str, str]
 """``(backend, url, namespace)``: ``("redis", url, key prefix)``, ``("rediscluster", url of
 one node, key prefix)``, ``("postgresql", url,
 schema)``, ``("sqlite", url, "")`` (:class:`~mfa_core.stores.sql.SQLStore` on SQLite) or
-``("sqlitestore", path, "")`` (:class:`~mfa_core.stores.SQLiteStore` on a file)."""
+``("sqlitestore", path, "")`` (:class:`~mfa_core.stores.SQLiteStore` on a file) or
+``("mariadb", url, database)``."""
 
 TIMEOUT = 60.0
 
@@ -60,6 +61,9 @@ def build_store(spec: StoreSpec) -> Any:
         return SQLStore(engine.execution_options(schema_translate_map={None: namespace}))
     if backend == "sqlite":
         return SQLStore(sa.create_engine(url, connect_args={"timeout": 60}))
+    if backend == "mariadb":
+        engine = sa.create_engine(url, pool_size=1, connect_args={"connect_timeout": 10})
+        return SQLStore(engine.execution_options(schema_translate_map={None: namespace}))
     raise ValueError(f"unknown backend {backend!r}")
 
 

@@ -42,6 +42,7 @@ from aio_front import Facades, adopt
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from server_tools import (
+    async_mariadb_url,
     create_postgres_schema,
     drop_postgres_schema,
     postgres_engine,
@@ -81,6 +82,7 @@ TABLE_NAMES = [
     "mfa_failures",
     "mfa_oob_challenges",
     "mfa_recovery_codes",
+    "mfa_schema_version",
     "mfa_send_counters",
     "mfa_webauthn_challenges",
     "mfa_webauthn_credentials",
@@ -192,6 +194,28 @@ class TestAsyncSQLStorePostgresContract(
         return _OwnedStore(self.database.engine(pool_size=4, max_overflow=30))
 
 
+class TestAsyncSQLStoreMariaDBContract(
+    AsyncCredentialStoreContract,
+    AsyncFailureCounterContract,
+    AsyncRecoveryCodeStoreContract,
+    AsyncOOBChallengeStoreContract,
+):
+    """The async contract suite on MariaDB (asyncmy; the session's database, emptied after
+    each test)."""
+
+    race_threads = 16
+    gather_tasks = 100
+
+    @pytest.fixture(autouse=True)
+    def _database(self, mariadb_url: str, mariadb_database: str) -> None:
+        self.url = async_mariadb_url(mariadb_url)
+        self.target = mariadb_database
+
+    def make_async_store(self) -> AsyncSQLStore:
+        engine = create_async_engine(self.url, pool_size=4, max_overflow=30)
+        return _OwnedStore(engine.execution_options(schema_translate_map={None: self.target}))
+
+
 class TestAsyncSQLStoreSQLiteContract(
     AsyncCredentialStoreContract,
     AsyncFailureCounterContract,
@@ -247,8 +271,10 @@ def test_bad_arguments_raise_typed_errors(database: Database, tmp_path: Path) ->
         blocking.dispose()
 
     other = _sqlite_async(tmp_path / "x.db")
-    other.sync_engine.dialect.name = "mysql"  # what the store sees of a MySQL engine
-    with pytest.raises(InvalidParameter, match="AsyncSQLStore supports PostgreSQL and SQLite"):
+    other.sync_engine.dialect.name = "oracle"  # what the store sees of an Oracle engine
+    with pytest.raises(
+        InvalidParameter, match="AsyncSQLStore supports PostgreSQL, MariaDB/MySQL and SQLite"
+    ):
         AsyncSQLStore(other)
 
     async def test(store: AsyncSQLStore) -> None:

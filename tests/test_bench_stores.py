@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[1]
 pytest_plugins = ("servers",)
 
 
-def test_benchmark_script_smoke(redis_url: str, postgres_url: str) -> None:
+def test_benchmark_script_smoke(redis_url: str, postgres_url: str, mariadb_url: str) -> None:
     done = subprocess.run(
         [
             sys.executable,
@@ -31,7 +31,12 @@ def test_benchmark_script_smoke(redis_url: str, postgres_url: str) -> None:
         text=True,
         timeout=300,
         check=False,
-        env=os.environ | {"MFA_BENCH_REDIS_URL": redis_url, "MFA_BENCH_POSTGRES_URL": postgres_url},
+        env=os.environ
+        | {
+            "MFA_BENCH_REDIS_URL": redis_url,
+            "MFA_BENCH_POSTGRES_URL": postgres_url,
+            "MFA_BENCH_MARIADB_URL": mariadb_url,
+        },
     )
     assert done.returncode == 0, done.stderr
     rows = {
@@ -40,7 +45,7 @@ def test_benchmark_script_smoke(redis_url: str, postgres_url: str) -> None:
         if line.startswith("| ") and not line.startswith("| store")
         for cells in [[cell.strip() for cell in line.strip("|").split("|")]]
     }
-    stores = ("redis", "postgresql", "sql-sqlite", "sqlite")
+    stores = ("redis", "postgresql", "sql-sqlite", "sqlite", "mariadb")
     workloads = ("claim", "admit+reset", "verify", "wrong+verify", "recovery", "oob")
     assert set(rows) == {(s, w) for s in stores for w in workloads}
     # round trips per call: one per store call (verify = the admission fused with the list,
@@ -57,3 +62,7 @@ def test_benchmark_script_smoke(redis_url: str, postgres_url: str) -> None:
     assert rows["redis", "recovery"][-1] == "1.10"
     assert 1.1 <= float(rows["postgresql", "recovery"][-1]) < 2
     assert rows["sqlite", "claim"][-1] == "in-process"
+    # MariaDB: a statement and its COMMIT; verify = the locked admission (read, write, the
+    # credentials, commit) then the claim and the reset in one transaction
+    assert rows["mariadb", "claim"][-1] == "2.00"
+    assert rows["mariadb", "verify"][-1] == "7.00"

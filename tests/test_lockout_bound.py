@@ -8,7 +8,7 @@ at. "Evaluated" is measured where it happens: the key of the user's only credent
 unsealed once per evaluated guess (a counting sealer), and every refused attempt is
 ``locked``.
 
-Every store is tested for real: memory, SQLite, Redis and PostgreSQL (blocking and
+Every store is tested for real: memory, SQLite, Redis, PostgreSQL and MariaDB (blocking and
 async, and SQLite behind ``AsyncStoreAdapter``, the pattern of the async example).
 """
 
@@ -106,7 +106,7 @@ def unique_prefix() -> str:
 # -- blocking stores, 32 threads -----------------------------------------------------------------
 
 
-@pytest.fixture(params=["memory", "sqlite", "redis", "redis-cluster", "postgresql"])
+@pytest.fixture(params=["memory", "sqlite", "redis", "redis-cluster", "postgresql", "mariadb"])
 def blocking_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Any]:
     if request.param == "memory":
         yield MemoryStore()
@@ -129,8 +129,13 @@ def blocking_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[A
 
         from mfa_core.stores.sql import SQLStore
 
-        schema = request.getfixturevalue("postgres_schema")
-        engine = sa.create_engine(request.getfixturevalue("postgres_url"), pool_size=THREADS)
+        if request.param == "mariadb":
+            schema = request.getfixturevalue("mariadb_database")
+            url = request.getfixturevalue("mariadb_url")
+        else:
+            schema = request.getfixturevalue("postgres_schema")
+            url = request.getfixturevalue("postgres_url")
+        engine = sa.create_engine(url, pool_size=THREADS)
         store = SQLStore(engine.execution_options(schema_translate_map={None: schema}))
     try:
         yield store
@@ -189,7 +194,7 @@ def _guesser(spec: tuple[str, str, str], code: str, barrier: Any, pipe: Connecti
         pipe.send(("error", repr(exc), 0))
 
 
-@pytest.fixture(params=["sqlite", "redis", "postgresql"])
+@pytest.fixture(params=["sqlite", "redis", "postgresql", "mariadb"])
 def process_spec(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str, str]:
     # Redis Cluster across 8 processes: tests/test_redis_cluster.py (one crew of workers for
     # the exactly-once races and the exact bound, so the processes are spawned once).
@@ -201,6 +206,9 @@ def process_spec(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, s
             request.getfixturevalue("redis_url"),
             request.getfixturevalue("redis_prefix"),
         )
+    if request.param == "mariadb":
+        url = request.getfixturevalue("mariadb_url")
+        return ("mariadb", url, request.getfixturevalue("mariadb_database"))
     url = request.getfixturevalue("postgres_url")
     return ("postgresql", url, request.getfixturevalue("postgres_schema"))
 
@@ -241,7 +249,9 @@ def test_8_processes_get_exactly_the_limit_of_guesses_evaluated(
 # -- async stores, 500 tasks ---------------------------------------------------------------
 
 
-@pytest.fixture(params=["memory", "sqlite-adapter", "redis", "redis-cluster", "postgresql"])
+@pytest.fixture(
+    params=["memory", "sqlite-adapter", "redis", "redis-cluster", "postgresql", "mariadb"]
+)
 def async_pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Any, Any]]:
     """(the blocking view used to enrol and read the count, an async context manager that
     opens the async store inside the test's event loop and closes it there)."""
@@ -287,11 +297,18 @@ def async_pair(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple
     from mfa_core.aio.sql import AsyncSQLStore
     from mfa_core.stores.sql import SQLStore
 
-    url = request.getfixturevalue("postgres_url")
-    schema = request.getfixturevalue("postgres_schema")
+    if request.param == "mariadb":
+        from server_tools import async_mariadb_url
+
+        url = request.getfixturevalue("mariadb_url")
+        schema = request.getfixturevalue("mariadb_database")
+        async_url = async_mariadb_url(url)
+    else:
+        url = request.getfixturevalue("postgres_url")
+        schema = request.getfixturevalue("postgres_schema")
+        async_url = url.replace("postgresql://", "postgresql+psycopg://", 1)
     translate = {None: schema}
     engine = sa.create_engine(url).execution_options(schema_translate_map=translate)
-    async_url = url.replace("postgresql://", "postgresql+psycopg://", 1)
 
     def open_sql() -> Any:
         made = create_async_engine(async_url, pool_size=20, max_overflow=0)

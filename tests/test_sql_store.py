@@ -45,8 +45,12 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from server_tools import (
+    create_mariadb_database,
     create_postgres_schema,
+    drop_mariadb_database,
     drop_postgres_schema,
+    mariadb_admin,
+    mariadb_engine,
     postgres_engine,
     unique,
 )
@@ -57,7 +61,7 @@ from store_race import (
     same_recovery_record_from_every_worker,
 )
 
-from mfa_core.errors import InvalidParameter, StoreError, StoreUnavailable
+from mfa_core.errors import ErrorCode, InvalidParameter, StoreError, StoreUnavailable
 from mfa_core.models import Admission, Credential, CredentialKind, CredentialState, FailureState
 from mfa_core.oob import OOBChannel, OOBPurpose, OOBRecord
 from mfa_core.recovery import TAG_BYTES, Argon2Params, RecoveryRecord, hash_recovery_code
@@ -94,6 +98,7 @@ TABLES = [
     "mfa_failures",
     "mfa_oob_challenges",
     "mfa_recovery_codes",
+    "mfa_schema_version",
     "mfa_send_counters",
     "mfa_webauthn_challenges",
     "mfa_webauthn_credentials",
@@ -141,13 +146,18 @@ def _sqlite_engine(path: Path, **options: Any) -> sa.Engine:
     return sa.create_engine(f"sqlite:///{path}", connect_args={"timeout": 30}, **options)
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
+@pytest.fixture(params=["postgresql", "sqlite", "mariadb"])
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sa.Engine]:
-    """An engine with the store's tables: a fresh PostgreSQL schema or SQLite file."""
+    """An engine with the store's tables: a fresh PostgreSQL schema, SQLite file or an
+    emptied MariaDB database."""
     if request.param == "postgresql":
         url = request.getfixturevalue("postgres_url")
         schema = request.getfixturevalue("postgres_schema")
         made = postgres_engine(url, schema, pool_size=2, max_overflow=6)
+    elif request.param == "mariadb":
+        url = request.getfixturevalue("mariadb_url")
+        database = request.getfixturevalue("mariadb_database")
+        made = mariadb_engine(url, database, pool_size=2, max_overflow=6)
     else:
         made = _sqlite_engine(tmp_path / "store.db")
         create_schema(made)
@@ -175,6 +185,25 @@ class TestPostgresContract(
     @pytest.fixture(autouse=True)
     def _database(self, postgres_url: str, postgres_schema: str) -> Iterator[None]:
         self.engine = postgres_engine(postgres_url, postgres_schema, pool_size=4, max_overflow=30)
+        yield
+        self.engine.dispose()
+
+    def make_store(self) -> SQLStore:
+        return SQLStore(self.engine)
+
+
+class TestMariaDBContract(
+    CredentialStoreContract,
+    FailureCounterContract,
+    RecoveryCodeStoreContract,
+    OOBChallengeStoreContract,
+):
+    """The shipped contract suite (all four ports) on MariaDB (the session's database,
+    emptied after each test)."""
+
+    @pytest.fixture(autouse=True)
+    def _database(self, mariadb_url: str, mariadb_database: str) -> Iterator[None]:
+        self.engine = mariadb_engine(mariadb_url, mariadb_database, pool_size=4, max_overflow=30)
         yield
         self.engine.dispose()
 
@@ -285,8 +314,9 @@ def test_docs_show_the_generated_ddl() -> None:
 
 def test_schema_ddl_rejects_unknown_dialects() -> None:
     with pytest.raises(InvalidParameter):
-        schema_ddl("mysql")
+        schema_ddl("oracle")
     assert "CREATE TABLE mfa_credentials" in schema_ddl("sqlite")
+    assert "id VARBINARY(1024) NOT NULL" in schema_ddl("mysql")
 
 
 # -- behaviour beyond the contract -------------------------------------------------------
@@ -393,8 +423,8 @@ def test_bad_arguments_raise_typed_errors(store: SQLStore, engine: sa.Engine) ->
 def test_other_dialects_are_refused(tmp_path: Path) -> None:
     made = _sqlite_engine(tmp_path / "x.db")
     try:
-        made.dialect.name = "mysql"  # what SQLStore sees of a MySQL engine
-        with pytest.raises(InvalidParameter, match="PostgreSQL and SQLite"):
+        made.dialect.name = "oracle"  # what SQLStore sees of an Oracle engine
+        with pytest.raises(InvalidParameter, match="PostgreSQL, MariaDB/MySQL and SQLite"):
             SQLStore(made)
     finally:
         made.dispose()
@@ -719,11 +749,12 @@ def test_every_operation_is_one_round_trip_on_postgresql(
 # -- 8 processes ---------------------------------------------------------------------------
 
 PROCESSES = 8
-ROUNDS = {"postgresql": 200, "sqlite": 20}
-"""Rounds per race: the issue's 200 on PostgreSQL; SQLite (one machine) gets a few."""
+ROUNDS = {"postgresql": 200, "sqlite": 20, "mariadb": 40}
+"""Rounds per race: the issue's 200 on PostgreSQL; SQLite (one machine) gets a few, and
+MariaDB (an fsync per commit) fewer than PostgreSQL."""
 
 
-@pytest.fixture(scope="module", params=["postgresql", "sqlite"])
+@pytest.fixture(scope="module", params=["postgresql", "sqlite", "mariadb"])
 def crew(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[tuple[str, Crew, SQLStore]]:
@@ -736,6 +767,12 @@ def crew(
         create_postgres_schema(url, schema)
         spec = ("postgresql", url, schema)
         made = postgres_engine(url, schema)
+    elif backend == "mariadb":
+        url = request.getfixturevalue("mariadb_url")
+        database = unique("mfa_crew_")
+        create_mariadb_database(url, database)
+        spec = ("mariadb", url, database)
+        made = mariadb_engine(url, database)
     else:
         url = f"sqlite:///{tmp_path_factory.mktemp('crew') / 'shared.db'}"
         made = sa.create_engine(url, connect_args={"timeout": 30})
@@ -748,6 +785,8 @@ def crew(
         made.dispose()
         if backend == "postgresql":
             drop_postgres_schema(url, spec[2])
+        elif backend == "mariadb":
+            drop_mariadb_database(url, spec[2])
 
 
 def test_eight_processes_claim_the_same_value_exactly_once(
@@ -1150,8 +1189,9 @@ def _damaged_rows(dialect: str) -> list[tuple[int, float | None]]:
     rows: list[tuple[int, float | None]] = [(-1, T0), (2, None)]
     if dialect == "postgresql":  # SQLite stores a NaN as NULL
         rows += [(2, math.nan), (2, math.inf), (0, -math.inf)]
-    else:
+    elif dialect == "sqlite":
         rows += [(2, math.inf)]
+    # MariaDB/MySQL cannot store a non-finite double at all
     return rows
 
 
@@ -1251,6 +1291,7 @@ class Statements:
         sa.event.remove(self.engine, "before_execute", self._object)
 
 
+@pytest.mark.parametrize("engine", ["postgresql", "sqlite"], indirect=True)
 def test_statements_per_attempt_operation(engine: sa.Engine) -> None:
     """PostgreSQL: admit_attempt, begin_attempt and claim_and_reset are each ONE statement
     (a ``WITH`` query), admitted or refused, won or lost, and the very statement object
@@ -1339,6 +1380,7 @@ def test_attempt_operations_are_one_round_trip_on_postgresql(
         counter.close()
 
 
+@pytest.mark.parametrize("engine", ["postgresql", "sqlite"], indirect=True)
 def test_a_refusal_without_its_state_is_retried_then_a_store_error(
     store: SQLStore, engine: sa.Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -1458,3 +1500,202 @@ def test_claim_and_reset_from_16_threads_wins_once(wide_engine: sa.Engine) -> No
         )
         assert won.count(True) == 1, value
         assert store.get_failures("kim") == FailureState()
+
+
+# -- MariaDB / MySQL ------------------------------------------------------------------------
+
+LOOKALIKE_IDS = ["alice", "ALICE", "alice ", "alice  ", " alice", "Alice", "alic\u00e9", "alice\t"]
+"""Ids a case-insensitive or PAD SPACE collation would take for one: all distinct users."""
+
+
+@pytest.fixture
+def latin1_database(mariadb_url: str) -> Iterator[str]:
+    """An empty MariaDB database whose defaults are the worst for ids: latin1 with its
+    case-insensitive, PAD SPACE collation."""
+    database = unique("mfa_latin1_")
+    create_mariadb_database(mariadb_url, database, tables=False)
+    mariadb_admin(
+        mariadb_url, f"ALTER DATABASE `{database}` CHARACTER SET latin1 COLLATE latin1_swedish_ci"
+    )
+    try:
+        yield database
+    finally:
+        drop_mariadb_database(mariadb_url, database)
+
+
+@pytest.mark.parametrize("how", ["create_schema", "ddl"])
+def test_mariadb_ids_compare_byte_exactly_whatever_the_database_default(
+    mariadb_url: str, latin1_database: str, how: str
+) -> None:
+    made = mariadb_engine(mariadb_url, latin1_database)
+    try:
+        if how == "create_schema":
+            create_schema(made)
+        else:
+            with made.begin() as connection:
+                connection.exec_driver_sql(f"USE `{latin1_database}`")
+                for statement in schema_ddl("mysql").split(";\n"):
+                    if statement.strip():
+                        connection.exec_driver_sql(statement)
+        store = SQLStore(made)
+        for user in LOOKALIKE_IDS:
+            store.add(_credential(user, label=f"\U0001f510 {user!r}"))
+            assert store.admit_attempt(user, T0, OPEN).state.count == 1
+            store.replace_recovery_codes(user, _records(1))
+            store.put_challenge(_challenge(user_id=user))
+            assert store.count_send(user, T0, T0 + 60) == 1
+        for user in LOOKALIKE_IDS:
+            (credential,) = store.list_for_user(user)
+            assert credential.user_id == user and credential.label == f"\U0001f510 {user!r}"
+            assert store.get_failures(user) == FailureState(1, T0)
+            (record,) = store.recovery_codes(user)
+            assert store.consume_recovery_code(user, record.id, T0) == 0
+        # one id, padded or re-cased, is another credential: not found, not claimable
+        credential = _credential("bob", id="cred-x")
+        store.add(credential)
+        for other in ("CRED-X", "cred-x ", "cred-\u0445"):
+            assert store.get(other) is None
+            assert not store.claim(other, 5, drift=0)
+        store.add(attrs.evolve(_credential("bob"), id="cred-x "))  # no duplicate-key clash
+        assert store.claim("cred-x", 5, drift=0)
+        assert store.get("cred-x ").last_accepted == -1  # type: ignore[union-attr]
+    finally:
+        made.dispose()
+
+
+def test_mariadb_a_deadlocked_admission_runs_again(mariadb_url: str, mariadb_database: str) -> None:
+    """A real InnoDB deadlock on REPEATABLE READ gap locks: another transaction and the
+    store's admission both lock the gap between two failure rows, then both insert into
+    it. InnoDB rolls back the lighter one (the store's); the store runs it again and the
+    attempt is counted exactly once."""
+    made = mariadb_engine(mariadb_url, mariadb_database, pool_size=2, max_overflow=2)
+    deadlocks: list[int] = []
+
+    @sa.event.listens_for(made, "handle_error")
+    def seen(context: Any) -> None:
+        if getattr(context.original_exception, "args", (None,))[0] == 1213:
+            deadlocks.append(1)
+
+    try:
+        store = SQLStore(made)
+        for user in ("a", "z"):
+            store.admit_attempt(user, T0, OPEN)
+        outcome: list[Any] = []
+        other = made.connect()
+        try:
+            other.begin()
+            for n in range(50):  # weight: InnoDB picks the transaction with less undo
+                other.execute(
+                    sql.send_counters_table.insert().values(
+                        key=f"w{n}", window_start=T0, count=1, expires_at=T0 + 1
+                    )
+                )
+            other.execute(
+                sa.select(failures_table.c.count)
+                .where(failures_table.c.user_id == "m")
+                .with_for_update()
+            )
+            worker = threading.Thread(
+                target=lambda: outcome.append(store.admit_attempt("n", T0, OPEN))
+            )
+            worker.start()
+            time.sleep(1.0)  # the store's INSERT now waits for our gap lock
+            other.execute(failures_table.insert().values(user_id="o", count=1, last_failure_at=T0))
+            other.commit()
+        finally:
+            other.close()
+        worker.join(60)
+        assert deadlocks, "no deadlock happened: the test tested nothing"
+        assert outcome == [Admission(True, FailureState(1, T0))]
+        assert store.get_failures("n") == FailureState(1, T0)
+        assert store.get_failures("o") == FailureState(1, T0)
+    finally:
+        made.dispose()
+
+
+def test_mariadb_concurrent_first_attempts_are_each_counted(
+    mariadb_url: str, mariadb_database: str
+) -> None:
+    """16 threads make the first attempts of 12 new users at once (gap locks, inserts of
+    one key racing): every call is admitted and counted exactly once."""
+    made = mariadb_engine(mariadb_url, mariadb_database, pool_size=16, max_overflow=0)
+    try:
+        store = SQLStore(made)
+        users = [unique("new-") for _ in range(12)]
+        barrier = threading.Barrier(16)
+        errors: list[BaseException] = []
+
+        def hammer() -> None:
+            try:
+                barrier.wait(timeout=60)
+                for user in users:
+                    store.admit_attempt(user, T0, OPEN)
+            except BaseException as exc:
+                errors.append(exc)
+
+        workers = [threading.Thread(target=hammer) for _ in range(16)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(120)
+        assert errors == []
+        assert [store.get_failures(user).count for user in users] == [16] * len(users)
+    finally:
+        made.dispose()
+
+
+# -- schema versions -----------------------------------------------------------------------
+
+
+def _versions(engine: sa.Engine) -> list[int]:
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(sql.schema_version_table.c.version).order_by(
+                sql.schema_version_table.c.version
+            )
+        ).all()
+    return [row[0] for row in rows]
+
+
+def test_a_database_of_an_older_release_is_migrated(engine: sa.Engine) -> None:
+    """A database made before the version table existed (version 0) and missing a table a
+    later release added: create_schema adds what is missing, keeps the data, records the
+    version; check_schema refuses the old one and accepts the migrated one."""
+    store = SQLStore(engine)
+    credential = _credential()
+    store.add(credential)
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP TABLE " + _qualified(engine, "mfa_schema_version")))
+        connection.execute(sa.text("DROP TABLE " + _qualified(engine, "mfa_send_counters")))
+    with pytest.raises(StoreError, match=r"schema version 0, older .* run create_schema"):
+        sql.check_schema(engine)
+    create_schema(engine)
+    assert _versions(engine) == [sql.SCHEMA_VERSION]
+    sql.check_schema(engine)
+    assert store.get(credential.id) == credential
+    assert store.count_send("k", T0, T0 + 60) == 1  # the added table works
+    create_schema(engine)  # again: nothing to do
+    assert _versions(engine) == [sql.SCHEMA_VERSION]
+
+
+def test_a_database_of_a_newer_release_is_refused(engine: sa.Engine) -> None:
+    with engine.begin() as connection:
+        connection.execute(
+            sql.schema_version_table.insert().values(
+                version=sql.SCHEMA_VERSION + 1, applied_at=T0, description="from the future"
+            )
+        )
+    for checker in (create_schema, sql.check_schema):
+        with pytest.raises(StoreError, match=r"newer than the .* upgrade mfa_core") as caught:
+            checker(engine)
+        assert caught.value.code is ErrorCode.STORE_SCHEMA_TOO_NEW
+    assert _versions(engine) == [sql.SCHEMA_VERSION, sql.SCHEMA_VERSION + 1]
+
+
+def _qualified(engine: sa.Engine, table: str) -> str:
+    """``table`` in the schema the engine's schema_translate_map puts it in."""
+    schema = (engine.get_execution_options().get("schema_translate_map") or {}).get(None)
+    if schema is None:
+        return table
+    quote = "`" if engine.dialect.name in ("mysql", "mariadb") else '"'
+    return f"{quote}{schema}{quote}.{table}"

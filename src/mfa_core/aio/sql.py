@@ -62,7 +62,7 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import Any, ParamSpec, TypeVar
 
-from ..errors import InvalidParameter, MissingDependency
+from ..errors import InvalidParameter, MissingDependency, StoreUnavailable
 from ..models import Admission, Credential
 from ..throttle import ThrottleConfig
 
@@ -124,12 +124,15 @@ class AsyncSQLStore(AsyncStoreAdapter):
     host disposes of it.
     """
 
-    __slots__ = ("_async_engine", "_sql")
+    __slots__ = ("_async_engine", "_bound", "_sql")
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._sql = SQLStore(_sync_engine(engine))
+    def __init__(self, engine: AsyncEngine, *, timeout: float | None = sql.DEFAULT_TIMEOUT) -> None:
+        self._sql = SQLStore(_sync_engine(engine), timeout=timeout)
         super().__init__(self._sql, offload=False)
         self._async_engine = engine
+        # The blocking store's watchdog cuts a silent server's socket at the bound; this
+        # backstop (a second more) returns to the caller even if a driver ignores that.
+        self._bound = None if self._sql._timeout is None else self._sql._timeout + 1.0
 
     def __repr__(self) -> str:
         return f"AsyncSQLStore(dialect={self._async_engine.dialect.name!r})"
@@ -151,12 +154,18 @@ class AsyncSQLStore(AsyncStoreAdapter):
         # module docstring).
         running = asyncio.ensure_future(greenlet_spawn(functools.partial(fn, *args, **kwargs)))
         try:
-            return await asyncio.shield(running)
+            if self._bound is None:
+                return await asyncio.shield(running)
+            done, _ = await asyncio.wait((running,), timeout=self._bound)
         except asyncio.CancelledError:
             # The caller is gone; the call finishes on its own and nobody reads its
             # outcome (retrieved here, so that a failure is not logged as unretrieved).
             running.add_done_callback(_discard)
             raise
+        if done:
+            return running.result()
+        running.add_done_callback(_discard)
+        raise StoreUnavailable(f"the SQL store is unavailable: no answer within {self._bound:g} s")
 
     async def admit_attempt(self, user_id: str, now: float, limits: ThrottleConfig) -> Admission:
         """Admit and count one attempt, or refuse it, atomically (see

@@ -14,6 +14,7 @@ from typing import Any, Final, TypeVar
 
 import sqlalchemy as sa
 
+from .._validate import MAX_ID_LENGTH
 from ..webauthn.records import WebAuthnChallenge, WebAuthnCredential
 from ._common import check_id, check_version
 from ._webauthn import (
@@ -37,8 +38,13 @@ _TABLES: dict[str, sa.Table] = {}
 _COUNTER: Final = frozenset({"sign_count", "backed_up", "last_used_at", "version"})
 
 
-def define_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
-    """Add the two WebAuthn tables to ``metadata`` (once) and return them."""
+def define_tables(
+    metadata: sa.MetaData, key: Callable[[int], sa.types.TypeEngine[str]]
+) -> tuple[sa.Table, sa.Table]:
+    """Add the two WebAuthn tables to ``metadata`` (once) and return them. ``key(n)`` is
+    the column type of an identifier of at most ``n`` characters that the store compares
+    (:class:`~mfa_core.stores.sql.Key`: byte-exact, and with a length MySQL/MariaDB can
+    index)."""
     credentials = sa.Table(
         "mfa_webauthn_credentials",
         metadata,
@@ -49,9 +55,11 @@ def define_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
             sa.Identity(),
             primary_key=True,
         ),
-        sa.Column("credential_id", sa.Text(), nullable=False, unique=True),
-        sa.Column("user_id", sa.Text(), nullable=False),
-        sa.Column("user_handle", sa.Text(), nullable=False),
+        # base64url of at most 1023 bytes: 1364 ASCII characters, which key(341) holds (it
+        # allows 4 bytes a character) within InnoDB's 3072-byte index key.
+        sa.Column("credential_id", key(341), nullable=False, unique=True),
+        sa.Column("user_id", key(MAX_ID_LENGTH), nullable=False),
+        sa.Column("user_handle", key(MAX_ID_LENGTH), nullable=False),
         sa.Column("public_key", sa.LargeBinary(), nullable=False),
         sa.Column("sign_count", sa.BigInteger(), nullable=False),
         sa.Column("created_at", sa.Double(), nullable=False),
@@ -71,10 +79,10 @@ def define_tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table]:
     challenges = sa.Table(
         "mfa_webauthn_challenges",
         metadata,
-        sa.Column("key", sa.Text(), primary_key=True),
+        sa.Column("key", key(MAX_ID_LENGTH), primary_key=True),
         sa.Column("ceremony", sa.Text(), nullable=False),
-        sa.Column("user_id", sa.Text()),
-        sa.Column("user_handle", sa.Text()),
+        sa.Column("user_id", key(MAX_ID_LENGTH)),
+        sa.Column("user_handle", key(MAX_ID_LENGTH)),
         sa.Column("created_at", sa.Double(), nullable=False),
         sa.Column("expires_at", sa.Double(), nullable=False),
         sa.Column("user_verification", sa.Text(), nullable=False),

@@ -58,14 +58,23 @@ from __future__ import annotations
 
 import hashlib
 import math
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final, TypeVar
 
-from ..errors import InvalidParameter, MFAError, MissingDependency, StoreError, StoreUnavailable
+from .._validate import MAX_ID_LENGTH
+from ..errors import (
+    ErrorCode,
+    InvalidParameter,
+    MFAError,
+    MissingDependency,
+    StoreError,
+    StoreUnavailable,
+)
 from ..models import Admission, Credential, CredentialState, FailureState
-from ..oob import OOBRecord
+from ..oob import MAX_SEND_KEY, OOBRecord
 from ..recovery import RecoveryRecord
-from ..throttle import ThrottleConfig, check
+from ..throttle import ThrottleConfig, admit, check
 from ._common import (
     challenge_from_row,
     check_claim_value,
@@ -84,11 +93,12 @@ from ._common import (
     opt_float,
     recovery_from_row,
 )
+from ._deadline import WATCHDOG
 
 try:
     import sqlalchemy as sa
     from sqlalchemy import exc as sa_exc
-    from sqlalchemy.dialects import postgresql, sqlite
+    from sqlalchemy.dialects import mysql, postgresql, sqlite
     from sqlalchemy.schema import CreateIndex, CreateTable
 except ImportError:  # pragma: no cover - exercised in a subprocess by the tests
     raise MissingDependency(
@@ -99,8 +109,14 @@ from ._webauthn_sql import SQLWebAuthn  # after the SQLAlchemy check: it imports
 from ._webauthn_sql import define_tables as define_webauthn_tables
 
 __all__ = [
+    "DEFAULT_TIMEOUT",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
     "SUPPORTED_DIALECTS",
+    "Key",
     "SQLStore",
+    "bound_engine",
+    "check_schema",
     "create_schema",
     "credentials_table",
     "failures_table",
@@ -108,6 +124,7 @@ __all__ = [
     "oob_challenges_table",
     "recovery_codes_table",
     "schema_ddl",
+    "schema_version_table",
     "send_counters_table",
     "webauthn_challenges_table",
     "webauthn_credentials_table",
@@ -115,8 +132,64 @@ __all__ = [
 
 _T = TypeVar("_T")
 
-SUPPORTED_DIALECTS: Final = frozenset({"postgresql", "sqlite"})
-"""Database dialects :class:`SQLStore` is tested on (``ON CONFLICT ... RETURNING``)."""
+SUPPORTED_DIALECTS: Final = frozenset({"postgresql", "sqlite", "mysql", "mariadb"})
+"""Database dialects :class:`SQLStore` is tested on: PostgreSQL and SQLite (``ON CONFLICT
+... RETURNING``), MariaDB and MySQL (``mysql`` or ``mariadb`` URLs; row locks in
+transactions where ``RETURNING`` is missing)."""
+_MYSQL: Final = frozenset({"mysql", "mariadb"})
+DEFAULT_TIMEOUT: Final = 5.0
+"""The default bound, in seconds, on every :class:`SQLStore` call on a database server
+(connecting, the pool's checkout and pre-ping, statements, commit): past it the call fails
+with :class:`~mfa_core.errors.StoreUnavailable` (see :func:`bound_engine`)."""
+
+
+class Key(sa.types.TypeDecorator[str]):
+    """The column type of every identifier the store compares (credential, user, code,
+    challenge ids, send-counter keys): ``TEXT`` on PostgreSQL and SQLite; on MySQL and
+    MariaDB ``VARBINARY`` of ``4 * length`` bytes (an index key needs a length; UTF-8 bytes
+    compare byte-exactly, whatever the server's default collation: no case folding, no
+    trailing-space padding, so ``'alice'``, ``'ALICE'`` and ``'alice '`` are three users),
+    decoded back to text when read. Tables other ports add use it for their ids too."""
+
+    impl = sa.Text
+    """The generic type: ``TEXT``."""
+    cache_ok = True
+    """Safe in SQLAlchemy's statement cache (the only state is the length)."""
+
+    def __init__(self, length: int = MAX_ID_LENGTH) -> None:
+        super().__init__()
+        self.key_length = length
+        """The longest id in characters (``4 * key_length`` bytes on MySQL/MariaDB)."""
+
+    def load_dialect_impl(self, dialect: sa.Dialect) -> sa.types.TypeEngine[Any]:
+        """``VARBINARY(4 * key_length)`` on MySQL/MariaDB, ``TEXT`` elsewhere."""
+        if dialect.name in _MYSQL:
+            return mysql.VARBINARY(4 * self.key_length)
+        return sa.Text()
+
+    def bind_processor(self, dialect: sa.Dialect) -> Any:
+        """MySQL/MariaDB: text to its UTF-8 bytes; elsewhere none (no cost per value)."""
+        return _encode_key if dialect.name in _MYSQL else None
+
+    def result_processor(self, dialect: sa.Dialect, coltype: object) -> Any:
+        """MySQL/MariaDB: the stored bytes back to text; elsewhere none."""
+        return _decode_key if dialect.name in _MYSQL else None
+
+
+def _encode_key(value: object) -> object:
+    """An id as the UTF-8 bytes of its MySQL ``VARBINARY`` column."""
+    return value.encode("utf-8") if isinstance(value, str) else value
+
+
+def _decode_key(value: object) -> object:
+    """A MySQL ``VARBINARY`` id as text (anything else as is: the row decoders refuse it)."""
+    if isinstance(value, bytes | bytearray):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return value
+    return value
+
 
 metadata: Final = sa.MetaData(
     naming_convention={
@@ -139,8 +212,8 @@ credentials_table: Final = sa.Table(
         sa.Identity(),
         primary_key=True,
     ),
-    sa.Column("id", sa.Text(), nullable=False, unique=True),
-    sa.Column("user_id", sa.Text(), nullable=False),
+    sa.Column("id", Key(), nullable=False, unique=True),
+    sa.Column("user_id", Key(), nullable=False),
     sa.Column("kind", sa.String(8), nullable=False),
     sa.Column("sealed_key", sa.LargeBinary(), nullable=False),
     sa.Column("created_at", sa.Double(), nullable=False),
@@ -166,7 +239,7 @@ credentials_table: Final = sa.Table(
 failures_table: Final = sa.Table(
     "mfa_failures",
     metadata,
-    sa.Column("user_id", sa.Text(), primary_key=True),
+    sa.Column("user_id", Key(), primary_key=True),
     sa.Column("count", sa.BigInteger(), nullable=False),
     sa.Column("last_failure_at", sa.Double()),
 )
@@ -175,8 +248,8 @@ failures_table: Final = sa.Table(
 recovery_codes_table: Final = sa.Table(
     "mfa_recovery_codes",
     metadata,
-    sa.Column("user_id", sa.Text(), primary_key=True),
-    sa.Column("id", sa.Text(), primary_key=True),
+    sa.Column("user_id", Key(), primary_key=True),
+    sa.Column("id", Key(), primary_key=True),
     sa.Column("position", sa.Integer(), nullable=False),
     sa.Column("tag", sa.Text(), nullable=False),
     sa.Column("phc", sa.Text(), nullable=False),
@@ -189,8 +262,8 @@ code is usable."""
 oob_challenges_table: Final = sa.Table(
     "mfa_oob_challenges",
     metadata,
-    sa.Column("challenge_id", sa.Text(), primary_key=True),
-    sa.Column("user_id", sa.Text(), nullable=False),
+    sa.Column("challenge_id", Key(), primary_key=True),
+    sa.Column("user_id", Key(), nullable=False),
     sa.Column("purpose", sa.String(32), nullable=False),
     sa.Column("channel", sa.String(8), nullable=False),
     sa.Column("destination_hint", sa.Text(), nullable=False),
@@ -214,7 +287,7 @@ a masked destination, never the code or the address)."""
 send_counters_table: Final = sa.Table(
     "mfa_send_counters",
     metadata,
-    sa.Column("key", sa.Text(), primary_key=True),
+    sa.Column("key", Key(MAX_SEND_KEY), primary_key=True),
     sa.Column("window_start", sa.Double(), primary_key=True),
     sa.Column("count", sa.BigInteger(), nullable=False),
     sa.Column("expires_at", sa.Double(), nullable=False),
@@ -223,9 +296,18 @@ send_counters_table: Final = sa.Table(
 """``mfa_send_counters``: out-of-band codes sent per key (a user, or a keyed hash of a
 destination) and fixed window; a row may be deleted once ``expires_at`` has passed."""
 
-webauthn_credentials_table, webauthn_challenges_table = define_webauthn_tables(metadata)
+webauthn_credentials_table, webauthn_challenges_table = define_webauthn_tables(metadata, Key)
 """``mfa_webauthn_credentials`` and ``mfa_webauthn_challenges``: security keys and
 passkeys, and their single-use challenges (see ``docs/webauthn.md``)."""
+
+schema_version_table: Final = sa.Table(
+    "mfa_schema_version",
+    metadata,
+    sa.Column("version", sa.Integer(), primary_key=True, autoincrement=False),
+    sa.Column("applied_at", sa.Double(), nullable=False),
+    sa.Column("description", sa.Text(), nullable=False),
+)
+"""``mfa_schema_version``: one row per schema step applied (:data:`MIGRATIONS`)."""
 
 _C = credentials_table.c
 _F = failures_table.c
@@ -272,7 +354,11 @@ _COLUMNS: Final = (
     _C.version,
 )
 _SELECT: Final = sa.select(*_COLUMNS)
-_DIALECTS: Final = {"postgresql": postgresql.dialect, "sqlite": sqlite.dialect}
+_DIALECTS: Final = {
+    "postgresql": postgresql.dialect,
+    "sqlite": sqlite.dialect,
+    "mysql": mysql.dialect,
+}
 # SQLite primary result codes meaning "cannot reach the data now": BUSY, LOCKED, NOMEM,
 # IOERR, FULL, CANTOPEN, PROTOCOL.
 _SQLITE_UNAVAILABLE: Final = frozenset({5, 6, 7, 10, 13, 14, 15})
@@ -484,23 +570,141 @@ _ADMISSION_TRIES: Final = 3
 """Runs of an admission whose refusal did not come with the state that refused it (a
 concurrent first attempt, see :func:`_pg_admission`) before it is a StoreError."""
 
+# -- MySQL / MariaDB: row locks in a transaction where RETURNING is missing -----------------
+_P_COUNT: Final = sa.bindparam("p_count", type_=sa.BigInteger())
+_P_LAST: Final[sa.BindParameter[float]] = sa.bindparam("p_last", type_=sa.Double())
+_MYSQL_FAILURES_LOCKED: Final = _FAILURES_OF_USER.with_for_update()
+_MYSQL_FAILURES_UPDATE: Final = (
+    failures_table.update()
+    .where(_F.user_id == _P_USER)
+    .values(count=_P_COUNT, last_failure_at=_P_LAST)
+)
+_MYSQL_FAILURES_INSERT: Final = failures_table.insert().values(
+    user_id=_P_USER, count=_P_COUNT, last_failure_at=_P_LAST
+)
+_MYSQL_CODES_LOCKED: Final = (
+    sa.select(_R.id, _R.used_at).where(_R.user_id == _P_USER).order_by(_R.id).with_for_update()
+)
+_MYSQL_RETRIED: Final = frozenset({1213, 1020})
+"""MySQL/MariaDB errors after which InnoDB rolled the transaction back and it may simply run
+again: ER_LOCK_DEADLOCK (REPEATABLE READ's gap locks make two first inserts of one key
+deadlock) and ER_CHECKREAD (a snapshot-isolation conflict)."""
+_MYSQL_TRIES: Final = 64
+"""Runs of a MySQL/MariaDB transaction that deadlocked before it is StoreUnavailable. Each
+deadlock has a winner, but one caller can lose many in a row: 32 threads racing for a new
+user's first attempt exhausted 10 runs under load; the call's deadline bounds the total."""
+
+
+def _mysql_retryable(exc: sa_exc.DBAPIError) -> bool:
+    args: tuple[Any, ...] = getattr(exc.orig, "args", ())
+    return len(args) > 0 and args[0] in _MYSQL_RETRIED
+
+
+def _mysql_table_options() -> None:
+    """Give every table of :data:`metadata` (those other ports add too) InnoDB, utf8mb4 and
+    a binary collation on MySQL/MariaDB, whatever the database's defaults."""
+    for table in metadata.tables.values():
+        for option, value in (
+            ("mysql_engine", "InnoDB"),
+            ("mysql_charset", "utf8mb4"),
+            ("mysql_collate", "utf8mb4_bin"),
+        ):
+            if option not in table.dialect_kwargs:
+                table.dialect_kwargs[option] = value
+
+
+def _create_missing_tables(connection: sa.Connection) -> None:
+    metadata.create_all(connection)
+
+
+MIGRATIONS: Final[tuple[tuple[int, str, Callable[[sa.Connection], None]], ...]] = (
+    (
+        1,
+        "credentials, failures, recovery codes, out-of-band challenges, send counters",
+        _create_missing_tables,
+    ),
+)
+"""The SQL schema, step by step: ``(version, description, apply)``. A release that changes
+the schema appends a step with the next version (a new table: ``_create_missing_tables``
+again; a new column: its ``ALTER TABLE``), never edits one."""
+
+SCHEMA_VERSION: Final = MIGRATIONS[-1][0]
+"""The schema version this release writes; a database with a higher one is refused."""
+
 
 def create_schema(engine: sa.Engine) -> None:
-    """Create the store's tables and indexes that do not exist yet (idempotent).
+    """Create the store's tables and indexes that do not exist yet, or migrate an older
+    schema to :data:`SCHEMA_VERSION` (idempotent; each step applied is recorded in
+    ``mfa_schema_version``). A database created before the version table existed is
+    version 0: its missing tables are added.
 
     Honours the engine's ``schema_translate_map`` execution option, so a host can put the
-    tables in a schema of its choice. Raises :class:`~mfa_core.errors.StoreError` (or
-    :class:`~mfa_core.errors.StoreUnavailable`) if the database refuses.
+    tables in a schema of its choice. Raises :class:`~mfa_core.errors.StoreError` with
+    code ``STORE_SCHEMA_TOO_NEW`` for a schema newer than this release, otherwise
+    :class:`~mfa_core.errors.StoreError` (or :class:`~mfa_core.errors.StoreUnavailable`)
+    if the database refuses.
     """
     _check_engine(engine)
-    _guard("create_schema", lambda: metadata.create_all(engine))
+    _mysql_table_options()
+
+    def migrate() -> None:
+        with engine.begin() as connection:
+            metadata.create_all(connection, tables=[schema_version_table])
+            current = _stored_version(connection)
+            for version, description, apply in MIGRATIONS[current:]:
+                apply(connection)
+                connection.execute(
+                    schema_version_table.insert().values(
+                        version=version, applied_at=time.time(), description=description
+                    )
+                )
+
+    _guard("create_schema", migrate)
+
+
+def check_schema(engine: sa.Engine) -> None:
+    """Check, before the first request, that the database holds this release's schema;
+    raise :class:`~mfa_core.errors.StoreError` (code ``STORE_SCHEMA_TOO_NEW`` for a newer
+    one; a message naming :func:`create_schema` for a missing or older one)."""
+    _check_engine(engine)
+
+    def read() -> None:
+        with engine.connect() as connection:
+            translate = connection.get_execution_options().get("schema_translate_map") or {}
+            schema = translate.get(None)
+            if not sa.inspect(connection).has_table(schema_version_table.name, schema=schema):
+                current = 0
+            else:
+                current = _stored_version(connection)
+        if current < SCHEMA_VERSION:
+            raise StoreError(
+                f"the SQL database has schema version {current}, older than the "
+                f"{SCHEMA_VERSION} this release needs: run create_schema (it migrates)"
+            )
+
+    _guard("check_schema", read)
+
+
+def _stored_version(connection: sa.Connection) -> int:
+    """The highest version in ``mfa_schema_version`` (0 when empty); a newer one than
+    :data:`SCHEMA_VERSION` is refused."""
+    stored = connection.execute(sa.select(sa.func.max(schema_version_table.c.version))).scalar()
+    current = 0 if stored is None else int(stored)
+    if current > SCHEMA_VERSION:
+        raise StoreError(
+            f"the SQL database has schema version {current}, newer than the "
+            f"{SCHEMA_VERSION} this release of mfa_core understands; upgrade mfa_core",
+            code=ErrorCode.STORE_SCHEMA_TOO_NEW,
+        )
+    return current
 
 
 def schema_ddl(dialect: str = "postgresql") -> str:
-    """The schema as plain DDL statements for ``dialect`` (``"postgresql"`` or
-    ``"sqlite"``), for hosts that manage migrations themselves."""
+    """The schema as plain DDL statements for ``dialect`` (``"postgresql"``, ``"sqlite"``
+    or ``"mysql"``, which serves MariaDB too), for hosts that manage migrations themselves."""
     if dialect not in _DIALECTS:
-        raise InvalidParameter("dialect must be 'postgresql' or 'sqlite'")
+        raise InvalidParameter("dialect must be 'postgresql', 'sqlite' or 'mysql'")
+    _mysql_table_options()
     compiled = _DIALECTS[dialect]()
     statements: list[str] = []
     for table in metadata.sorted_tables:
@@ -524,7 +728,7 @@ def _check_engine(engine: object, store: str = "SQLStore") -> None:
         raise InvalidParameter("engine must be a sqlalchemy.Engine")
     if engine.dialect.name not in SUPPORTED_DIALECTS:
         raise InvalidParameter(
-            f"{store} supports PostgreSQL and SQLite, not {engine.dialect.name!r}"
+            f"{store} supports PostgreSQL, MariaDB/MySQL and SQLite, not {engine.dialect.name!r}"
         )
 
 
@@ -670,10 +874,19 @@ class SQLStore(SQLWebAuthn):
     between threads, and any number of processes may use the same database.
     """
 
-    __slots__ = ("_engine", "_insert", "_postgres", "_refuse_nul", "_tx_engine")
+    __slots__ = (
+        "_engine",
+        "_insert",
+        "_mysql",
+        "_postgres",
+        "_refuse_nul",
+        "_timeout",
+        "_tx_engine",
+    )
 
-    def __init__(self, engine: sa.Engine) -> None:
+    def __init__(self, engine: sa.Engine, *, timeout: float | None = DEFAULT_TIMEOUT) -> None:
         _check_engine(engine)
+        self._timeout = bound_engine(engine, timeout)
         postgres = engine.dialect.name == "postgresql"
         # PostgreSQL: autocommit, so a statement is its own transaction without BEGIN and
         # COMMIT round trips. SQLite (in-process): switching the isolation level on every
@@ -687,6 +900,9 @@ class SQLStore(SQLWebAuthn):
             engine.execution_options(isolation_level="READ COMMITTED") if postgres else engine
         )
         self._postgres = postgres
+        # MySQL/MariaDB: the host's engine as is (transactions in its isolation level,
+        # REPEATABLE READ by default; every race-prone change locks its rows first).
+        self._mysql = engine.dialect.name in _MYSQL
         self._insert: Any = postgresql.insert if postgres else sqlite.insert
         # PostgreSQL text cannot hold U+0000: refuse it up front as bad input.
         self._refuse_nul = postgres
@@ -745,7 +961,7 @@ class SQLStore(SQLWebAuthn):
                 connection.commit()
                 return result
 
-        return _guard(operation, run, conflict=conflict)
+        return _guard(operation, self._bounded(operation, self._retried(run)), conflict=conflict)
 
     def _transaction(self, operation: str, body: Callable[[sa.Connection], _T]) -> _T:
         """Run ``body``'s statements in one transaction: committed if it returns, rolled
@@ -755,7 +971,44 @@ class SQLStore(SQLWebAuthn):
             with self._tx_engine.begin() as connection:
                 return body(connection)
 
-        return _guard(operation, run)
+        return _guard(operation, self._bounded(operation, self._retried(run)))
+
+    def _bounded(self, operation: str, run: Callable[[], _T]) -> Callable[[], _T]:
+        """``run`` under the store's deadline (:mod:`mfa_core.stores._deadline`): past it
+        the connection in use is cut and the call raises StoreUnavailable."""
+        timeout = self._timeout
+        if timeout is None:
+            return run
+
+        def bounded() -> _T:
+            with WATCHDOG.call(timeout) as call:
+                try:
+                    return run()
+                except (MFAError, sa_exc.SQLAlchemyError, OSError):
+                    if not call.expired:
+                        raise
+            raise StoreUnavailable(
+                f"the SQL store is unavailable: {operation} got no answer within {timeout:g} s"
+            )
+
+        return bounded
+
+    def _retried(self, run: Callable[[], _T]) -> Callable[[], _T]:
+        """``run``, on MySQL/MariaDB run again (at most :data:`_MYSQL_TRIES` times in all)
+        when InnoDB rolled it back for a deadlock; unchanged elsewhere."""
+        if not self._mysql:
+            return run
+
+        def again() -> _T:
+            for attempt in range(1, _MYSQL_TRIES + 1):
+                try:
+                    return run()
+                except sa_exc.DBAPIError as exc:
+                    if attempt == _MYSQL_TRIES or not _mysql_retryable(exc):
+                        raise
+            raise AssertionError("unreachable")  # pragma: no cover
+
+        return again
 
     # -- CredentialStore -----------------------------------------------------------------
 
@@ -810,15 +1063,12 @@ class SQLStore(SQLWebAuthn):
         conditional ``UPDATE``); return whether it was stored. Of concurrent calls with one
         value, from any process, exactly one wins. ``value``: 0..2**63-1.
         """
-        self._id(credential_id, "credential_id")
-        check_claim_value(value)
-        check_drift(drift)
-        statement = (
-            credentials_table.update()
-            .where(_C.id == credential_id, _C.last_accepted < value)
-            .values(last_accepted=value, drift=drift)
-        )
-        return self._execute("claim", statement, _one_row_changed)
+        params = {
+            "p_credential": self._id(credential_id, "credential_id"),
+            "p_value": check_claim_value(value),
+            "p_drift": check_drift(drift),
+        }
+        return self._execute("claim", _CLAIM, _one_row_changed, params=params)
 
     def delete(self, credential_id: str) -> bool:
         """Remove a credential; return whether it existed."""
@@ -850,6 +1100,8 @@ class SQLStore(SQLWebAuthn):
         params = self._admission_params(user_id, now, limits)
         if self._postgres:
             return self._pg_admit("admit_attempt", _PG_ADMIT, params, limits)[0]
+        if self._mysql:
+            return self._mysql_admit("admit_attempt", params, limits, with_credentials=False)[0]
 
         def admit(connection: sa.Connection) -> tuple[Admission | None, Sequence[Credential]]:
             return self._sqlite_admit(connection, params, limits), ()
@@ -870,6 +1122,8 @@ class SQLStore(SQLWebAuthn):
         params = self._admission_params(user_id, now, limits)
         if self._postgres:
             return self._pg_admit("begin_attempt", _PG_BEGIN, params, limits)
+        if self._mysql:
+            return self._mysql_admit("begin_attempt", params, limits, with_credentials=True)
 
         def begin(connection: sa.Connection) -> tuple[Admission | None, Sequence[Credential]]:
             admission = self._sqlite_admit(connection, params, limits)
@@ -963,6 +1217,47 @@ class SQLStore(SQLWebAuthn):
         stored = connection.execute(_FAILURES_OF_USER, {"p_user": params["p_user"]}).all()
         return _admission((False, *stored[0]), params["p_now"], limits) if stored else None
 
+    def _mysql_admit(
+        self,
+        operation: str,
+        params: dict[str, Any],
+        limits: ThrottleConfig,
+        *,
+        with_credentials: bool,
+    ) -> tuple[Admission, Sequence[Credential]]:
+        """MySQL/MariaDB's admission, one transaction: the user's failure row read and
+        locked (``SELECT ... FOR UPDATE``: the latest committed row, whatever the
+        isolation level), :func:`mfa_core.throttle.admit` on it, the new state written
+        only when admitted, then (``with_credentials``, admitted) the user's credentials.
+        Two first attempts of one user deadlock on the gap lock; InnoDB rolls one back and
+        it runs again (:meth:`_retried`)."""
+        user = params["p_user"]
+
+        def body(connection: sa.Connection) -> tuple[Admission, Sequence[Credential]]:
+            rows = connection.execute(_MYSQL_FAILURES_LOCKED, {"p_user": user}).all()
+            state = _failure_state(rows[0]) if rows else FailureState()
+            last = state.last_failure_at
+            if last is not None and not math.isfinite(last):
+                raise StoreError("the SQL store holds a failure row it cannot read")
+            try:
+                admission = admit(state, params["p_now"], limits)
+            except MFAError:
+                raise StoreError("the SQL store holds a failure row it cannot read") from None
+            if not admission.admitted:
+                return admission, ()
+            written = {
+                "p_user": user,
+                "p_count": admission.state.count,
+                "p_last": admission.state.last_failure_at,
+            }
+            connection.execute(_MYSQL_FAILURES_UPDATE if rows else _MYSQL_FAILURES_INSERT, written)
+            if not with_credentials:
+                return admission, ()
+            found = connection.execute(_CREDENTIALS_OF_USER, {"p_user": user}).all()
+            return admission, [credential_from_row(row, "SQL") for row in found]
+
+        return self._transaction(operation, body)
+
     def _sqlite_attempt(
         self,
         operation: str,
@@ -979,8 +1274,7 @@ class SQLStore(SQLWebAuthn):
     def get_failures(self, user_id: str) -> FailureState:
         """Return the user's failure state (``FailureState()`` if none)."""
         self._id(user_id, "user_id")
-        statement = sa.select(_F.count, _F.last_failure_at).where(_F.user_id == user_id)
-        rows = self._execute("get_failures", statement, _all)
+        rows = self._execute("get_failures", _FAILURES_OF_USER, _all, params={"p_user": user_id})
         return _failure_state(rows[0]) if rows else FailureState()
 
     def reset(self, user_id: str) -> None:
@@ -1021,6 +1315,7 @@ class SQLStore(SQLWebAuthn):
         def swap(connection: sa.Connection) -> None:
             if self._postgres:
                 connection.execute(sa.select(sa.func.pg_advisory_xact_lock(_lock_key(user_id))))
+            if self._postgres or self._mysql:
                 connection.execute(
                     sa.select(_R.id).where(_R.user_id == user_id).order_by(_R.id).with_for_update()
                 )
@@ -1060,6 +1355,10 @@ class SQLStore(SQLWebAuthn):
                 raise StoreError("the SQL store returned no result for consume_recovery_code")
             won, unused = rows[0]
             return int(unused) - 1 if won == 1 else None
+        if self._mysql:
+            return self._transaction(
+                "consume_recovery_code", lambda c: _mysql_consume(c, user_id, record_id, at)
+            )
 
         def consume(connection: sa.Connection) -> int | None:
             marked = connection.execute(
@@ -1160,6 +1459,8 @@ class SQLStore(SQLWebAuthn):
         gets its own count."""
         name, start, end = check_send_count(key, window_start, expires_at)
         self._no_nul(name, "key")
+        if self._mysql:
+            return self._transaction("count_send", lambda c: _mysql_count_send(c, name, start, end))
         insert = self._insert(send_counters_table).values(
             key=name, window_start=start, count=1, expires_at=end
         )
@@ -1171,13 +1472,7 @@ class SQLStore(SQLWebAuthn):
                 "expires_at": sa.case((_S.expires_at > excluded, _S.expires_at), else_=excluded),
             },
         ).returning(_S.count)
-        rows = self._execute("count_send", statement, _all)
-        if len(rows) != 1:
-            raise StoreError("the SQL store returned no send counter")
-        try:
-            return int(rows[0][0])
-        except (ValueError, TypeError) as exc:
-            raise StoreError("the SQL store holds a send counter it cannot read") from exc
+        return _send_count(self._execute("count_send", statement, _all))
 
     def purge_challenges(self, before: float) -> int:
         """Remove every challenge whose code expired before ``before`` (Unix seconds),
@@ -1269,3 +1564,110 @@ def _consume_statement(user_id: str, record_id: str, at: float) -> sa.Select[Any
         .where(locked.c.used_at.is_(None))
         .scalar_subquery(),
     )
+
+
+def _mysql_consume(
+    connection: sa.Connection, user_id: str, record_id: str, at: float
+) -> int | None:
+    """MySQL/MariaDB's ``consume_recovery_code`` in a transaction: lock the user's codes in
+    ``id`` order (``SELECT ... FOR UPDATE`` reads the latest committed rows; concurrent
+    consumptions queue on the first), mark the code if it is unused, count the rest."""
+    rows = connection.execute(_MYSQL_CODES_LOCKED, {"p_user": user_id}).all()
+    unused = [row[0] for row in rows if row[1] is None]
+    if record_id not in unused:
+        return None
+    connection.execute(
+        recovery_codes_table.update()
+        .where(_R.user_id == user_id, _R.id == record_id, _R.used_at.is_(None))
+        .values(used_at=at)
+    )
+    return len(unused) - 1
+
+
+def _mysql_count_send(connection: sa.Connection, key: str, start: float, end: float) -> int:
+    """MySQL/MariaDB's ``count_send`` in a transaction: ``INSERT ... ON DUPLICATE KEY
+    UPDATE count = count + 1``, then the row this transaction holds locked."""
+    insert = mysql.insert(send_counters_table).values(
+        key=key, window_start=start, count=1, expires_at=end
+    )
+    connection.execute(
+        insert.on_duplicate_key_update(
+            count=_S.count + 1,
+            expires_at=sa.func.greatest(_S.expires_at, insert.inserted.expires_at),
+        )
+    )
+    rows = connection.execute(
+        sa.select(_S.count).where(_S.key == key, _S.window_start == start).with_for_update()
+    ).all()
+    return _send_count(rows)
+
+
+def _send_count(rows: Sequence[Sequence[Any]]) -> int:
+    """The count of the one send-counter row ``rows`` must hold."""
+    if len(rows) != 1:
+        raise StoreError("the SQL store returned no send counter")
+    try:
+        return int(rows[0][0])
+    except (ValueError, TypeError) as exc:
+        raise StoreError("the SQL store holds a send counter it cannot read") from exc
+
+
+def bound_engine(engine: sa.Engine, timeout: float | None) -> float | None:
+    """Bound every call a store makes on ``engine``'s database server to ``timeout``
+    seconds (``None``: no bound; SQLite files are never bound) and return the bound.
+    :class:`SQLStore` calls it; hosts need not. On the engine's dialect and pool, once:
+
+    * connection defaults the host did not set: ``connect_timeout`` (libpq: whole
+      seconds, at least 2; PyMySQL, asyncmy, aiomysql), and PyMySQL's ``read_timeout`` and
+      ``write_timeout`` (``timeout + 1``: they also bound a new connection's handshake);
+    * the pool's checkout wait (``pool_timeout``) at most ``timeout``;
+    * the deadline of each call, enforced by a watchdog thread that shuts the call's
+      socket down when it passes (:mod:`mfa_core.stores._deadline`): the only bound that
+      holds when the server says nothing at all (stopped, or the network path black-holed:
+      keepalives, ``tcp_user_timeout`` and ``statement_timeout`` do not fire then).
+    """
+    if timeout is None or engine.dialect.name == "sqlite":
+        return None
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not 0 < timeout <= 86400
+        or math.isnan(timeout)
+    ):
+        raise InvalidParameter("timeout must be a number of seconds in (0, 86400], or None")
+    bound = float(timeout)
+    dialect: Any = engine.dialect
+    if getattr(dialect, "_mfa_core_bound", None) is None:
+        dialect._mfa_core_bound = bound
+        sa.event.listen(engine, "do_connect", _connect_defaults(bound))
+        ping = dialect.do_ping
+
+        def do_ping(dbapi_connection: Any) -> bool:
+            WATCHDOG.attach(dbapi_connection)
+            return bool(ping(dbapi_connection))
+
+        dialect.do_ping = do_ping
+    pool: Any = engine.pool
+    if getattr(pool, "_mfa_core_bound", None) is None:
+        pool._mfa_core_bound = bound
+        sa.event.listen(pool, "checkout", lambda dbapi, record, proxy: WATCHDOG.attach(dbapi))
+        if isinstance(getattr(pool, "_timeout", None), int | float) and pool._timeout > bound:
+            pool._timeout = bound
+    return bound
+
+
+def _connect_defaults(bound: float) -> Callable[..., None]:
+    def defaults(dialect: Any, record: Any, cargs: Any, cparams: dict[str, Any]) -> None:
+        driver = dialect.driver
+        if driver in ("psycopg", "psycopg2", "psycopg_async"):
+            cparams.setdefault("connect_timeout", max(2, math.ceil(bound)))
+        elif driver in ("pymysql", "asyncmy", "aiomysql"):
+            cparams.setdefault("connect_timeout", bound)
+        if driver == "pymysql":
+            # PyMySQL's connect_timeout covers the TCP connect only; its read timeout also
+            # bounds the handshake of a new connection (a second after the watchdog, which
+            # cuts the established ones)
+            for name in ("read_timeout", "write_timeout"):
+                cparams.setdefault(name, bound + 1.0)
+
+    return defaults
