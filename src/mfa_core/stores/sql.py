@@ -741,6 +741,8 @@ def _guard(operation: str, body: Callable[[], _T], *, conflict: str | None = Non
     them) and would put them in any logged traceback. ``conflict`` is the message for an
     integrity error (a duplicate key).
     """
+    error: StoreError
+    cause: BaseException | None
     try:
         return body()
     except MFAError:
@@ -748,21 +750,25 @@ def _guard(operation: str, body: Callable[[], _T], *, conflict: str | None = Non
     except sa_exc.DBAPIError as exc:
         cause = exc.orig if isinstance(exc.orig, BaseException) else None
         if _unreachable(exc):
-            raise StoreUnavailable(
+            error = StoreUnavailable(
                 f"the SQL store is unavailable: {operation} failed ({_name(exc)})"
-            ) from cause
-        if conflict is not None and isinstance(exc, sa_exc.IntegrityError):
-            raise StoreError(conflict) from cause
-        raise StoreError(f"the SQL store failed: {operation} failed ({_name(exc)})") from cause
+            )
+        elif conflict is not None and isinstance(exc, sa_exc.IntegrityError):
+            error = StoreError(conflict)
+        else:
+            error = StoreError(f"the SQL store failed: {operation} failed ({_name(exc)})")
     except (sa_exc.TimeoutError, sa_exc.DisconnectionError, OSError) as exc:
-        raise StoreUnavailable(
+        error = StoreUnavailable(
             f"the SQL store is unavailable: {operation} failed ({type(exc).__name__})"
-        ) from exc
+        )
+        cause = exc
     except sa_exc.SQLAlchemyError as exc:
         # a StatementError's text holds the parameters: keep only the class name
-        raise StoreError(
-            f"the SQL store failed: {operation} failed ({type(exc).__name__})"
-        ) from None
+        error = StoreError(f"the SQL store failed: {operation} failed ({type(exc).__name__})")
+        cause = None
+    # Raised here, outside the except blocks, so that SQLAlchemy's wrapper (whose text
+    # lists the parameters) is not even the error's hidden ``__context__``.
+    raise error from cause
 
 
 def _unreachable(exc: sa_exc.DBAPIError) -> bool:
