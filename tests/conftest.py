@@ -79,3 +79,22 @@ def _fit_for_mutation(items: list[pytest.Item]) -> None:
             machine.settings = settings(  # type: ignore[union-attr]
                 own, max_examples=MUTATION_MAX_EXAMPLES, derandomize=True, database=None
             )
+
+
+# -- lines a test reports in every run's summary ---------------------------------------
+# A test calls ``record_property("summary", text)``; the text is printed at the end of the
+# run. The property travels with the test's report, so this works with pytest-xdist too
+# (where a worker's own output is never shown).
+_SUMMARIES: list[str] = []
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    """Collect the ``summary`` properties of passed test calls."""
+    if report.when == "call" and report.passed:
+        _SUMMARIES.extend(str(value) for name, value in report.user_properties if name == "summary")
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Print what the tests reported (browser steps, doc blocks run)."""
+    for line in _SUMMARIES:
+        terminalreporter.write_line(line)

@@ -11,6 +11,7 @@ pytest's temporary directory; the step count and that path are printed in the te
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,7 @@ def _sign_in(page: Any, base: str) -> Any:
 
 
 def test_enrol_scan_sign_in_replay_and_recovery_in_chromium(  # noqa: PLR0915 - one story
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path, record_property: Callable[[str, object], None]
 ) -> None:
     require_chromium()
     clock = FakeClock(T0)
@@ -107,8 +108,10 @@ def test_enrol_scan_sign_in_replay_and_recovery_in_chromium(  # noqa: PLR0915 - 
         assert _submit(page, "Use it").status == 200
         assert "with your second factor" in page.inner_text("#who")
         steps.shot(page, "signed-in-with-recovery-code")
-    with capsys.disabled():  # shown in every run's output, CI's included
-        print(f"\nbrowser loop: {len(steps)} steps, screenshots in {steps.directory}")
+    # shown at the end of every run's output, CI's included (tests/conftest.py)
+    record_property(
+        "summary", f"browser loop: {len(steps)} steps, screenshots in {steps.directory}"
+    )
     assert steps.names == [
         "login",
         "password-only",

@@ -18,6 +18,7 @@ import ast
 import asyncio
 import inspect
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -247,13 +248,13 @@ def test_the_python_blocks_of_the_page_run(
     assert not rewrites, f"rewrites that match no block of {page}: {rewrites}"
 
 
-def test_count_of_blocks_that_run(capsys: pytest.CaptureFixture[str]) -> None:
+def test_count_of_blocks_that_run(record_property: Callable[[str, object], None]) -> None:
     total = [frag for page in PAGES for _, _, frag in blocks(page)]
-    with capsys.disabled():
-        print(
-            f"\ndoc blocks: {len(total)} Python blocks, {total.count(False)} run, "
-            f"{total.count(True)} fragments"
-        )
+    record_property(  # printed at the end of the run (tests/conftest.py)
+        "summary",
+        f"doc blocks: {len(total)} Python blocks, {total.count(False)} run, "
+        f"{total.count(True)} fragments",
+    )
     assert total.count(False) >= 20
 
 
