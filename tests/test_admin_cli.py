@@ -33,15 +33,20 @@ SECRET = b"host-secret-for-the-admin-tests!"
 KEYS_ENV = "MFA_CORE_SEALING_KEYS"
 
 
-@pytest.fixture(params=["sqlite", "redis", "postgresql"])
+@pytest.fixture(params=["sqlite", "redis", "postgresql", "mariadb"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """A store URL on a fresh SQLite file, Redis prefix or PostgreSQL schema."""
+    """A store URL on a fresh SQLite file, Redis prefix, PostgreSQL schema or emptied
+    MariaDB database."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'admin.sqlite3'}"
     elif request.param == "redis":
         base = request.getfixturevalue("redis_url")
         prefix = request.getfixturevalue("redis_prefix")
         yield f"{base}?prefix={quote(prefix)}"
+    elif request.param == "mariadb":
+        base = request.getfixturevalue("mariadb_url")  # mysql+pymysql://root@host:port/test
+        database = request.getfixturevalue("mariadb_database")
+        yield base.rsplit("/", 1)[0].replace("mysql+pymysql:", "mysql:", 1) + "/" + database
     else:
         base = request.getfixturevalue("postgres_url")
         schema = request.getfixturevalue("postgres_schema")
@@ -205,7 +210,8 @@ def test_usage_errors_and_keys_never_printed(
 
 
 def test_schema_ddl_for_each_dialect(capsys: pytest.CaptureFixture[str]) -> None:
-    for dialect, marker in (("sqlite", "BLOB"), ("postgresql", "BYTEA"), ("sql-sqlite", "BLOB")):
+    dialects = (("sqlite", "BLOB"), ("postgresql", "BYTEA"), ("sql-sqlite", "BLOB"))
+    for dialect, marker in (*dialects, ("mysql", "VARBINARY")):
         assert main(["admin", "schema", dialect, "--json"]) == 0
         document = json.loads(capsys.readouterr().out)
         assert document["ok"] and marker in document["ddl"]

@@ -133,8 +133,9 @@ def _open_sql(url: str, *, create: bool) -> Any:
     from .stores.sql import SQLStore  # noqa: PLC0415
 
     scheme, rest = url.split(":", 1)
-    if scheme == "postgresql":  # the driver this package's 'sql' extra brings
-        scheme = "postgresql+psycopg"
+    # the drivers this package's 'sql' and 'mysql' extras bring
+    scheme = {"postgresql": "postgresql+psycopg", "mysql": "mysql+pymysql"}.get(scheme, scheme)
+    scheme = {"mariadb": "mariadb+pymysql"}.get(scheme, scheme)
     try:
         engine = sa.create_engine(f"{scheme}:{rest}", pool_size=2, max_overflow=2)
     except (sa.exc.ArgumentError, ImportError, ValueError) as exc:
@@ -153,6 +154,10 @@ STORE_SCHEMES: Final[Mapping[str, Callable[..., Any]]] = {
     "unix": _open_redis,
     "postgresql": _open_sql,
     "postgresql+psycopg": _open_sql,
+    "mysql": _open_sql,  # MariaDB or MySQL through PyMySQL (the mysql extra)
+    "mysql+pymysql": _open_sql,
+    "mariadb": _open_sql,
+    "mariadb+pymysql": _open_sql,
     "memory": _refuse_memory,
 }
 """URL scheme -> the function ``(url, *, create)`` that opens that store (one line per
@@ -205,9 +210,11 @@ SCHEMA_DIALECTS: Final[Mapping[str, Callable[[], str]]] = {
     "sqlite": _sqlite_ddl,
     "postgresql": _sql_ddl("postgresql"),
     "sql-sqlite": _sql_ddl("sqlite"),
+    "mysql": _sql_ddl("mysql"),
 }
 """``schema`` dialect -> its DDL: ``sqlite`` is :class:`~mfa_core.stores.SQLiteStore`'s
-schema, ``postgresql`` and ``sql-sqlite`` :class:`~mfa_core.stores.sql.SQLStore`'s."""
+schema, ``postgresql``, ``mysql`` (MariaDB too) and ``sql-sqlite``
+:class:`~mfa_core.stores.sql.SQLStore`'s."""
 
 
 # -- keys -----------------------------------------------------------------------------------
