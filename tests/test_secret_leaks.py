@@ -11,6 +11,7 @@ import traceback
 from collections.abc import Callable
 
 import pytest
+from error_chain import chain
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -132,22 +133,9 @@ def test_cli_errors_never_echo_the_secret_or_the_code(capsys: pytest.CaptureFixt
 # -- the service's flows: out-of-band resends, bound destinations, corrupt rows ---------------
 
 
-def _chain(error: BaseException) -> list[BaseException]:
-    """The error and everything reachable from it through __cause__ / __context__."""
-    seen: list[BaseException] = []
-    todo: list[BaseException | None] = [error]
-    while todo:
-        item = todo.pop()
-        if item is None or any(item is s for s in seen):
-            continue
-        seen.append(item)
-        todo += [item.__cause__, item.__context__]
-    return seen
-
-
 def _texts(error: BaseException) -> str:
     parts = ["".join(traceback.format_exception(error))]
-    for item in _chain(error):
+    for item in chain(error):
         parts += [str(item), repr(item), repr(item.args)]
     return "\n".join(parts)
 

@@ -42,6 +42,7 @@ from typing import Any
 import attrs
 import pytest
 import sqlalchemy as sa
+from error_chain import chain
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from server_tools import (
@@ -1701,19 +1702,6 @@ def _qualified(engine: sa.Engine, table: str) -> str:
     return f"{quote}{schema}{quote}.{table}"
 
 
-def _chain(error: BaseException) -> list[BaseException]:
-    """``error`` and every exception reachable from it by ``__cause__``/``__context__``."""
-    seen: list[BaseException] = []
-    todo: list[BaseException | None] = [error]
-    while todo:
-        item = todo.pop()
-        if item is None or any(item is known for known in seen):
-            continue
-        seen.append(item)
-        todo += [item.__cause__, item.__context__]
-    return seen
-
-
 def test_a_failed_statement_leaves_no_parameter_in_the_error_chain(store: SQLStore) -> None:
     # A duplicate id is refused by the database; SQLAlchemy's wrapper of that refusal
     # quotes the statement's parameters (the sealed key among them): it must not be
@@ -1723,7 +1711,7 @@ def test_a_failed_statement_leaves_no_parameter_in_the_error_chain(store: SQLSto
     twin = attrs.evolve(credential, sealed_key=b"SEALED-KEY-BYTES-" + os.urandom(8))
     with pytest.raises(StoreError) as caught:
         store.add(twin)
-    chain = _chain(caught.value)
-    assert not any(isinstance(item, sa.exc.SQLAlchemyError) for item in chain)
-    text = "".join(str(item) + repr(item.args) for item in chain)
+    reachable = chain(caught.value)
+    assert not any(isinstance(item, sa.exc.SQLAlchemyError) for item in reachable)
+    text = "".join(str(item) + repr(item.args) for item in reachable)
     assert "SEALED-KEY-BYTES" not in text and twin.sealed_key.hex() not in text
