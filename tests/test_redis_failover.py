@@ -366,6 +366,24 @@ def _eventually(call: Any, timeout: float = 30.0) -> Any:
             time.sleep(0.2)
 
 
+def _claim_once_acknowledged(store: RedisStore, credential_id: str, start: int) -> int:
+    """Claim ever higher values until one is acknowledged by a replica; return it. A claim
+    refused for want of an acknowledgement may still have been applied on the primary (it
+    fails closed, see docs/stores.md), so each retry uses the next value: a fresh higher
+    value that is refused without an error would be a bug."""
+    deadline = time.monotonic() + 30.0
+    value = start
+    while True:
+        try:
+            assert store.claim(credential_id, value, drift=0), "a higher value was refused"
+            return value
+        except StoreUnavailable:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+        value += 1
+
+
 def test_a_killed_primary_fails_closed_then_the_promoted_replica_serves(
     failover_cluster: PrivateRedisCluster,
 ) -> None:
@@ -380,6 +398,13 @@ def test_a_killed_primary_fails_closed_then_the_promoted_replica_serves(
     users = [f"user-{index}" for index in range(6)]
     for user in users:
         store.add(_credential(user, f"cred-{user}"))
+    # The credentials themselves are not acknowledged writes: make sure every replica has
+    # them before a primary dies (else the promoted replica may lack one, under load).
+    setup = failover_cluster.client()
+    try:
+        setup.execute_command("WAIT", 1, 10_000, target_nodes=setup.PRIMARIES)
+    finally:
+        setup.close()
     layout = store._protocol.cluster_keys
     assert layout is not None
     victim = failover_cluster.primary_of(layout.index(users[0].encode()))
@@ -409,8 +434,8 @@ def test_a_killed_primary_fails_closed_then_the_promoted_replica_serves(
     failover_cluster.restart(victim)
     failover_cluster.wait_healthy()
     for user in users:
-        assert _eventually(lambda user=user: store.claim(f"cred-{user}", 10_000, drift=0))
-        assert not store.claim(f"cred-{user}", 10_000, drift=0)
+        value = _claim_once_acknowledged(store, f"cred-{user}", 10_000)
+        assert not store.claim(f"cred-{user}", value, drift=0)
         assert not store.claim_and_reset(f"cred-{user}", 100, drift=0, user_id=user)
         assert accepted[user] == sorted(set(accepted[user]))
         assert accepted[user][0] == 100
