@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import string
+
 import pytest
 
-from mfa_core import b32decode_key, b32encode_key, generate_key
+from mfa_core import AESGCMSealer, b32decode_key, b32encode_key, generate_key
 from mfa_core.errors import ErrorCode, InvalidBase32, InvalidKey
 from mfa_core.keys import DEFAULT_KEY_BYTES
 
@@ -105,3 +107,25 @@ def test_b32decode_refuses(bad: str) -> None:
 def test_b32decode_refuses_non_text(bad: object) -> None:
     with pytest.raises(InvalidBase32):
         b32decode_key(bad)  # type: ignore[arg-type]
+
+
+def test_random_ids_never_start_with_a_dash(monkeypatch: pytest.MonkeyPatch) -> None:
+    # One token in 64 starts with '-', which a command line takes for an option
+    # (mfa-core admin disable USER -AiGa... failed in CI): such a draw is drawn again.
+    import secrets
+
+    from mfa_core import MFAService
+    from mfa_core.keys import random_id
+    from mfa_core.stores import MemoryStore
+    from mfa_core.testing import FakeClock
+
+    ids = {random_id() for _ in range(5000)}
+    assert len(ids) == 5000
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)
+    assert all(set(i) <= set(string.ascii_letters + string.digits + "-_") for i in ids)
+    real = secrets.token_urlsafe
+    draws = iter(["-" + "A" * 21, "-" + "B" * 21])
+    monkeypatch.setattr(secrets, "token_urlsafe", lambda n: next(draws, None) or real(n))
+    store = MemoryStore()
+    service = MFAService(store, store, AESGCMSealer.generate(), clock=FakeClock(1.8e9))
+    assert not service.begin_enrolment("alice").credential_id.startswith("-")

@@ -16,7 +16,7 @@ from ._validate import check_ascii as _check_ascii
 from .errors import ErrorCode, InvalidBase32, InvalidKey
 from .otp import MAX_KEY_BYTES, MIN_KEY_BYTES
 
-__all__ = ["DEFAULT_KEY_BYTES", "b32decode_key", "b32encode_key", "generate_key"]
+__all__ = ["DEFAULT_KEY_BYTES", "b32decode_key", "b32encode_key", "generate_key", "random_id"]
 
 DEFAULT_KEY_BYTES: Final = 20
 """Default key size: 160 bits, the length RFC 4226 recommends for HMAC-SHA1."""
@@ -26,6 +26,16 @@ _B32_RE: Final = re.compile(r"[A-Z2-7]*=*", re.ASCII)
 # Lengths of unpadded base32 that can come from whole bytes (len % 8).
 _VALID_REMAINDERS: Final = frozenset({0, 2, 4, 5, 7})
 _ASCII_SPACE: Final = " \t\n\r\x0b\x0c"
+
+
+def random_id() -> str:
+    """A random identifier of 128 bits as URL-safe text (22 characters), for credential and
+    challenge ids. It never starts with ``-``: one in 64 would, and a command line
+    (``mfa-core admin disable USER ID``) would then take it for an option."""
+    while True:
+        made = secrets.token_urlsafe(16)
+        if not made.startswith("-"):
+            return made
 
 
 def generate_key(nbytes: int = DEFAULT_KEY_BYTES) -> bytes:

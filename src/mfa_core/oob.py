@@ -44,6 +44,7 @@ from ._validate import check_time as _check_time
 from ._validate import int_in as _int_in
 from ._validate import is_utf8 as _is_utf8
 from .errors import CooldownActive, ErrorCode, IllegalTransition, InvalidParameter
+from .keys import random_id
 from .otp import check_key, normalize_code
 
 __all__ = [
@@ -558,11 +559,7 @@ def issue(
     via = _parse_channel(channel)
     hint = mask_destination(via, destination)
     issued = _check_now(now)
-    challenge = (
-        secrets.token_urlsafe(16)
-        if challenge_id is None
-        else _check_id(challenge_id, "challenge_id")
-    )
+    challenge = random_id() if challenge_id is None else _check_id(challenge_id, "challenge_id")
     code = _new_code(cfg.digits)
     record = OOBRecord(
         challenge_id=challenge,

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import math
-import secrets
 from collections.abc import Callable, Sequence
 from typing import Final, TypeVar
 
@@ -38,6 +37,7 @@ from ..errors import (
     SealingError,
     StoreError,
 )
+from ..keys import random_id
 from ..lifecycle import (
     LifecycleEvent,
     can_authenticate,
@@ -221,8 +221,10 @@ def parse_kind(kind: object) -> CredentialKind:
 
 
 def new_credential_id() -> str:
-    """Return a fresh random credential id (128 bits, URL-safe text)."""
-    return secrets.token_urlsafe(16)
+    """Return a fresh random credential id (128 bits, URL-safe text) that does not start
+    with ``-``: one in 64 would, and a command line (``mfa-core admin disable USER ID``)
+    then takes it for an option."""
+    return random_id()
 
 
 def find(credentials: Sequence[Credential], credential_id: str) -> Credential:
