@@ -52,7 +52,9 @@ def _value(fdp: atheris.FuzzedDataProvider) -> object:
     if pick == 3:
         return fdp.PickValueInList([None, True, False, 0, -1, 2**63, "", b"", 1.5])
     if pick == 4:
-        return fdp.PickValueInList(["totp", "hotp", "active", "pending", "expired", "SHA256"])
+        return fdp.PickValueInList(
+            ["totp", "hotp", "history", "active", "pending", "expired", "SHA256"]
+        )
     if pick == 5:
         return fdp.PickValueInList(["login", "sms", "email", "phone_confirmation", PHC])
     return fdp.ConsumeIntInRange(-(2**64), 2**64)
@@ -82,7 +84,7 @@ def _credential_ok(c: Any) -> bool:
     return (
         _id_ok(c.id)
         and _id_ok(c.user_id)
-        and c.kind.value in ("totp", "hotp")
+        and c.kind.value in ("totp", "hotp", "sms", "email", "history")
         and c.status.value in ("pending", "active", "disabled")
         and type(c.sealed_key) is bytes
         and len(c.sealed_key) > 0
