@@ -45,6 +45,11 @@ A few operations need more than one statement (``replace_recovery_codes`` and th
 run in one transaction on a connection in the engine's own (transactional) mode, and
 either commit whole or roll back.
 
+On PostgreSQL through psycopg the prebuilt single statements (``get_failures``, ``claim``,
+``admit_attempt``, ``begin_attempt``, ``claim_and_reset``) skip SQLAlchemy's per-call
+execution work: rendered once per store, they run on the pool's DBAPI connection (see
+``_LeanPath``), unless the engine has execution event listeners.
+
 Driver errors become :class:`~mfa_core.errors.StoreUnavailable` (the database cannot be
 reached: operational and interface errors of the driver, dropped connections, pool
 timeouts; on SQLite a busy/locked file or an I/O error) or
@@ -815,6 +820,144 @@ def _one_row_changed(result: sa.CursorResult[Any]) -> bool:
     return result.rowcount == 1
 
 
+_LEAN_STATEMENTS: Final[tuple[Any, ...]] = (
+    _FAILURES_OF_USER,
+    _CLAIM,
+    _PG_ADMIT,
+    _PG_BEGIN,
+    _PG_CLAIM_AND_RESET,
+)
+"""The prebuilt single statements :class:`_LeanPath` runs (PostgreSQL, psycopg)."""
+# What a DBAPI cursor gives for the readers of a SQLAlchemy result (their types agree:
+# psycopg returns the same Python values; no SQLAlchemy result processor applies).
+_RAW_READERS: Final[dict[Callable[..., Any], Callable[[Any], Any]]] = {
+    _all: lambda cursor: cursor.fetchall(),
+    _one_row_changed: lambda cursor: cursor.rowcount == 1,
+}
+
+
+_LEAN_ENGINE_EVENTS: Final = (
+    "before_execute",
+    "after_execute",
+    "before_cursor_execute",
+    "after_cursor_execute",
+    "begin",
+    "commit",
+    "rollback",
+)
+_LEAN_DIALECT_EVENTS: Final = (
+    "handle_error",
+    "do_execute",
+    "do_execute_no_params",
+    "do_setinputsizes",
+)
+
+
+class _LeanPath:
+    """The store's prebuilt single statements on PostgreSQL through psycopg without
+    SQLAlchemy's per-call execution work: each rendered once for the engine's dialect and
+    schema translation, then run on the pool's own DBAPI connection (checked out through
+    the pool, so its ``checkout`` event, pre-ping and the call's deadline still apply) in
+    autocommit mode, as the SQLAlchemy path runs them.
+
+    Driver errors are wrapped as SQLAlchemy does (:meth:`sqlalchemy.exc.DBAPIError.instance`,
+    the connection invalidated when the dialect says it dropped), so the store's error
+    rules hold unchanged. Not used while the engine has execution events (a host's
+    instrumentation listening to ``before_cursor_execute`` and the like still sees every
+    statement): then the SQLAlchemy path runs.
+    """
+
+    __slots__ = ("_dbapi_error", "_dialect", "_engine", "_host", "_sql")
+
+    def __init__(self, engine: sa.Engine, host: sa.Engine) -> None:
+        self._engine = engine
+        # the host's own engine: its ``engine_connect`` listeners (the autocommit engine
+        # has SQLAlchemy's own, which sets the isolation level, done here by hand)
+        self._host = host
+        self._dialect: Any = engine.dialect
+        self._dbapi_error: type[Exception] = self._dialect.loaded_dbapi.Error
+        translate = engine.get_execution_options().get("schema_translate_map")
+        self._sql: dict[int, tuple[str, dict[str, Any]]] = {}
+        for statement in _LEAN_STATEMENTS:
+            compiled = statement.compile(
+                dialect=engine.dialect,
+                schema_translate_map=translate,
+                render_schema_translate=translate is not None,
+            )
+            constants = {n: b.value for n, b in compiled.binds.items() if not b.required}
+            self._sql[id(statement)] = (str(compiled), constants)
+
+    def serves(self, statement: object) -> bool:
+        """Whether ``statement`` runs here now (one of its statements; no execution
+        events on the engine or the dialect's execution hooks)."""
+        if id(statement) not in self._sql:
+            return False
+        events = self._engine.dispatch
+        hooks = self._dialect.dispatch
+        return not (
+            any(getattr(events, name, True) for name in _LEAN_ENGINE_EVENTS)
+            or getattr(self._host.dispatch, "engine_connect", True)
+            or any(getattr(hooks, name, True) for name in _LEAN_DIALECT_EVENTS)
+        )
+
+    def runner(
+        self,
+        statement: object,
+        params: dict[str, Any],
+        read: Callable[[sa.CursorResult[Any]], _T],
+    ) -> Callable[[], _T]:
+        """One call of ``statement`` with ``params``, read as ``read`` reads a result."""
+        text, constants = self._sql[id(statement)]
+        values = {**constants, **params} if constants else params
+        raw_read = _RAW_READERS[read]
+
+        def run() -> _T:
+            error: sa_exc.DBAPIError | None = None
+            try:
+                fairy = self._engine.raw_connection()
+            except self._dbapi_error as exc:
+                error = self._wrapped(exc, invalidated=False)
+            if error is not None:
+                raise error
+            try:
+                connection: Any = fairy.dbapi_connection
+                restore = not connection.autocommit
+                if restore:
+                    connection.autocommit = True
+                try:
+                    with connection.cursor() as cursor:
+                        cursor.execute(text, values)
+                        result: _T = raw_read(cursor)
+                finally:
+                    if restore and not connection.closed:
+                        connection.autocommit = False
+                return result
+            except self._dbapi_error as exc:
+                dropped = bool(self._dialect.is_disconnect(exc, fairy.dbapi_connection, None))
+                if dropped:
+                    fairy.invalidate(exc)
+                error = self._wrapped(exc, invalidated=dropped)
+            finally:
+                fairy.close()
+            raise error
+
+        return run
+
+    def _wrapped(self, exc: Exception, *, invalidated: bool) -> sa_exc.DBAPIError:
+        """The driver error as SQLAlchemy's wrapper of it (no statement, no parameters)."""
+        wrapped = sa_exc.DBAPIError.instance(
+            None,
+            None,
+            exc,
+            self._dbapi_error,
+            connection_invalidated=invalidated,
+            dialect=self._dialect,
+        )
+        if not isinstance(wrapped, sa_exc.DBAPIError):  # pragma: no cover - a DBAPI error is
+            raise TypeError("not a DBAPI error")
+        return wrapped
+
+
 def _challenge_values(record: OOBRecord) -> dict[str, Any]:
     """Every column of a challenge but its id."""
     return {
@@ -883,6 +1026,7 @@ class SQLStore(SQLWebAuthn):
     __slots__ = (
         "_engine",
         "_insert",
+        "_lean",
         "_mysql",
         "_postgres",
         "_refuse_nul",
@@ -912,6 +1056,13 @@ class SQLStore(SQLWebAuthn):
         self._insert: Any = postgresql.insert if postgres else sqlite.insert
         # PostgreSQL text cannot hold U+0000: refuse it up front as bad input.
         self._refuse_nul = postgres
+        # psycopg: the prebuilt single statements pre-rendered once, run on the pool's
+        # DBAPI connection (see _LeanPath).
+        self._lean = (
+            _LeanPath(self._engine, engine)
+            if postgres and engine.dialect.driver == "psycopg"
+            else None
+        )
 
     def __repr__(self) -> str:
         return f"SQLStore(dialect={self._engine.dialect.name!r})"
@@ -958,6 +1109,10 @@ class SQLStore(SQLWebAuthn):
         """Execute one statement as one transaction and ``read`` its result (rows or
         rowcount) before the commit; the connection then goes back to the pool.
         ``params``: the values of a prebuilt statement's bind parameters."""
+        lean = self._lean
+        if params is not None and lean is not None and lean.serves(statement):
+            lean_run = lean.runner(statement, params, read)
+            return _guard(operation, self._bounded(operation, lean_run), conflict=conflict)
 
         def run() -> _T:
             with self._engine.connect() as connection:
