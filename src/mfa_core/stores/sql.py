@@ -45,8 +45,9 @@ A few operations need more than one statement (``replace_recovery_codes`` and th
 run in one transaction on a connection in the engine's own (transactional) mode, and
 either commit whole or roll back.
 
-On PostgreSQL through psycopg the prebuilt single statements (``get_failures``, ``claim``,
-``admit_attempt``, ``begin_attempt``, ``claim_and_reset``) skip SQLAlchemy's per-call
+On PostgreSQL through psycopg the prebuilt single statements (``get``, ``list_for_user``,
+``claim``, ``delete``, ``get_failures``, ``reset``, ``admit_attempt``, ``begin_attempt``,
+``claim_and_reset``, ``get_challenge``, ``delete_challenge``) skip SQLAlchemy's per-call
 execution work: rendered once per store, they run on the pool's DBAPI connection (see
 ``_LeanPath``), unless the engine has execution event listeners.
 
@@ -571,6 +572,11 @@ _CLAIM: Final = (
     .values(last_accepted=_P_VALUE, drift=_P_DRIFT)
 )
 _RESET: Final = failures_table.delete().where(_F.user_id == _P_USER)
+_GET: Final = _SELECT.where(_C.id == _P_CREDENTIAL)
+_DELETE: Final = credentials_table.delete().where(_C.id == _P_CREDENTIAL)
+_P_CHALLENGE: Final = sa.bindparam("p_challenge", type_=sa.Text())
+_GET_CHALLENGE: Final = _OOB_SELECT.where(_O.challenge_id == _P_CHALLENGE)
+_DELETE_CHALLENGE: Final = oob_challenges_table.delete().where(_O.challenge_id == _P_CHALLENGE)
 _ADMISSION_TRIES: Final = 3
 """Runs of an admission whose refusal did not come with the state that refused it (a
 concurrent first attempt, see :func:`_pg_admission`) before it is a StoreError."""
@@ -826,6 +832,12 @@ _LEAN_STATEMENTS: Final[tuple[Any, ...]] = (
     _PG_ADMIT,
     _PG_BEGIN,
     _PG_CLAIM_AND_RESET,
+    _GET,
+    _CREDENTIALS_OF_USER,
+    _DELETE,
+    _RESET,
+    _GET_CHALLENGE,
+    _DELETE_CHALLENGE,
 )
 """The prebuilt single statements :class:`_LeanPath` runs (PostgreSQL, psycopg)."""
 # What a DBAPI cursor gives for the readers of a SQLAlchemy result (their types agree:
@@ -1190,18 +1202,17 @@ class SQLStore(SQLWebAuthn):
 
     def get(self, credential_id: str) -> Credential | None:
         """Return the credential with this id, or ``None``."""
-        self._id(credential_id, "credential_id")
-        rows = self._execute("get", _SELECT.where(_C.id == credential_id), _all)
+        params = {"p_credential": self._id(credential_id, "credential_id")}
+        rows = self._execute("get", _GET, _all, params=params)
         return credential_from_row(rows[0], "SQL") if rows else None
 
     def list_for_user(self, user_id: str) -> Sequence[Credential]:
         """Return all credentials of a user (any state), oldest first (by ``created_at``,
         then by insertion order)."""
-        self._id(user_id, "user_id")
-        statement = _SELECT.where(_C.user_id == user_id).order_by(_C.created_at, _C.seq)
+        params = {"p_user": self._id(user_id, "user_id")}
         return [
             credential_from_row(row, "SQL")
-            for row in self._execute("list_for_user", statement, _all)
+            for row in self._execute("list_for_user", _CREDENTIALS_OF_USER, _all, params=params)
         ]
 
     def update(self, credential: Credential, *, expected_version: int) -> bool:
@@ -1233,9 +1244,8 @@ class SQLStore(SQLWebAuthn):
 
     def delete(self, credential_id: str) -> bool:
         """Remove a credential; return whether it existed."""
-        self._id(credential_id, "credential_id")
-        statement = credentials_table.delete().where(_C.id == credential_id)
-        return self._execute("delete", statement, _one_row_changed)
+        params = {"p_credential": self._id(credential_id, "credential_id")}
+        return self._execute("delete", _DELETE, _one_row_changed, params=params)
 
     # -- FailureCounter ------------------------------------------------------------------
 
@@ -1440,10 +1450,8 @@ class SQLStore(SQLWebAuthn):
 
     def reset(self, user_id: str) -> None:
         """Forget the user's failures (one ``DELETE``)."""
-        self._id(user_id, "user_id")
-        self._execute(
-            "reset", failures_table.delete().where(_F.user_id == user_id), _one_row_changed
-        )
+        params = {"p_user": self._id(user_id, "user_id")}
+        self._execute("reset", _RESET, _one_row_changed, params=params)
 
     # -- RecoveryCodeStore ---------------------------------------------------------------
 
@@ -1568,9 +1576,8 @@ class SQLStore(SQLWebAuthn):
 
     def get_challenge(self, challenge_id: str) -> OOBRecord | None:
         """Return the challenge with this id, or ``None``."""
-        self._id(challenge_id, "challenge_id")
-        statement = _OOB_SELECT.where(_O.challenge_id == challenge_id)
-        rows = self._execute("get_challenge", statement, _all)
+        params = {"p_challenge": self._id(challenge_id, "challenge_id")}
+        rows = self._execute("get_challenge", _GET_CHALLENGE, _all, params=params)
         return challenge_from_row(rows[0], "SQL") if rows else None
 
     def replace_challenge(self, record: OOBRecord, *, expected_generation: int) -> bool:
@@ -1610,9 +1617,8 @@ class SQLStore(SQLWebAuthn):
 
     def delete_challenge(self, challenge_id: str) -> bool:
         """Remove a challenge; return whether it existed."""
-        self._id(challenge_id, "challenge_id")
-        statement = oob_challenges_table.delete().where(_O.challenge_id == challenge_id)
-        return self._execute("delete_challenge", statement, _one_row_changed)
+        params = {"p_challenge": self._id(challenge_id, "challenge_id")}
+        return self._execute("delete_challenge", _DELETE_CHALLENGE, _one_row_changed, params=params)
 
     def count_send(self, key: str, window_start: float, expires_at: float) -> int:
         """Add one to the send counter ``(key, window_start)`` and return the new count
