@@ -170,17 +170,22 @@ def provisioned(kind: str, directory: Path) -> Iterator[Spec]:
 # -- workloads -------------------------------------------------------------------------------
 
 
+def totp_credential(me: str) -> Credential:
+    """An active TOTP credential ``cred-<me>`` of user ``me`` (its key is never read)."""
+    return Credential(
+        id=f"cred-{me}",
+        user_id=me,
+        kind=CredentialKind.TOTP,
+        sealed_key=b"\x00" * 48,
+        created_at=T0,
+        status=CredentialState.ACTIVE,
+    )
+
+
 def prepare(store: Any, workload: str, me: str) -> Callable[[], object]:
     """Set up the rows process ``me`` works on; return one call of ``workload``."""
     if workload == "claim":
-        credential = Credential(
-            id=f"cred-{me}",
-            user_id=me,
-            kind=CredentialKind.TOTP,
-            sealed_key=b"\x00" * 48,
-            created_at=T0,
-            status=CredentialState.ACTIVE,
-        )
+        credential = totp_credential(me)
         store.add(credential)
         counter = iter(range(1, 2**62))
         return lambda: store.claim(credential.id, next(counter), drift=0)
@@ -586,6 +591,21 @@ class RawFloor:
             return pg_verify
         credentials_sql, credentials_params = self.credentials
         drop_sql, drop_params = self.reset
+
+        def claimed(n: int) -> None:
+            """The end of an admission transaction (the credentials read, COMMIT), then
+            the claim and the reset in a transaction of their own."""
+            cursor.execute(credentials_sql, {**credentials_params, "p_user": user})
+            cursor.fetchall()
+            connection.commit()
+            cursor.execute(
+                claim_sql, {**claim_params, "p_credential": cid, "p_value": n, "p_drift": 0}
+            )
+            if cursor.rowcount != 1:
+                raise RuntimeError("a claim was lost")
+            cursor.execute(drop_sql, {**drop_params, "p_user": user})
+            connection.commit()
+
         if self.kind == "mariadb":
             locked_sql, locked_params = self.locked
 
@@ -598,16 +618,7 @@ class RawFloor:
                 cursor.execute(
                     write_sql, {**write_params, "p_user": user, "p_count": count, "p_last": T0 + n}
                 )
-                cursor.execute(credentials_sql, {**credentials_params, "p_user": user})
-                cursor.fetchall()
-                connection.commit()
-                cursor.execute(
-                    claim_sql, {**claim_params, "p_credential": cid, "p_value": n, "p_drift": 0}
-                )
-                if cursor.rowcount != 1:
-                    raise RuntimeError("a claim was lost")
-                cursor.execute(drop_sql, {**drop_params, "p_user": user})
-                connection.commit()
+                claimed(n)
 
             return mariadb_verify
         admit_sql, admit_params = self.admit
@@ -617,16 +628,7 @@ class RawFloor:
             cursor.execute(admit_sql, {**admit_params, **admission, "p_now": T0 + n})
             if not cursor.fetchall():
                 raise RuntimeError("an attempt was not admitted")
-            cursor.execute(credentials_sql, {**credentials_params, "p_user": user})
-            cursor.fetchall()
-            connection.commit()
-            cursor.execute(
-                claim_sql, {**claim_params, "p_credential": cid, "p_value": n, "p_drift": 0}
-            )
-            if cursor.rowcount != 1:
-                raise RuntimeError("a claim was lost")
-            cursor.execute(drop_sql, {**drop_params, "p_user": user})
-            connection.commit()
+            claimed(n)
 
         return sqlite_verify
 
@@ -687,14 +689,7 @@ def floor_costs(spec: Spec, seconds: float) -> dict[str, tuple[float, float]]:
     try:
         for operation in FLOOR_OPERATIONS:
             me = f"fl-{uuid.uuid4().hex[:8]}"
-            credential = Credential(
-                id=f"cred-{me}",
-                user_id=me,
-                kind=CredentialKind.TOTP,
-                sealed_key=b"\x00" * 48,
-                created_at=T0,
-                status=CredentialState.ACTIVE,
-            )
+            credential = totp_credential(me)
             store.add(credential)
             mine = per_call(store_operation(store, operation, me, credential.id), seconds)
             raw = per_call(floor.operation(operation, me, credential.id), seconds)
