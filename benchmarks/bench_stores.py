@@ -40,7 +40,11 @@ client's connections (a counting ``redis.Connection``), for PostgreSQL every ``S
 ``Query`` message in libpq's protocol trace; SQLite runs in-process (no round trips).
 
 Prints operations per second per store, workload and process count, the ratio to Redis, and
-the round trips. Keys live under a unique prefix and PostgreSQL tables in a unique schema,
+the round trips; then, for the SQL stores (PostgreSQL, MariaDB, SQLStore on SQLite), the cost
+per call of ``get_failures``, ``claim`` and a verify's store work (``begin_attempt`` then
+``claim_and_reset``) against a raw-driver floor running the store's own statements by hand
+(raw psycopg with ``synchronous_commit=off`` on both sides, raw PyMySQL, raw sqlite3), and
+the store / floor ratio. Keys live under a unique prefix and PostgreSQL tables in a unique schema,
 both removed at the end; the servers themselves are left alone.
 """
 
@@ -49,6 +53,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import importlib.metadata
+import math
 import multiprocessing
 import os
 import platform
@@ -165,17 +170,22 @@ def provisioned(kind: str, directory: Path) -> Iterator[Spec]:
 # -- workloads -------------------------------------------------------------------------------
 
 
+def totp_credential(me: str) -> Credential:
+    """An active TOTP credential ``cred-<me>`` of user ``me`` (its key is never read)."""
+    return Credential(
+        id=f"cred-{me}",
+        user_id=me,
+        kind=CredentialKind.TOTP,
+        sealed_key=b"\x00" * 48,
+        created_at=T0,
+        status=CredentialState.ACTIVE,
+    )
+
+
 def prepare(store: Any, workload: str, me: str) -> Callable[[], object]:
     """Set up the rows process ``me`` works on; return one call of ``workload``."""
     if workload == "claim":
-        credential = Credential(
-            id=f"cred-{me}",
-            user_id=me,
-            kind=CredentialKind.TOTP,
-            sealed_key=b"\x00" * 48,
-            created_at=T0,
-            status=CredentialState.ACTIVE,
-        )
+        credential = totp_credential(me)
         store.add(credential)
         counter = iter(range(1, 2**62))
         return lambda: store.claim(credential.id, next(counter), drift=0)
@@ -434,6 +444,271 @@ def _mariadb_round_trips(spec: Spec, workload: str, calls: int) -> float:
     return sent[0] / calls
 
 
+# -- per-call cost against a raw-driver floor ------------------------------------------------
+#
+# One process, one connection, per call (microseconds): the store's call against the same
+# atomic statements run by hand on the raw driver (psycopg, PyMySQL, sqlite3): the store's
+# own SQL, rendered once for the dialect, with prebuilt parameters, no validation, no
+# decoding, no SQLAlchemy, no deadline. PostgreSQL runs with ``synchronous_commit=off`` on
+# both sides (the commit's WAL flush would otherwise dwarf what is measured).
+#
+# * ``get_failures``: the user's failure row (one SELECT);
+# * ``claim``: the conditional UPDATE;
+# * ``store-verify``: the store's side of a verify: ``begin_attempt`` then
+#   ``claim_and_reset`` (PostgreSQL: two statements; MariaDB: the locked read, the write,
+#   the credentials and COMMIT, then the claim, the reset and COMMIT; SQLite: the upsert and
+#   the credentials in a transaction, then the claim and the reset in another).
+
+FLOOR_STORES = ("postgresql", "mariadb", "sql-sqlite")
+FLOOR_OPERATIONS = ("get_failures", "claim", "store-verify")
+
+
+def _rendered(statement: Any, dialect: Any) -> tuple[str, dict[str, Any]]:
+    """``statement`` as its SQL text for ``dialect`` and the constant parameters it binds."""
+    compiled = statement.compile(dialect=dialect)
+    constants = {name: bind.value for name, bind in compiled.binds.items() if not bind.required}
+    return str(compiled), constants
+
+
+class RawFloor:
+    """The raw-driver floor for one SQL database: its connection and the store's statements
+    rendered once."""
+
+    def __init__(self, spec: Spec) -> None:
+        from mfa_core.stores import sql
+
+        kind, where, namespace = spec
+        self.kind = kind
+        if kind == "postgresql":
+            import psycopg
+            from sqlalchemy.dialects.postgresql import psycopg as pg_dialect
+
+            url = sa.engine.make_url(where).set(drivername="postgresql")
+            self.connection: Any = psycopg.connect(
+                url.render_as_string(hide_password=False),
+                autocommit=True,
+                options=f"-c synchronous_commit=off -c search_path={namespace}",
+            )
+            dialect: Any = pg_dialect.dialect()
+            self.begin = _rendered(sql._PG_BEGIN, dialect)
+            self.claim_reset = _rendered(sql._PG_CLAIM_AND_RESET, dialect)
+        elif kind == "mariadb":
+            import pymysql
+            from sqlalchemy.dialects.mysql import pymysql as my_dialect
+
+            url = sa.engine.make_url(where)
+            self.connection = pymysql.connect(
+                host=url.host,
+                port=url.port or 3306,
+                user=url.username,
+                password=url.password or "",
+                database=namespace,
+                autocommit=False,
+            )
+            dialect = my_dialect.dialect(paramstyle="pyformat")
+            self.locked = _rendered(sql._MYSQL_FAILURES_LOCKED, dialect)
+            self.insert = _rendered(sql._MYSQL_FAILURES_INSERT, dialect)
+            self.update = _rendered(sql._MYSQL_FAILURES_UPDATE, dialect)
+            self.credentials = _rendered(sql._CREDENTIALS_OF_USER, dialect)
+            self.reset = _rendered(sql._RESET, dialect)
+        else:
+            import sqlite3
+
+            from sqlalchemy.dialects.sqlite import pysqlite
+
+            self.connection = sqlite3.connect(sa.engine.make_url(where).database, timeout=30)
+            dialect = pysqlite.dialect(paramstyle="named")
+            self.admit = _rendered(sql._SQLITE_ADMIT, dialect)
+            self.credentials = _rendered(sql._CREDENTIALS_OF_USER, dialect)
+            self.reset = _rendered(sql._RESET, dialect)
+        self.failures = _rendered(sql._FAILURES_OF_USER, dialect)
+        self.claim_sql = _rendered(sql._CLAIM, dialect)
+        self.cursor = self.connection.cursor()
+
+    def _key(self, value: str) -> Any:
+        """An id as the driver gets it from the store (UTF-8 bytes on MariaDB)."""
+        return value.encode() if self.kind == "mariadb" else value
+
+    def operation(self, operation: str, me: str, credential_id: str) -> Callable[[], object]:
+        """One call of ``operation`` on the rows the store's side set up."""
+        cursor, connection = self.cursor, self.connection
+        user, cid = self._key(me), self._key(credential_id)
+        counter = iter(range(1 << 40, 2**62))
+        failures_sql, failures_params = self.failures
+        claim_sql, claim_params = self.claim_sql
+        autocommit = self.kind == "postgresql"
+        if operation == "get_failures":
+            params = {**failures_params, "p_user": user}
+
+            def get_failures() -> object:
+                cursor.execute(failures_sql, params)
+                rows = cursor.fetchall()
+                if not autocommit:
+                    connection.commit()
+                return rows
+
+            return get_failures
+        if operation == "claim":
+
+            def claim() -> object:
+                cursor.execute(
+                    claim_sql,
+                    {**claim_params, "p_credential": cid, "p_value": next(counter), "p_drift": 0},
+                )
+                won = cursor.rowcount == 1
+                if not autocommit:
+                    connection.commit()
+                return won
+
+            return claim
+        return self._verify(user, cid, counter)
+
+    def _verify(self, user: Any, cid: Any, counter: Iterator[int]) -> Callable[[], object]:
+        """The floor of ``store-verify`` for this database."""
+        cursor, connection = self.cursor, self.connection
+        claim_sql, claim_params = self.claim_sql
+        admission = {
+            "p_user": user,
+            "p_max_failures": LIMITS.max_failures,
+            "p_base_delay": LIMITS.base_delay,
+            "p_max_delay": LIMITS.max_delay,
+            "p_lockout": LIMITS.lockout,
+        }
+        if self.kind == "postgresql":
+            begin_sql, begin_params = self.begin
+            reset_sql, reset_params = self.claim_reset
+
+            def pg_verify() -> None:
+                n = next(counter)
+                cursor.execute(begin_sql, {**begin_params, **admission, "p_now": T0 + n})
+                if not cursor.fetchall()[0][0]:
+                    raise RuntimeError("an attempt was not admitted")
+                claimed = {"p_credential": cid, "p_value": n, "p_drift": 0, "p_user": user}
+                cursor.execute(reset_sql, {**reset_params, **claimed})
+                if cursor.fetchall()[0][0] != 1:
+                    raise RuntimeError("a claim was lost")
+
+            return pg_verify
+        credentials_sql, credentials_params = self.credentials
+        drop_sql, drop_params = self.reset
+
+        def claimed(n: int) -> None:
+            """The end of an admission transaction (the credentials read, COMMIT), then
+            the claim and the reset in a transaction of their own."""
+            cursor.execute(credentials_sql, {**credentials_params, "p_user": user})
+            cursor.fetchall()
+            connection.commit()
+            cursor.execute(
+                claim_sql, {**claim_params, "p_credential": cid, "p_value": n, "p_drift": 0}
+            )
+            if cursor.rowcount != 1:
+                raise RuntimeError("a claim was lost")
+            cursor.execute(drop_sql, {**drop_params, "p_user": user})
+            connection.commit()
+
+        if self.kind == "mariadb":
+            locked_sql, locked_params = self.locked
+
+            def mariadb_verify() -> None:
+                n = next(counter)
+                cursor.execute(locked_sql, {**locked_params, "p_user": user})
+                rows = cursor.fetchall()
+                count = int(rows[0][0]) + 1 if rows else 1
+                write_sql, write_params = self.update if rows else self.insert
+                cursor.execute(
+                    write_sql, {**write_params, "p_user": user, "p_count": count, "p_last": T0 + n}
+                )
+                claimed(n)
+
+            return mariadb_verify
+        admit_sql, admit_params = self.admit
+
+        def sqlite_verify() -> None:
+            n = next(counter)
+            cursor.execute(admit_sql, {**admit_params, **admission, "p_now": T0 + n})
+            if not cursor.fetchall():
+                raise RuntimeError("an attempt was not admitted")
+            claimed(n)
+
+        return sqlite_verify
+
+    def close(self) -> None:
+        self.connection.close()
+
+
+def build_lean(spec: Spec) -> Any:
+    """The store of ``spec`` for the per-call table (PostgreSQL: ``synchronous_commit=off``,
+    as its floor)."""
+    if spec[0] != "postgresql":
+        return build(spec)
+    engine = sa.create_engine(
+        spec[1], pool_size=1, connect_args={"options": "-c synchronous_commit=off"}
+    )
+    return SQLStore(engine.execution_options(schema_translate_map={None: spec[2]}))
+
+
+def store_operation(
+    store: Any, operation: str, me: str, credential_id: str
+) -> Callable[[], object]:
+    """One call of ``operation`` through the store."""
+    counter = iter(range(1, 1 << 40))
+    if operation == "get_failures":
+        return lambda: store.get_failures(me)
+    if operation == "claim":
+        return lambda: store.claim(credential_id, next(counter), drift=0)
+
+    def store_verify() -> None:
+        n = next(counter)
+        if not store.begin_attempt(me, T0 + n, LIMITS)[0].admitted:
+            raise RuntimeError("an attempt was not admitted")
+        if not store.claim_and_reset(credential_id, n, drift=0, user_id=me):
+            raise RuntimeError("a claim was lost")
+
+    return store_verify
+
+
+def per_call(call: Callable[[], object], seconds: float) -> float:
+    """Microseconds per call of ``call``: the best of three runs of ``seconds / 3``."""
+    for _ in range(20):
+        call()
+    best = math.inf
+    for _ in range(3):
+        done, start = 0, time.perf_counter()
+        while time.perf_counter() < start + seconds / 3:
+            for _ in range(10):
+                call()
+            done += 10
+        best = min(best, (time.perf_counter() - start) / done * 1e6)
+    return best
+
+
+def floor_costs(spec: Spec, seconds: float) -> dict[str, tuple[float, float]]:
+    """``{operation: (store µs, floor µs)}`` per call, on one connection each."""
+    store, floor = build_lean(spec), RawFloor(spec)
+    costs: dict[str, tuple[float, float]] = {}
+    try:
+        for operation in FLOOR_OPERATIONS:
+            me = f"fl-{uuid.uuid4().hex[:8]}"
+            credential = totp_credential(me)
+            store.add(credential)
+            mine = per_call(store_operation(store, operation, me, credential.id), seconds)
+            raw = per_call(floor.operation(operation, me, credential.id), seconds)
+            costs[operation] = (mine, raw)
+    finally:
+        floor.close()
+        store.engine.dispose()
+    return costs
+
+
+def print_floors(costs: dict[tuple[str, str], tuple[float, float]]) -> None:
+    """The per-call table."""
+    print("\nPer call, one process and connection, against a raw-driver floor\n")
+    print("| sql store | operation | store us/call | raw floor us/call | store / floor |")
+    print("|---|---|---|---|---|")
+    for (kind, operation), (mine, raw) in costs.items():
+        print(f"| {kind} | {operation} | {mine:,.1f} | {raw:,.1f} | {mine / raw:.2f}x |")
+
+
 # -- report ------------------------------------------------------------------------------------
 
 
@@ -468,6 +743,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     rates: dict[tuple[str, str, int], float] = {}
     trips: dict[tuple[str, str], float | None] = {}
+    floors: dict[tuple[str, str], tuple[float, float]] = {}
     with tempfile.TemporaryDirectory() as directory:
         for kind in stores:
             with provisioned(kind, Path(directory)) as spec:
@@ -478,6 +754,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         spec, workloads, processes, args.seconds
                     ).items():
                         rates[kind, workload, processes] = rate
+                if kind in FLOOR_STORES:
+                    for operation, cost in floor_costs(spec, args.seconds).items():
+                        floors[kind, operation] = cost
 
     header = "| store | workload | " + " | ".join(f"{p} proc ops/s" for p in counts)
     header += " | vs redis (" + ", ".join(f"{p}p" for p in counts) + ") | round trips/call |"
@@ -495,6 +774,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             rt = trips[kind, workload]
             rt_cell = "in-process" if rt is None else f"{rt:.2f}"
             print(f"| {kind} | {workload} | " + " | ".join(cells) + f" | {ratio} | {rt_cell} |")
+    if floors:
+        print_floors(floors)
     if args.redis_scaleout:
         redis_scaleout(args.seconds, counts)
     return 0

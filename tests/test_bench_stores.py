@@ -39,12 +39,19 @@ def test_benchmark_script_smoke(redis_url: str, postgres_url: str, mariadb_url: 
         },
     )
     assert done.returncode == 0, done.stderr
-    rows = {
-        (cells[0], cells[1]): cells
-        for line in done.stdout.splitlines()
-        if line.startswith("| ") and not line.startswith("| store")
-        for cells in [[cell.strip() for cell in line.strip("|").split("|")]]
+    table, _, floor_table = done.stdout.partition("against a raw-driver floor")
+    rows = _rows(table, "| store")
+    # per call against the raw driver running the same statements: every SQL store, each
+    # operation, a positive cost on both sides and their ratio
+    floors = _rows(floor_table, "| sql store")
+    operations = ("get_failures", "claim", "store-verify")
+    assert set(floors) == {
+        (s, o) for s in ("postgresql", "mariadb", "sql-sqlite") for o in operations
     }
+    for cells in floors.values():
+        mine, raw = (float(cell.replace(",", "")) for cell in cells[2:4])
+        assert mine > 0 and raw > 0
+        assert abs(float(cells[4].rstrip("x")) - mine / raw) < 0.02 * mine / raw + 0.01
     stores = ("redis", "postgresql", "sql-sqlite", "sqlite", "mariadb")
     workloads = ("claim", "admit+reset", "verify", "wrong+verify", "recovery", "oob")
     assert set(rows) == {(s, w) for s in stores for w in workloads}
@@ -66,3 +73,13 @@ def test_benchmark_script_smoke(redis_url: str, postgres_url: str, mariadb_url: 
     # credentials, commit) then the claim and the reset in one transaction
     assert rows["mariadb", "claim"][-1] == "2.00"
     assert rows["mariadb", "verify"][-1] == "7.00"
+
+
+def _rows(text: str, header: str) -> dict[tuple[str, str], list[str]]:
+    """The rows of the Markdown table in ``text`` (its header starts with ``header``)."""
+    return {
+        (cells[0], cells[1]): cells
+        for line in text.splitlines()
+        if line.startswith("| ") and not line.startswith(header)
+        for cells in [[cell.strip() for cell in line.strip("|").split("|")]]
+    }

@@ -45,6 +45,12 @@ A few operations need more than one statement (``replace_recovery_codes`` and th
 run in one transaction on a connection in the engine's own (transactional) mode, and
 either commit whole or roll back.
 
+On PostgreSQL through psycopg the prebuilt single statements (``get``, ``list_for_user``,
+``claim``, ``delete``, ``get_failures``, ``reset``, ``admit_attempt``, ``begin_attempt``,
+``claim_and_reset``, ``get_challenge``, ``delete_challenge``) skip SQLAlchemy's per-call
+execution work: rendered once per store, they run on the pool's DBAPI connection (see
+``_LeanPath``), unless the engine has execution event listeners.
+
 Driver errors become :class:`~mfa_core.errors.StoreUnavailable` (the database cannot be
 reached: operational and interface errors of the driver, dropped connections, pool
 timeouts; on SQLite a busy/locked file or an I/O error) or
@@ -566,6 +572,11 @@ _CLAIM: Final = (
     .values(last_accepted=_P_VALUE, drift=_P_DRIFT)
 )
 _RESET: Final = failures_table.delete().where(_F.user_id == _P_USER)
+_GET: Final = _SELECT.where(_C.id == _P_CREDENTIAL)
+_DELETE: Final = credentials_table.delete().where(_C.id == _P_CREDENTIAL)
+_P_CHALLENGE: Final = sa.bindparam("p_challenge", type_=sa.Text())
+_GET_CHALLENGE: Final = _OOB_SELECT.where(_O.challenge_id == _P_CHALLENGE)
+_DELETE_CHALLENGE: Final = oob_challenges_table.delete().where(_O.challenge_id == _P_CHALLENGE)
 _ADMISSION_TRIES: Final = 3
 """Runs of an admission whose refusal did not come with the state that refused it (a
 concurrent first attempt, see :func:`_pg_admission`) before it is a StoreError."""
@@ -815,6 +826,150 @@ def _one_row_changed(result: sa.CursorResult[Any]) -> bool:
     return result.rowcount == 1
 
 
+_LEAN_STATEMENTS: Final[tuple[Any, ...]] = (
+    _FAILURES_OF_USER,
+    _CLAIM,
+    _PG_ADMIT,
+    _PG_BEGIN,
+    _PG_CLAIM_AND_RESET,
+    _GET,
+    _CREDENTIALS_OF_USER,
+    _DELETE,
+    _RESET,
+    _GET_CHALLENGE,
+    _DELETE_CHALLENGE,
+)
+"""The prebuilt single statements :class:`_LeanPath` runs (PostgreSQL, psycopg)."""
+# What a DBAPI cursor gives for the readers of a SQLAlchemy result (their types agree:
+# psycopg returns the same Python values; no SQLAlchemy result processor applies).
+_RAW_READERS: Final[dict[Callable[..., Any], Callable[[Any], Any]]] = {
+    _all: lambda cursor: cursor.fetchall(),
+    _one_row_changed: lambda cursor: cursor.rowcount == 1,
+}
+
+
+_LEAN_ENGINE_EVENTS: Final = (
+    "before_execute",
+    "after_execute",
+    "before_cursor_execute",
+    "after_cursor_execute",
+    "begin",
+    "commit",
+    "rollback",
+)
+_LEAN_DIALECT_EVENTS: Final = (
+    "handle_error",
+    "do_execute",
+    "do_execute_no_params",
+    "do_setinputsizes",
+)
+
+
+class _LeanPath:
+    """The store's prebuilt single statements on PostgreSQL through psycopg without
+    SQLAlchemy's per-call execution work: each rendered once for the engine's dialect and
+    schema translation, then run on the pool's own DBAPI connection (checked out through
+    the pool, so its ``checkout`` event, pre-ping and the call's deadline still apply) in
+    autocommit mode, as the SQLAlchemy path runs them.
+
+    Driver errors are wrapped as SQLAlchemy does (:meth:`sqlalchemy.exc.DBAPIError.instance`,
+    the connection invalidated when the dialect says it dropped), so the store's error
+    rules hold unchanged. Not used while the engine has execution events (a host's
+    instrumentation listening to ``before_cursor_execute`` and the like still sees every
+    statement): then the SQLAlchemy path runs.
+    """
+
+    __slots__ = ("_dbapi_error", "_dialect", "_engine", "_host", "_sql")
+
+    def __init__(self, engine: sa.Engine, host: sa.Engine) -> None:
+        self._engine = engine
+        # the host's own engine: its ``engine_connect`` listeners (the autocommit engine
+        # has SQLAlchemy's own, which sets the isolation level, done here by hand)
+        self._host = host
+        self._dialect: Any = engine.dialect
+        self._dbapi_error: type[Exception] = self._dialect.loaded_dbapi.Error
+        translate = engine.get_execution_options().get("schema_translate_map")
+        self._sql: dict[int, tuple[str, dict[str, Any]]] = {}
+        for statement in _LEAN_STATEMENTS:
+            compiled = statement.compile(
+                dialect=engine.dialect,
+                schema_translate_map=translate,
+                render_schema_translate=translate is not None,
+            )
+            constants = {n: b.value for n, b in compiled.binds.items() if not b.required}
+            self._sql[id(statement)] = (str(compiled), constants)
+
+    def serves(self, statement: object) -> bool:
+        """Whether ``statement`` runs here now (one of its statements; no execution
+        events on the engine or the dialect's execution hooks)."""
+        if id(statement) not in self._sql:
+            return False
+        events = self._engine.dispatch
+        hooks = self._dialect.dispatch
+        return not (
+            any(getattr(events, name, True) for name in _LEAN_ENGINE_EVENTS)
+            or getattr(self._host.dispatch, "engine_connect", True)
+            or any(getattr(hooks, name, True) for name in _LEAN_DIALECT_EVENTS)
+        )
+
+    def runner(
+        self,
+        statement: object,
+        params: dict[str, Any],
+        read: Callable[[sa.CursorResult[Any]], _T],
+    ) -> Callable[[], _T]:
+        """One call of ``statement`` with ``params``, read as ``read`` reads a result."""
+        text, constants = self._sql[id(statement)]
+        values = {**constants, **params} if constants else params
+        raw_read = _RAW_READERS[read]
+
+        def run() -> _T:
+            error: sa_exc.DBAPIError | None = None
+            try:
+                fairy = self._engine.raw_connection()
+            except self._dbapi_error as exc:
+                error = self._wrapped(exc, invalidated=False)
+            if error is not None:
+                raise error
+            try:
+                connection: Any = fairy.dbapi_connection
+                restore = not connection.autocommit
+                if restore:
+                    connection.autocommit = True
+                try:
+                    with connection.cursor() as cursor:
+                        cursor.execute(text, values)
+                        result: _T = raw_read(cursor)
+                finally:
+                    if restore and not connection.closed:
+                        connection.autocommit = False
+                return result
+            except self._dbapi_error as exc:
+                dropped = bool(self._dialect.is_disconnect(exc, fairy.dbapi_connection, None))
+                if dropped:
+                    fairy.invalidate(exc)
+                error = self._wrapped(exc, invalidated=dropped)
+            finally:
+                fairy.close()
+            raise error
+
+        return run
+
+    def _wrapped(self, exc: Exception, *, invalidated: bool) -> sa_exc.DBAPIError:
+        """The driver error as SQLAlchemy's wrapper of it (no statement, no parameters)."""
+        wrapped = sa_exc.DBAPIError.instance(
+            None,
+            None,
+            exc,
+            self._dbapi_error,
+            connection_invalidated=invalidated,
+            dialect=self._dialect,
+        )
+        if not isinstance(wrapped, sa_exc.DBAPIError):  # pragma: no cover - a DBAPI error is
+            raise TypeError("not a DBAPI error")
+        return wrapped
+
+
 def _challenge_values(record: OOBRecord) -> dict[str, Any]:
     """Every column of a challenge but its id."""
     return {
@@ -883,6 +1038,7 @@ class SQLStore(SQLWebAuthn):
     __slots__ = (
         "_engine",
         "_insert",
+        "_lean",
         "_mysql",
         "_postgres",
         "_refuse_nul",
@@ -912,6 +1068,13 @@ class SQLStore(SQLWebAuthn):
         self._insert: Any = postgresql.insert if postgres else sqlite.insert
         # PostgreSQL text cannot hold U+0000: refuse it up front as bad input.
         self._refuse_nul = postgres
+        # psycopg: the prebuilt single statements pre-rendered once, run on the pool's
+        # DBAPI connection (see _LeanPath).
+        self._lean = (
+            _LeanPath(self._engine, engine)
+            if postgres and engine.dialect.driver == "psycopg"
+            else None
+        )
 
     def __repr__(self) -> str:
         return f"SQLStore(dialect={self._engine.dialect.name!r})"
@@ -958,6 +1121,10 @@ class SQLStore(SQLWebAuthn):
         """Execute one statement as one transaction and ``read`` its result (rows or
         rowcount) before the commit; the connection then goes back to the pool.
         ``params``: the values of a prebuilt statement's bind parameters."""
+        lean = self._lean
+        if params is not None and lean is not None and lean.serves(statement):
+            lean_run = lean.runner(statement, params, read)
+            return _guard(operation, self._bounded(operation, lean_run), conflict=conflict)
 
         def run() -> _T:
             with self._engine.connect() as connection:
@@ -1035,18 +1202,17 @@ class SQLStore(SQLWebAuthn):
 
     def get(self, credential_id: str) -> Credential | None:
         """Return the credential with this id, or ``None``."""
-        self._id(credential_id, "credential_id")
-        rows = self._execute("get", _SELECT.where(_C.id == credential_id), _all)
+        params = {"p_credential": self._id(credential_id, "credential_id")}
+        rows = self._execute("get", _GET, _all, params=params)
         return credential_from_row(rows[0], "SQL") if rows else None
 
     def list_for_user(self, user_id: str) -> Sequence[Credential]:
         """Return all credentials of a user (any state), oldest first (by ``created_at``,
         then by insertion order)."""
-        self._id(user_id, "user_id")
-        statement = _SELECT.where(_C.user_id == user_id).order_by(_C.created_at, _C.seq)
+        params = {"p_user": self._id(user_id, "user_id")}
         return [
             credential_from_row(row, "SQL")
-            for row in self._execute("list_for_user", statement, _all)
+            for row in self._execute("list_for_user", _CREDENTIALS_OF_USER, _all, params=params)
         ]
 
     def update(self, credential: Credential, *, expected_version: int) -> bool:
@@ -1078,9 +1244,8 @@ class SQLStore(SQLWebAuthn):
 
     def delete(self, credential_id: str) -> bool:
         """Remove a credential; return whether it existed."""
-        self._id(credential_id, "credential_id")
-        statement = credentials_table.delete().where(_C.id == credential_id)
-        return self._execute("delete", statement, _one_row_changed)
+        params = {"p_credential": self._id(credential_id, "credential_id")}
+        return self._execute("delete", _DELETE, _one_row_changed, params=params)
 
     # -- FailureCounter ------------------------------------------------------------------
 
@@ -1285,10 +1450,8 @@ class SQLStore(SQLWebAuthn):
 
     def reset(self, user_id: str) -> None:
         """Forget the user's failures (one ``DELETE``)."""
-        self._id(user_id, "user_id")
-        self._execute(
-            "reset", failures_table.delete().where(_F.user_id == user_id), _one_row_changed
-        )
+        params = {"p_user": self._id(user_id, "user_id")}
+        self._execute("reset", _RESET, _one_row_changed, params=params)
 
     # -- RecoveryCodeStore ---------------------------------------------------------------
 
@@ -1413,9 +1576,8 @@ class SQLStore(SQLWebAuthn):
 
     def get_challenge(self, challenge_id: str) -> OOBRecord | None:
         """Return the challenge with this id, or ``None``."""
-        self._id(challenge_id, "challenge_id")
-        statement = _OOB_SELECT.where(_O.challenge_id == challenge_id)
-        rows = self._execute("get_challenge", statement, _all)
+        params = {"p_challenge": self._id(challenge_id, "challenge_id")}
+        rows = self._execute("get_challenge", _GET_CHALLENGE, _all, params=params)
         return challenge_from_row(rows[0], "SQL") if rows else None
 
     def replace_challenge(self, record: OOBRecord, *, expected_generation: int) -> bool:
@@ -1455,9 +1617,8 @@ class SQLStore(SQLWebAuthn):
 
     def delete_challenge(self, challenge_id: str) -> bool:
         """Remove a challenge; return whether it existed."""
-        self._id(challenge_id, "challenge_id")
-        statement = oob_challenges_table.delete().where(_O.challenge_id == challenge_id)
-        return self._execute("delete_challenge", statement, _one_row_changed)
+        params = {"p_challenge": self._id(challenge_id, "challenge_id")}
+        return self._execute("delete_challenge", _DELETE_CHALLENGE, _one_row_changed, params=params)
 
     def count_send(self, key: str, window_start: float, expires_at: float) -> int:
         """Add one to the send counter ``(key, window_start)`` and return the new count
