@@ -12,6 +12,7 @@ from mfa_core.service._windows import (
     WindowScan,
     clamp_drift,
     find_consecutive,
+    find_skew,
     hotp_window,
     scan_window,
     scan_window_values,
@@ -98,3 +99,70 @@ def test_find_consecutive_exactly() -> None:
     high = [STATE.code(c).encode() for c in (top - 1, top)]
     assert find_consecutive(STATE, high[0], high[1], top - 3, top) == top
     assert find_consecutive(STATE, high[1], high[0], top - 3, top) is None
+
+
+def _skew_reference(
+    state: HOTPState, candidate: bytes, first: int, last: int, reach: int, budget: int
+) -> tuple[int | None, int]:
+    """find_skew restated: the order of the steps and the count of codes computed."""
+    order = [s for d in range(1, reach + 1) for s in (first - d, last + d)]
+    computed = 0
+    for step in order:
+        if computed >= budget:
+            return None, computed
+        if step < 0 or step > MAX_COUNTER:
+            continue
+        computed += 1
+        if state.code(step).encode("ascii") == candidate:
+            return step, computed
+    return None, computed
+
+
+def test_find_skew_exactly() -> None:
+    first, last = 1000, 1002
+    for distance in (1, 2, 5):
+        behind = STATE.code(first - distance).encode("ascii")
+        ahead = STATE.code(last + distance).encode("ascii")
+        # nearest first, behind before ahead: 2d - 1 codes for behind, 2d for ahead
+        assert find_skew(STATE, behind, first, last, 5, 100) == (first - distance, 2 * distance - 1)
+        assert find_skew(STATE, ahead, first, last, 5, 100) == (last + distance, 2 * distance)
+    beyond = STATE.code(last + 6).encode("ascii")
+    assert find_skew(STATE, beyond, first, last, 5, 100) == (None, 10)  # reach is 5 a side
+    assert find_skew(STATE, beyond, first, last, 6, 100) == (last + 6, 12)
+    # the budget: exactly enough, one short
+    assert find_skew(STATE, beyond, first, last, 6, 12) == (last + 6, 12)
+    assert find_skew(STATE, beyond, first, last, 6, 11) == (None, 11)
+    inside = STATE.code(first).encode("ascii")  # in the window: never a skew
+    assert find_skew(STATE, inside, first, last, 3, 100) == (None, 6)
+    assert find_skew(STATE, b"", first, last, 0, 100) == (None, 0)
+
+
+def test_find_skew_skips_steps_outside_the_counter_range() -> None:
+    # Steps below 0 and above MAX_COUNTER are neither computed nor counted.
+    zero = STATE.code(0).encode("ascii")
+    assert find_skew(STATE, zero, 2, 3, 4, 100) == (0, 3)  # 1, 4, 0
+    assert find_skew(STATE, b"x", 1, 1, 3, 100) == (None, 4)  # 0, 2, 3, 4
+    top = MAX_COUNTER
+    high = STATE.code(top).encode("ascii")
+    assert find_skew(STATE, high, top - 3, top - 2, 4, 100) == (top, 4)  # -4, -1, -5, top
+    assert find_skew(STATE, b"x", top - 1, top - 1, 3, 100) == (None, 4)
+
+
+def test_find_skew_agrees_with_the_reference_on_twin_codes() -> None:
+    # Counters 2386 and 2394 share a code: the nearer one is reported.
+    for first, last in ((2390, 2390), (2388, 2392), (2387, 2393), (2380, 2385)):
+        for reach in (1, 3, 8, 12):
+            for budget in (1, 4, 9, 30):
+                got = find_skew(STATE, TWIN, first, last, reach, budget)
+                assert got == _skew_reference(STATE, TWIN, first, last, reach, budget)
+
+
+def test_find_consecutive_never_pairs_the_last_code_with_the_first() -> None:
+    # The first value has no predecessor. Here the window's codes (2386 .. 2394) begin and
+    # end with the same code, TWIN: asking for the pair (TWIN, TWIN) must not wrap around.
+    first, last = 2386, 2393
+    assert STATE.code(first).encode("ascii") == STATE.code(last + 1).encode("ascii") == TWIN
+    assert STATE.code(first + 1).encode("ascii") != TWIN
+    assert find_consecutive(STATE, TWIN, TWIN, first, last) is None
+    after = STATE.code(first + 1).encode("ascii")
+    assert find_consecutive(STATE, TWIN, after, first, last) == first + 1
