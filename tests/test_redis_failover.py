@@ -221,9 +221,12 @@ def test_a_paused_replica_makes_acknowledged_writes_fail_closed(
     replicated: tuple[PrivateRedis, PrivateRedis],
 ) -> None:
     primary, replica = replicated
+    # A short wait for the paused replica's refusals; a patient store for the calls that
+    # must be acknowledged (a loaded CI machine can take more than 0.2 s to acknowledge).
     store = RedisStore.from_url(primary.url, min_replicas_ack=1, replica_ack_timeout=0.2)
+    patient = RedisStore.from_url(primary.url, min_replicas_ack=1, replica_ack_timeout=3)
     store.add(_credential("alice", "c1"))
-    assert store.claim_and_reset("c1", 5, drift=0, user_id="alice")  # acknowledged
+    assert patient.claim_and_reset("c1", 5, drift=0, user_id="alice")  # acknowledged
     replica.signal(signal.SIGSTOP)
     try:
         for call in (
@@ -242,8 +245,9 @@ def test_a_paused_replica_makes_acknowledged_writes_fail_closed(
         assert stored is not None and stored.last_accepted == 7
     finally:
         replica.signal(signal.SIGCONT)
-    assert store.claim("c1", 8, drift=0)
+    assert patient.claim("c1", 8, drift=0)
     store.close()
+    patient.close()
 
 
 def test_async_acknowledged_writes_fail_closed_on_a_paused_replica(
@@ -253,18 +257,20 @@ def test_async_acknowledged_writes_fail_closed_on_a_paused_replica(
 
     async def main() -> None:
         store = AsyncRedisStore.from_url(primary.url, min_replicas_ack=1, replica_ack_timeout=0.2)
+        patient = AsyncRedisStore.from_url(primary.url, min_replicas_ack=1, replica_ack_timeout=3)
         try:
             await store.add(_credential("alice", "c1"))
-            assert await store.claim("c1", 5, drift=0)
+            assert await patient.claim("c1", 5, drift=0)
             replica.signal(signal.SIGSTOP)
             try:
                 with pytest.raises(StoreUnavailable, match="acknowledged"):
                     await store.claim("c1", 6, drift=0)
             finally:
                 replica.signal(signal.SIGCONT)
-            assert await store.claim("c1", 7, drift=0)
+            assert await patient.claim("c1", 7, drift=0)
         finally:
             await store.close()
+            await patient.close()
 
     asyncio.run(main())
 
