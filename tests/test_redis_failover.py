@@ -280,7 +280,9 @@ def test_a_promoted_lagging_replica_reopens_a_code_only_without_the_option(
     replicated: tuple[PrivateRedis, PrivateRedis], acknowledged: bool
 ) -> None:
     primary, replica = replicated
-    options = {"min_replicas_ack": 1, "replica_ack_timeout": 0.3} if acknowledged else {}
+    # 2 s: long enough for a loaded machine to acknowledge the setup claim, and the frozen
+    # replica still never answers within it.
+    options = {"min_replicas_ack": 1, "replica_ack_timeout": 2.0} if acknowledged else {}
     store = RedisStore.from_url(primary.url, **options)
     store.add(_credential("alice", "c1"))
     assert store.claim("c1", 5, drift=0)
