@@ -1468,3 +1468,30 @@ def test_the_scenarios_are_adopted() -> None:
     assert len(ADOPTED["service"]) > 30
     assert len(ADOPTED["recovery"]) > 10 and len(ADOPTED["oob"]) > 10
     assert "test_verify_accepts_once_and_never_an_earlier_step" in ADOPTED["service"]
+
+
+def test_a_deadlock_backoff_lets_the_event_loop_run(tmp_path: Path) -> None:
+    """The blocking store's deadlock backoff, inside the greenlet bridge every async call
+    runs in, waits on the event loop: another task keeps ticking during a 0.2 s pause (a
+    ``time.sleep`` there would freeze every task of the loop)."""
+    from sqlalchemy.util import greenlet_spawn
+
+    database = _sqlite_database(tmp_path / "store.db")
+
+    async def test(store: AsyncSQLStore) -> None:
+        ticks: list[float] = []
+
+        async def ticker() -> None:
+            while True:
+                ticks.append(time.monotonic())
+                await asyncio.sleep(0.01)
+
+        ticking = asyncio.ensure_future(ticker())
+        await asyncio.sleep(0)
+        before = len(ticks)
+        await greenlet_spawn(store.blocking._pause, 0.2)
+        during = len(ticks) - before
+        ticking.cancel()
+        assert during >= 5, f"the loop ran {during} times during the pause"
+
+    _run(database, test)

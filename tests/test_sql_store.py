@@ -1579,6 +1579,8 @@ def test_mariadb_a_deadlocked_admission_runs_again(mariadb_url: str, mariadb_dat
 
     try:
         store = SQLStore(made)
+        pauses: list[float] = []
+        store._pause = lambda seconds: (pauses.append(seconds), time.sleep(seconds))[1]
         for user in ("a", "z"):
             store.admit_attempt(user, T0, OPEN)
         outcome: list[Any] = []
@@ -1607,6 +1609,8 @@ def test_mariadb_a_deadlocked_admission_runs_again(mariadb_url: str, mariadb_dat
             other.close()
         worker.join(60)
         assert deadlocks, "no deadlock happened: the test tested nothing"
+        # one pause per deadlock lost, within the first ceiling (1 ms)
+        assert len(pauses) == len(deadlocks) and all(0 <= p <= 0.001 for p in pauses)
         assert outcome == [Admission(True, FailureState(1, T0))]
         assert store.get_failures("n") == FailureState(1, T0)
         assert store.get_failures("o") == FailureState(1, T0)
@@ -1715,3 +1719,51 @@ def test_a_failed_statement_leaves_no_parameter_in_the_error_chain(store: SQLSto
     assert not any(isinstance(item, sa.exc.SQLAlchemyError) for item in reachable)
     text = "".join(str(item) + repr(item.args) for item in reachable)
     assert "SEALED-KEY-BYTES" not in text and twin.sealed_key.hex() not in text
+
+
+@given(st.integers(min_value=1, max_value=10_000), st.floats(min_value=0.0, max_value=1.0))
+def test_a_deadlock_backoff_is_jittered_under_a_doubling_capped_ceiling(
+    losses: int, draw: float
+) -> None:
+    """The pause after the ``losses``-th deadlock in a row is ``draw`` of a ceiling that
+    starts at 1 ms, doubles with each loss and stops at 50 ms (no overflow however many)."""
+    ceiling = min(0.05, 0.001 * 2 ** min(losses - 1, 32))
+    assert sql._mysql_pause(losses, lambda: draw) == pytest.approx(draw * ceiling)
+    assert 0.0 <= sql._mysql_pause(losses) <= ceiling
+
+
+def test_deadlocked_runs_pause_between_tries_and_give_up_after_the_last(
+    mariadb_url: str, mariadb_database: str
+) -> None:
+    """A transaction InnoDB keeps rolling back (error 1213 every time, here injected) runs
+    :data:`~mfa_core.stores.sql._MYSQL_TRIES` times with a pause between two runs, then is
+    a StoreUnavailable; any other error is not run again."""
+    made = mariadb_engine(mariadb_url, mariadb_database, pool_size=1, max_overflow=0)
+    try:
+        store = SQLStore(made)
+        pauses: list[float] = []
+        store._pause = pauses.append
+        runs: list[int] = []
+
+        def deadlocking(connection: sa.Connection) -> None:
+            runs.append(1)
+            connection.exec_driver_sql(
+                "SIGNAL SQLSTATE '40001' SET MYSQL_ERRNO = 1213, MESSAGE_TEXT = 'deadlock'"
+            )
+
+        with pytest.raises(StoreUnavailable):
+            store._transaction("admit_attempt", deadlocking)
+        assert len(runs) == sql._MYSQL_TRIES and len(pauses) == sql._MYSQL_TRIES - 1
+        assert all(0 <= p <= min(0.05, 0.001 * 2**n) for n, p in enumerate(pauses))
+        runs.clear()
+        pauses.clear()
+
+        def failing(connection: sa.Connection) -> None:
+            runs.append(1)
+            connection.exec_driver_sql("SIGNAL SQLSTATE '45000' SET MYSQL_ERRNO = 1644")
+
+        with pytest.raises(StoreError):
+            store._transaction("admit_attempt", failing)
+        assert runs == [1] and pauses == []
+    finally:
+        made.dispose()

@@ -70,7 +70,7 @@ try:
     import greenlet  # type: ignore[import-untyped]  # noqa: F401 - needed by the bridge
     from sqlalchemy import Engine
     from sqlalchemy.ext.asyncio import AsyncEngine
-    from sqlalchemy.util import greenlet_spawn
+    from sqlalchemy.util import await_only, greenlet_spawn
 except ImportError:  # pragma: no cover - exercised in a subprocess by the tests
     raise MissingDependency(
         "the async SQL store needs SQLAlchemy 2 with greenlet: pip install 'mfa_core[sql]'"
@@ -105,6 +105,12 @@ async def create_schema(engine: AsyncEngine) -> None:
     await greenlet_spawn(sql.create_schema, _sync_engine(engine))
 
 
+def _yielding_pause(seconds: float) -> None:
+    """Wait ``seconds`` inside SQLAlchemy's greenlet bridge, letting the event loop run
+    other tasks meanwhile (a ``time.sleep`` there would stop the whole loop)."""
+    await_only(asyncio.sleep(seconds))
+
+
 def _discard(task: asyncio.Future[Any]) -> None:
     if not task.cancelled():
         task.exception()
@@ -128,6 +134,7 @@ class AsyncSQLStore(AsyncStoreAdapter):
 
     def __init__(self, engine: AsyncEngine, *, timeout: float | None = sql.DEFAULT_TIMEOUT) -> None:
         self._sql = SQLStore(_sync_engine(engine), timeout=timeout)
+        self._sql._pause = _yielding_pause
         super().__init__(self._sql, offload=False)
         self._async_engine = engine
         # The blocking store's watchdog cuts a silent server's socket at the bound; this

@@ -64,6 +64,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import random
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final, TypeVar
@@ -604,6 +605,18 @@ _MYSQL_TRIES: Final = 64
 """Runs of a MySQL/MariaDB transaction that deadlocked before it is StoreUnavailable. Each
 deadlock has a winner, but one caller can lose many in a row: 32 threads racing for a new
 user's first attempt exhausted 10 runs under load; the call's deadline bounds the total."""
+_MYSQL_BACKOFF: Final = (0.001, 0.05)
+"""The pause before a deadlocked transaction runs again: a random time up to
+``first * 2 ** (losses - 1)`` seconds, capped at ``cap``. Without it, callers that just lost
+start again in step and meet in the same gap lock; a fully loaded CI machine saw four of
+eight processes lose every one of their runs of a new user's first admission."""
+
+
+def _mysql_pause(losses: int, draw: Callable[[], float] = random.random) -> float:
+    """The seconds to wait after a transaction's ``losses``-th deadlock in a row (≥ 1):
+    full jitter under an exponential ceiling (:data:`_MYSQL_BACKOFF`)."""
+    first, cap = _MYSQL_BACKOFF
+    return draw() * min(cap, first * 2.0 ** min(losses - 1, 32))
 
 
 def _mysql_retryable(exc: sa_exc.DBAPIError) -> bool:
@@ -1040,6 +1053,7 @@ class SQLStore(SQLWebAuthn):
         "_insert",
         "_lean",
         "_mysql",
+        "_pause",
         "_postgres",
         "_refuse_nul",
         "_timeout",
@@ -1065,6 +1079,9 @@ class SQLStore(SQLWebAuthn):
         # MySQL/MariaDB: the host's engine as is (transactions in its isolation level,
         # REPEATABLE READ by default; every race-prone change locks its rows first).
         self._mysql = engine.dialect.name in _MYSQL
+        # How a deadlock's backoff waits: AsyncSQLStore, whose calls run in SQLAlchemy's
+        # greenlet bridge, swaps in a pause that yields to the event loop.
+        self._pause: Callable[[float], None] = time.sleep
         self._insert: Any = postgresql.insert if postgres else sqlite.insert
         # PostgreSQL text cannot hold U+0000: refuse it up front as bad input.
         self._refuse_nul = postgres
@@ -1168,9 +1185,11 @@ class SQLStore(SQLWebAuthn):
 
     def _retried(self, run: Callable[[], _T]) -> Callable[[], _T]:
         """``run``, on MySQL/MariaDB run again (at most :data:`_MYSQL_TRIES` times in all)
-        when InnoDB rolled it back for a deadlock; unchanged elsewhere."""
+        when InnoDB rolled it back for a deadlock, after a jittered pause
+        (:func:`_mysql_pause`); unchanged elsewhere."""
         if not self._mysql:
             return run
+        pause = self._pause
 
         def again() -> _T:
             for attempt in range(1, _MYSQL_TRIES + 1):
@@ -1179,6 +1198,7 @@ class SQLStore(SQLWebAuthn):
                 except sa_exc.DBAPIError as exc:
                     if attempt == _MYSQL_TRIES or not _mysql_retryable(exc):
                         raise
+                pause(_mysql_pause(attempt))
             raise AssertionError("unreachable")  # pragma: no cover
 
         return again
