@@ -21,6 +21,8 @@ contention on one row):
 * ``claim``: ``claim(credential, n)`` with a growing ``n`` (a successful replay check);
 * ``admit+reset``: ``admit_attempt(user, now, limits)`` then ``reset(user)`` (an attempt
   admitted and counted, then cleared; one cycle counts as one);
+* ``store-verify``: the store's side of a successful verify, ``begin_attempt`` then
+  ``claim_and_reset`` (no service: no unsealing, no HMAC, no event);
 * ``verify``: ``MFAService.verify(user, code)`` with a valid code for a fresh time step
   (admission fused with the credential list, unseal, window, claim fused with the reset of
   the count, event): a whole successful verification - 2 round trips;
@@ -40,7 +42,11 @@ client's connections (a counting ``redis.Connection``), for PostgreSQL every ``S
 ``Query`` message in libpq's protocol trace; SQLite runs in-process (no round trips).
 
 Prints operations per second per store, workload and process count, the ratio to Redis, and
-the round trips; then, for the SQL stores (PostgreSQL, MariaDB, SQLStore on SQLite), the cost
+the round trips; then ``claim`` and ``store-verify`` of Redis, PostgreSQL, MariaDB and
+SQLStore on SQLite with 1 and 8 processes next to a raw-driver floor doing the same atomic
+work in as many processes (``raw-<store>``: the store's own scripts or statements sent by
+hand through redis-py, psycopg, PyMySQL or sqlite3, with the servers' default durability);
+then, for the SQL stores (PostgreSQL, MariaDB, SQLStore on SQLite), the cost
 per call of ``get_failures``, ``claim`` and a verify's store work (``begin_attempt`` then
 ``claim_and_reset``) against a raw-driver floor running the store's own statements by hand
 (raw psycopg with ``synchronous_commit=off`` on both sides, raw PyMySQL, raw sqlite3), and
@@ -88,7 +94,7 @@ POSTGRES_URL = os.environ.get(
 )
 MARIADB_URL = os.environ.get("MFA_BENCH_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
 STORES = ("redis", "postgresql", "sql-sqlite", "sqlite", "mariadb")
-WORKLOADS = ("claim", "admit+reset", "verify", "wrong+verify", "recovery", "oob")
+WORKLOADS = ("claim", "admit+reset", "store-verify", "verify", "wrong+verify", "recovery", "oob")
 LIMITS = ThrottleConfig(max_failures=100, base_delay=0.0, max_delay=0.0, lockout=900.0)
 RECOVERY_SET = 10
 T0 = 1_700_000_015.0
@@ -119,6 +125,10 @@ def build(spec: Spec, *, connection_class: type[Any] | None = None) -> Any:
         return SQLStore(engine.execution_options(schema_translate_map={None: namespace}))
     if kind == "sqlite":
         return SQLiteStore(where, timeout=30)
+    if kind == "raw-redis":
+        return RawRedisFloor(redis.Redis.from_url(where, socket_timeout=10), namespace)
+    if kind.startswith("raw-"):
+        return ThroughputFloor((kind[4:], where, namespace))
     raise ValueError(kind)
 
 
@@ -184,6 +194,8 @@ def totp_credential(me: str) -> Credential:
 
 def prepare(store: Any, workload: str, me: str) -> Callable[[], object]:
     """Set up the rows process ``me`` works on; return one call of ``workload``."""
+    if isinstance(store, RawRedisFloor | ThroughputFloor):
+        return store.workload(workload, me)
     if workload == "claim":
         credential = totp_credential(me)
         store.add(credential)
@@ -224,6 +236,8 @@ def prepare(store: Any, workload: str, me: str) -> Callable[[], object]:
                 raise RuntimeError("a valid code was refused")
 
         return verify if workload == "verify" else wrong_then_verify
+    if workload == "store-verify":
+        return _store_verify_workload(store, me)
     if workload == "recovery":
         return _recovery_workload(store, me)
     if workload == "oob":
@@ -248,6 +262,23 @@ def prepare(store: Any, workload: str, me: str) -> Callable[[], object]:
 
         return issue_and_use
     raise ValueError(workload)
+
+
+def _store_verify_workload(store: Any, me: str) -> Callable[[], object]:
+    """The store's side of a successful verify: ``begin_attempt`` (admission and the
+    credential list), then ``claim_and_reset`` (the claim and the reset of the count)."""
+    credential = totp_credential(me)
+    store.add(credential)
+    counter = iter(range(1, 2**62))
+
+    def store_verify() -> None:
+        n = next(counter)
+        if not store.begin_attempt(me, T0 + n, LIMITS)[0].admitted:
+            raise RuntimeError("an attempt was not admitted")
+        if not store.claim_and_reset(credential.id, n, drift=0, user_id=me):
+            raise RuntimeError("a claim was lost")
+
+    return store_verify
 
 
 # One cheap Argon2id PHC string for every record: the store only keeps it (the benchmark
@@ -474,7 +505,7 @@ class RawFloor:
     """The raw-driver floor for one SQL database: its connection and the store's statements
     rendered once."""
 
-    def __init__(self, spec: Spec) -> None:
+    def __init__(self, spec: Spec, *, synchronous_commit: str = "off") -> None:
         from mfa_core.stores import sql
 
         kind, where, namespace = spec
@@ -487,7 +518,7 @@ class RawFloor:
             self.connection: Any = psycopg.connect(
                 url.render_as_string(hide_password=False),
                 autocommit=True,
-                options=f"-c synchronous_commit=off -c search_path={namespace}",
+                options=f"-c synchronous_commit={synchronous_commit} -c search_path={namespace}",
             )
             dialect: Any = pg_dialect.dialect()
             self.begin = _rendered(sql._PG_BEGIN, dialect)
@@ -636,6 +667,135 @@ class RawFloor:
         self.connection.close()
 
 
+FLOOR_WORKLOADS = ("claim", "store-verify")
+"""The workloads of the throughput table that have a raw-driver floor (``raw-<store>``)."""
+RAW_FLOORS = {"redis": "raw-redis", "postgresql": "raw-postgresql", "mariadb": "raw-mariadb"}
+RAW_FLOORS["sql-sqlite"] = "raw-sql-sqlite"
+
+
+class ThroughputFloor:
+    """A SQL database's raw-driver floor in the throughput table: :class:`RawFloor` on
+    this process's own connection, with the server's default durability (as the stores
+    in that table run); the rows are set up through the store."""
+
+    def __init__(self, spec: Spec) -> None:
+        self.store = build(spec)
+        self.floor = RawFloor(spec, synchronous_commit="on")
+
+    def workload(self, workload: str, me: str) -> Callable[[], object]:
+        if workload not in FLOOR_WORKLOADS:
+            raise ValueError(workload)
+        credential = totp_credential(me)
+        self.store.add(credential)
+        return self.floor.operation(workload, me, credential.id)
+
+    def close(self) -> None:
+        self.floor.close()
+        self.store.engine.dispose()
+
+
+class RawRedisFloor:
+    """Redis's floor: the store's own scripts sent by hand through redis-py (``EVALSHA``
+    with prebuilt keys and constant arguments; no validation, no decoding, no bound) on a
+    single server or, given a ``RedisCluster``, on the cluster's key layout."""
+
+    def __init__(self, client: Any, prefix: str) -> None:
+        from mfa_core.stores._redis_protocol import SCRIPTS
+
+        self.client = client
+        self.store = RedisStore(client, prefix=prefix)  # only to set up rows and keys
+        for name in ("begin_attempt", "claim_and_reset", "claim_and_reset_in_slot", "claim"):
+            client.script_load(SCRIPTS[name].source)
+        self.scripts = {name: script.sha for name, script in SCRIPTS.items()}
+        self.ttl = b"%d" % (30 * 86400 * 1000)
+
+    def _keys(self, me: str, cid: str) -> tuple[bytes, bytes, bytes, bytes, bytes]:
+        """(credential, failures, index, credential prefix, claim_and_reset's script)."""
+        protocol = self.store._protocol
+        cluster = protocol.cluster_keys
+        if cluster is None:
+            keys = protocol.keys
+            return (
+                keys.credential(cid),
+                keys.failures(me),
+                keys.index(me),
+                keys.credential_prefix(),
+                self.scripts["claim_and_reset"],
+            )
+        user = me.encode()
+        return (
+            cluster.credential(user, cid.encode()),
+            cluster.failures(user),
+            cluster.index(user),
+            cluster.credential_prefix(user),
+            self.scripts["claim_and_reset_in_slot"],
+        )
+
+    def workload(self, workload: str, me: str) -> Callable[[], object]:
+        credential = totp_credential(me)
+        self.store.add(credential)
+        cred, fail, index, prefix, claim_reset = self._keys(me, credential.id)
+        run = self.client.execute_command
+        begin = self.scripts["begin_attempt"]
+        counter = iter(range(1, 2**62))
+        if workload == "claim":
+            sha = self.scripts["claim"]
+            return lambda: run("EVALSHA", sha, 1, cred, next(counter), 0)
+        if workload != "store-verify":
+            raise ValueError(workload)
+        ttl = self.ttl
+
+        def store_verify() -> None:
+            n = next(counter)
+            run(
+                "EVALSHA",
+                begin,
+                2,
+                fail,
+                index,
+                repr(T0 + n),
+                100,
+                "0.0",
+                "0.0",
+                "900.0",
+                ttl,
+                prefix,
+            )
+            run("EVALSHA", claim_reset, 2, cred, fail, n, 0)
+
+        return store_verify
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def print_throughput_floors(
+    rates: dict[tuple[str, str, int], float], stores: Sequence[str], counts: Sequence[int]
+) -> None:
+    """The throughput of each store next to its raw-driver floor's, per process count."""
+    rows = [
+        (kind, workload)
+        for kind in stores
+        for workload in FLOOR_WORKLOADS
+        if (RAW_FLOORS.get(kind, ""), workload, counts[0]) in rates
+        and (kind, workload, counts[0]) in rates
+    ]
+    if not rows:
+        return
+    print("\nThroughput against a raw-driver floor doing the same atomic work\n")
+    header = "| store | workload |"
+    for p in counts:
+        header += f" {p}p store ops/s | {p}p floor ops/s | {p}p floor / store |"
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    for kind, workload in rows:
+        cells = []
+        for p in counts:
+            mine, floor = rates[kind, workload, p], rates[RAW_FLOORS[kind], workload, p]
+            cells += [f"{mine:,.0f}", f"{floor:,.0f}", f"{floor / mine:.2f}x"]
+        print(f"| {kind} | {workload} | " + " | ".join(cells) + " |")
+
+
 def build_lean(spec: Spec) -> Any:
     """The store of ``spec`` for the per-call table (PostgreSQL: ``synchronous_commit=off``,
     as its floor)."""
@@ -754,6 +914,14 @@ def main(argv: Sequence[str] | None = None) -> int:
                         spec, workloads, processes, args.seconds
                     ).items():
                         rates[kind, workload, processes] = rate
+                floored = [w for w in workloads if w in FLOOR_WORKLOADS]
+                if kind in RAW_FLOORS and floored:
+                    raw_spec = (RAW_FLOORS[kind], spec[1], spec[2])
+                    for processes in counts:
+                        for workload, rate in throughput(
+                            raw_spec, floored, processes, args.seconds
+                        ).items():
+                            rates[raw_spec[0], workload, processes] = rate
                 if kind in FLOOR_STORES:
                     for operation, cost in floor_costs(spec, args.seconds).items():
                         floors[kind, operation] = cost
@@ -774,6 +942,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             rt = trips[kind, workload]
             rt_cell = "in-process" if rt is None else f"{rt:.2f}"
             print(f"| {kind} | {workload} | " + " | ".join(cells) + f" | {ratio} | {rt_cell} |")
+    print_throughput_floors(rates, stores, counts)
     if floors:
         print_floors(floors)
     if args.redis_scaleout:
@@ -798,73 +967,6 @@ def main(argv: Sequence[str] | None = None) -> int:
 SCALEOUT_WORKLOADS = ("claim", "store-verify", "verify")
 
 
-class RawClusterFloor:
-    """The floor for ``store-verify`` and ``claim`` on the cluster: the store's own scripts
-    sent through redis-py's RedisCluster with keys and constant arguments prebuilt."""
-
-    def __init__(self, client: Any, prefix: str) -> None:
-        from mfa_core.stores._redis_protocol import SCRIPTS
-
-        self.client = client
-        self.store = RedisStore(client, prefix=prefix)  # only to set up rows
-        self.layout = self.store._protocol.cluster_keys
-        for name in ("begin_attempt", "claim_and_reset_in_slot", "claim"):
-            client.script_load(SCRIPTS[name].source)
-        self.scripts = {name: script.sha for name, script in SCRIPTS.items()}
-        self.ttl = b"%d" % (30 * 86400 * 1000)
-
-    def add(self, credential: Credential) -> None:
-        self.store.add(credential)
-
-    def workload(self, workload: str, me: str) -> Callable[[], object]:
-        user = me.encode()
-        cid = f"cred-{me}"
-        self.add(
-            Credential(
-                id=cid,
-                user_id=me,
-                kind=CredentialKind.TOTP,
-                sealed_key=b"\x00" * 48,
-                created_at=T0,
-                status=CredentialState.ACTIVE,
-            )
-        )
-        layout = self.layout
-        assert layout is not None
-        cred, fail, index = (
-            layout.credential(user, cid.encode()),
-            layout.failures(user),
-            layout.index(user),
-        )
-        prefix = layout.credential_prefix(user)
-        run = self.client.execute_command
-        begin, claim_reset = self.scripts["begin_attempt"], self.scripts["claim_and_reset_in_slot"]
-        counter = iter(range(1, 2**62))
-        if workload == "claim":
-            sha = self.scripts["claim"]
-            return lambda: run("EVALSHA", sha, 1, cred, next(counter), 0)
-
-        def store_verify() -> None:
-            n = next(counter)
-            run(
-                "EVALSHA",
-                begin,
-                2,
-                fail,
-                index,
-                repr(T0 + n),
-                100,
-                "0.0",
-                "0.0",
-                "900.0",
-                self.ttl,
-                prefix,
-            )
-            run("EVALSHA", claim_reset, 2, cred, fail, n, 0)
-
-        return store_verify
-
-
 def build_scaleout(spec: Spec) -> Any:
     """The store (or floor) of a scale-out ``spec``: ``(kind, url, prefix)``."""
     from redis.cluster import RedisCluster
@@ -873,7 +975,7 @@ def build_scaleout(spec: Spec) -> Any:
     if kind == "redis-cluster":
         return RedisStore(RedisCluster.from_url(where, socket_timeout=10), prefix=namespace)
     if kind == "raw-cluster":
-        return RawClusterFloor(RedisCluster.from_url(where, socket_timeout=10), namespace)
+        return RawRedisFloor(RedisCluster.from_url(where, socket_timeout=10), namespace)
     if kind == "redis-primary":
         return RedisStore.from_url(where, prefix=namespace)
     if kind == "redis-wait1":
@@ -883,31 +985,9 @@ def build_scaleout(spec: Spec) -> Any:
 
 def prepare_scaleout(store: Any, workload: str, me: str) -> Callable[[], object]:
     """One call of a scale-out workload (the floor prepares its own)."""
-    if isinstance(store, RawClusterFloor):
-        if workload == "verify":
-            return lambda: None  # no service on the floor: the row shows "-"
-        return store.workload(workload, me)
-    if workload != "store-verify":
-        return prepare(store, workload, me)
-    credential = Credential(
-        id=f"cred-{me}",
-        user_id=me,
-        kind=CredentialKind.TOTP,
-        sealed_key=b"\x00" * 48,
-        created_at=T0,
-        status=CredentialState.ACTIVE,
-    )
-    store.add(credential)
-    counter = iter(range(1, 2**62))
-
-    def store_verify() -> None:
-        n = next(counter)
-        if not store.begin_attempt(me, T0 + n, LIMITS)[0].admitted:
-            raise RuntimeError("an attempt was not admitted")
-        if not store.claim_and_reset(credential.id, n, drift=0, user_id=me):
-            raise RuntimeError("a claim was lost")
-
-    return store_verify
+    if isinstance(store, RawRedisFloor) and workload == "verify":
+        return lambda: None  # no service on the floor: the row shows "-"
+    return prepare(store, workload, me)
 
 
 def scaleout_worker(
@@ -981,7 +1061,7 @@ def scaleout_round_trips(spec: Spec, workload: str, calls: int = 30) -> float:
         client = RedisCluster.from_url(where, connection_class=CountingConnection)
         store: Any = RedisStore(client, prefix=namespace)
     elif kind == "raw-cluster":
-        store = RawClusterFloor(
+        store = RawRedisFloor(
             RedisCluster.from_url(where, connection_class=CountingConnection), namespace
         )
     else:

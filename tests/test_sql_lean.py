@@ -124,6 +124,7 @@ def test_a_host_watching_execution_events_sees_every_statement(
     try:
         store = SQLStore(made)
         store.add(_credential("karl"))
+        store.get_failures("karl")  # the lean path, its look at the events remembered
         sa.event.listen(made, "before_cursor_execute", watch)  # after the store was made
         store.get_failures("karl")
         store.claim("cred-karl", 1, drift=0)
@@ -134,5 +135,74 @@ def test_a_host_watching_execution_events_sees_every_statement(
         seen.clear()
         store.get_failures("karl")
         assert seen == []  # the lean path again
+    finally:
+        made.dispose()
+
+
+def test_a_dialect_hook_added_between_calls_takes_the_sqlalchemy_path(
+    postgres_url: str, postgres_schema: str
+) -> None:
+    """A ``do_execute`` hook (a dialect event) added after lean calls ran sees the next
+    statement; removed, the lean path serves again."""
+    made = postgres_engine(postgres_url, postgres_schema, pool_size=1)
+    seen: list[str] = []
+
+    def hook(cursor: Any, statement: str, parameters: Any, context: Any) -> None:
+        seen.append(statement.split(None, 1)[0].upper())
+
+    try:
+        store = SQLStore(made)
+        store.add(_credential("lena"))
+        for _ in range(3):
+            assert store.claim("cred-lena", len(seen) + 10 + _, drift=0)
+        sa.event.listen(made, "do_execute", hook)
+        store.get_failures("lena")
+        assert seen == ["SELECT"]
+        sa.event.remove(made, "do_execute", hook)
+        store.get_failures("lena")
+        assert seen == ["SELECT"]
+    finally:
+        made.dispose()
+
+
+def test_the_lean_cursor_is_kept_with_its_connection_and_dropped_after_an_error(
+    postgres_url: str, postgres_schema: str
+) -> None:
+    """One cursor per pooled connection serves every lean call on it; a statement that
+    fails closes that cursor and the next call opens another, which works."""
+    made = postgres_engine(postgres_url, postgres_schema, pool_size=1, max_overflow=0)
+    try:
+        store = SQLStore(made)
+        store.add(_credential("mona"))
+        store.get_failures("mona")
+        fairy = made.raw_connection()
+        try:
+            first = fairy.info[sql._LEAN_CURSOR][1]
+        finally:
+            fairy.close()
+        store.get_failures("mona")
+        assert store.claim("cred-mona", 1, drift=0)
+        fairy = made.raw_connection()
+        try:
+            assert fairy.info[sql._LEAN_CURSOR][1] is first
+        finally:
+            fairy.close()
+        with made.begin() as connection:
+            connection.exec_driver_sql(
+                f'ALTER TABLE "{postgres_schema}".mfa_failures RENAME TO mfa_failures_gone'
+            )
+        with pytest.raises(StoreError):
+            store.get_failures("mona")
+        assert first.closed
+        with made.begin() as connection:
+            connection.exec_driver_sql(
+                f'ALTER TABLE "{postgres_schema}".mfa_failures_gone RENAME TO mfa_failures'
+            )
+        assert store.get_failures("mona") == FailureState()
+        fairy = made.raw_connection()
+        try:
+            assert fairy.info[sql._LEAN_CURSOR][1] is not first
+        finally:
+            fairy.close()
     finally:
         made.dispose()

@@ -21,12 +21,11 @@ runs in its own), else by thread.
 from __future__ import annotations
 
 import contextlib
-import heapq
-import itertools
+import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, Final
 
 try:
@@ -37,54 +36,85 @@ except ImportError:  # pragma: no cover - greenlet ships with SQLAlchemy's async
 __all__ = ["WATCHDOG", "Call", "Watchdog", "socket_of"]
 
 
+_TICK: Final = 0.02
+"""How often the watchdog looks at the calls in progress while there are any (seconds): a
+deadline is enforced at most this late."""
+_IDLE_TICKS: Final = 50
+"""Ticks without any call in progress after which the watchdog thread parks until the next
+call (about a second)."""
+
+
 class Call:
-    """One call in progress: its deadline, the sockets it uses, whether it was cut."""
+    """One call in progress, and the ``with`` block that arms it: its deadline, the sockets
+    it uses, whether it was cut. A class rather than a generator-based context manager,
+    and no lock on the way in: arming costs about a microsecond, on every store call."""
 
-    __slots__ = ("deadline", "expired", "sockets")
+    __slots__ = ("_key", "_outer", "_watchdog", "deadline", "done", "expired", "sockets")
 
-    def __init__(self, deadline: float) -> None:
+    def __init__(self, watchdog: Watchdog, deadline: float) -> None:
+        self._watchdog = watchdog
+        self._key: Any = None
+        self._outer: Call | None = None
         self.deadline = deadline
+        self.done = False
         self.expired = False
         self.sockets: list[int] = []
 
+    def __enter__(self) -> Call:
+        watchdog = self._watchdog
+        key = self._key = _current()
+        calls = watchdog._calls
+        self._outer = calls.get(key)
+        calls[key] = self  # one dict store: atomic under the GIL
+        watchdog._seen = True
+        if watchdog._parked:
+            watchdog._wake()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        watchdog = self._watchdog
+        # Under the lock, so that a cut in progress finishes before the sockets (which go
+        # back to the pool and to other calls) are let go, and none starts after.
+        with watchdog._lock:
+            self.done = True
+            self.sockets.clear()
+        if self._outer is None:
+            watchdog._calls.pop(self._key, None)
+        else:
+            watchdog._calls[self._key] = self._outer
+
 
 class Watchdog:
-    """The deadlines of the calls in progress and the thread that enforces them."""
+    """The deadlines of the calls in progress and the thread that enforces them: while any
+    call is in progress it looks every :data:`_TICK` seconds and cuts the sockets of each
+    call past its deadline; after :data:`_IDLE_TICKS` idle ticks it parks until a call
+    starts."""
 
     def __init__(self) -> None:
-        self._lock = threading.Condition(threading.Lock())
-        self._heap: list[tuple[float, int, Call]] = []
+        self._lock = threading.Lock()
         self._calls: dict[Any, Call] = {}
-        self._order = itertools.count()
+        self._seen = False
+        self._parked = True
+        self._wakeup = threading.Event()
         self._thread: threading.Thread | None = None
 
-    @contextlib.contextmanager
-    def call(self, timeout: float) -> Iterator[Call]:
+    def call(self, timeout: float) -> Call:
         """Arm a deadline ``timeout`` seconds from now for the body of the ``with`` block,
         run by this greenlet (or thread)."""
-        record = Call(time.monotonic() + timeout)
-        key = _current()
+        return Call(self, time.monotonic() + timeout)
+
+    def _wake(self) -> None:
+        """Start (or unpark) the watchdog thread; the first call after a pause pays this."""
         with self._lock:
-            outer = self._calls.get(key)
-            self._calls[key] = record
-            heapq.heappush(self._heap, (record.deadline, next(self._order), record))
+            if not self._parked:
+                return
+            self._parked = False
+            self._wakeup.set()
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="mfa_core-sql-watchdog", daemon=True
                 )
                 self._thread.start()
-            elif self._heap[0][2] is record:
-                self._lock.notify()
-        try:
-            yield record
-        finally:
-            with self._lock:
-                record.sockets.clear()
-                record.deadline = -1.0  # done: the watchdog drops it when it comes up
-                if outer is None:
-                    self._calls.pop(key, None)
-                else:
-                    self._calls[key] = outer
 
     def attach(self, connection: object) -> None:
         """Register the socket of the DBAPI ``connection`` with this greenlet's call (if
@@ -94,29 +124,51 @@ class Watchdog:
             return
         fd = socket_of(connection)
         if fd is not None:
-            with self._lock:
-                if record.deadline >= 0:
-                    record.sockets.append(fd)
+            record.sockets.append(fd)
 
     def _run(self) -> None:
-        with self._lock:
-            while True:
-                while self._heap and self._heap[0][2].deadline < 0:
-                    heapq.heappop(self._heap)
-                if not self._heap:
-                    self._lock.wait()
-                    continue
-                deadline, _, record = self._heap[0]
-                left = deadline - time.monotonic()
-                if left > 0:
-                    self._lock.wait(left)
-                    continue
-                heapq.heappop(self._heap)
-                if record.deadline < 0:
-                    continue
-                record.expired = True
-                for fd in record.sockets:
-                    _cut(fd)
+        idle = 0
+        while True:
+            self._wakeup.wait()
+            time.sleep(_TICK)
+            if self._calls or self._seen:
+                self._seen = False
+                idle = 0
+                self._enforce(time.monotonic())
+                continue
+            idle += 1
+            if idle >= _IDLE_TICKS:
+                with self._lock:
+                    self._parked = True
+                    self._wakeup.clear()
+                    # A call that started meanwhile either saw "parked" (and wakes this
+                    # thread) or is seen here: it set its entry before reading the flag.
+                    if self._calls or self._seen:
+                        self._parked = False
+                        self._wakeup.set()
+                idle = 0
+
+    def _enforce(self, now: float) -> None:
+        """Cut the sockets of every call in progress whose deadline has passed."""
+        for innermost in list(self._calls.values()):  # a C-level copy: atomic under the GIL
+            record: Call | None = innermost
+            while record is not None:  # a nested call's outer calls are in progress too
+                if record.deadline <= now and not record.expired:
+                    with self._lock:
+                        if not record.done:
+                            record.expired = True
+                            for fd in record.sockets:
+                                _cut(fd)
+                record = record._outer
+
+    def _forked(self) -> None:
+        """In a child process: no watchdog thread runs there, and no call is in progress."""
+        self._lock = threading.Lock()
+        self._calls = {}
+        self._seen = False
+        self._parked = True
+        self._wakeup = threading.Event()
+        self._thread = None
 
 
 def _cut(fd: int) -> None:
@@ -153,4 +205,7 @@ def socket_of(connection: object) -> int | None:
 
 
 WATCHDOG: Final = Watchdog()
-"""The process's watchdog (one thread, started by the first bounded call)."""
+"""The process's watchdog (one thread, started by the first bounded call; a forked child
+starts its own)."""
+if hasattr(os, "register_at_fork"):  # pragma: no branch - every POSIX Python has it
+    os.register_at_fork(after_in_child=WATCHDOG._forked)

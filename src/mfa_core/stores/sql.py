@@ -106,6 +106,7 @@ try:
     import sqlalchemy as sa
     from sqlalchemy import exc as sa_exc
     from sqlalchemy.dialects import mysql, postgresql, sqlite
+    from sqlalchemy.event import registry as _event_registry
     from sqlalchemy.schema import CreateIndex, CreateTable
 except ImportError:  # pragma: no cover - exercised in a subprocess by the tests
     raise MissingDependency(
@@ -878,6 +879,20 @@ _LEAN_DIALECT_EVENTS: Final = (
 )
 
 
+_LEAN_CURSOR: Final = "mfa_core.lean_cursor"
+"""The key of the lean path's ``(DBAPI connection, cursor)`` in a pooled connection's
+``info`` (which the pool empties when it closes or invalidates the connection)."""
+
+
+def _listener_count() -> int:
+    """How many listeners SQLAlchemy's event registry holds now (-1: unknown, look every
+    time): a change means some listener was added or removed somewhere."""
+    try:
+        return len(_event_registry._key_to_collection)
+    except (AttributeError, TypeError):  # pragma: no cover - another SQLAlchemy's layout
+        return -1
+
+
 class _LeanPath:
     """The store's prebuilt single statements on PostgreSQL through psycopg without
     SQLAlchemy's per-call execution work: each rendered once for the engine's dialect and
@@ -892,7 +907,7 @@ class _LeanPath:
     statement): then the SQLAlchemy path runs.
     """
 
-    __slots__ = ("_dbapi_error", "_dialect", "_engine", "_host", "_sql")
+    __slots__ = ("_dbapi_error", "_dialect", "_engine", "_host", "_seen", "_serves", "_sql")
 
     def __init__(self, engine: sa.Engine, host: sa.Engine) -> None:
         self._engine = engine
@@ -911,19 +926,29 @@ class _LeanPath:
             )
             constants = {n: b.value for n, b in compiled.binds.items() if not b.required}
             self._sql[id(statement)] = (str(compiled), constants)
+        self._seen = -1
+        self._serves = False
 
     def serves(self, statement: object) -> bool:
         """Whether ``statement`` runs here now (one of its statements; no execution
-        events on the engine or the dialect's execution hooks)."""
+        events on the engine or the dialect's execution hooks).
+
+        The events are looked at again only when SQLAlchemy's registry of listeners has
+        grown or shrunk since the last look (a listener added or removed anywhere): that
+        look costs more than a third of the lean call's own work."""
         if id(statement) not in self._sql:
             return False
-        events = self._engine.dispatch
-        hooks = self._dialect.dispatch
-        return not (
-            any(getattr(events, name, True) for name in _LEAN_ENGINE_EVENTS)
-            or getattr(self._host.dispatch, "engine_connect", True)
-            or any(getattr(hooks, name, True) for name in _LEAN_DIALECT_EVENTS)
-        )
+        seen = _listener_count()
+        if seen != self._seen or seen < 0:
+            events = self._engine.dispatch
+            hooks = self._dialect.dispatch
+            self._serves = not (
+                any(getattr(events, name, True) for name in _LEAN_ENGINE_EVENTS)
+                or getattr(self._host.dispatch, "engine_connect", True)
+                or any(getattr(hooks, name, True) for name in _LEAN_DIALECT_EVENTS)
+            )
+            self._seen = seen
+        return self._serves
 
     def runner(
         self,
@@ -950,9 +975,21 @@ class _LeanPath:
                 if restore:
                     connection.autocommit = True
                 try:
-                    with connection.cursor() as cursor:
+                    # one cursor per pooled connection, kept with it (a new cursor each call
+                    # costs a tenth of the call); dropped on any error
+                    kept = fairy.info.get(_LEAN_CURSOR)
+                    if kept is not None and kept[0] is connection:
+                        cursor = kept[1]
+                    else:
+                        cursor = connection.cursor()
+                        fairy.info[_LEAN_CURSOR] = (connection, cursor)
+                    try:
                         cursor.execute(text, values)
                         result: _T = raw_read(cursor)
+                    except BaseException:
+                        fairy.info.pop(_LEAN_CURSOR, None)
+                        cursor.close()
+                        raise
                 finally:
                     if restore and not connection.closed:
                         connection.autocommit = False
