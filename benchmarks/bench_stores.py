@@ -501,6 +501,26 @@ def _rendered(statement: Any, dialect: Any) -> tuple[str, dict[str, Any]]:
     return str(compiled), constants
 
 
+_MYSQL_DEADLOCK = 1213
+"""The InnoDB error of a transaction chosen as a deadlock's victim."""
+
+
+def _deadlock_retried(connection: Any, run: Callable[[], None], tries: int = 20) -> None:
+    """``run`` a MariaDB transaction, rolled back and run again when InnoDB picks it as a
+    deadlock's victim (the gap locks of concurrent first inserts), as the store does."""
+    import pymysql
+
+    for _ in range(tries):
+        try:
+            run()
+            return
+        except pymysql.err.OperationalError as error:
+            if error.args[0] != _MYSQL_DEADLOCK:
+                raise
+            connection.rollback()
+    raise RuntimeError(f"a transaction deadlocked {tries} times in a row")
+
+
 class RawFloor:
     """The raw-driver floor for one SQL database: its connection and the store's statements
     rendered once."""
@@ -594,41 +614,51 @@ class RawFloor:
             return claim
         return self._verify(user, cid, counter)
 
-    def _verify(self, user: Any, cid: Any, counter: Iterator[int]) -> Callable[[], object]:
-        """The floor of ``store-verify`` for this database."""
-        cursor, connection = self.cursor, self.connection
-        claim_sql, claim_params = self.claim_sql
-        admission = {
+    def _admission(self, user: Any) -> dict[str, Any]:
+        """The parameters of an admission of ``user`` under the benchmark's limits."""
+        return {
             "p_user": user,
             "p_max_failures": LIMITS.max_failures,
             "p_base_delay": LIMITS.base_delay,
             "p_max_delay": LIMITS.max_delay,
             "p_lockout": LIMITS.lockout,
         }
+
+    def _pg_verify(self, user: Any, cid: Any, counter: Iterator[int]) -> Callable[[], object]:
+        """PostgreSQL's floor of ``store-verify``: the two fused statements."""
+        cursor, admission = self.cursor, self._admission(user)
+        begin_sql, begin_params = self.begin
+        reset_sql, reset_params = self.claim_reset
+
+        def pg_verify() -> None:
+            n = next(counter)
+            cursor.execute(begin_sql, {**begin_params, **admission, "p_now": T0 + n})
+            if not cursor.fetchall()[0][0]:
+                raise RuntimeError("an attempt was not admitted")
+            claimed = {"p_credential": cid, "p_value": n, "p_drift": 0, "p_user": user}
+            cursor.execute(reset_sql, {**reset_params, **claimed})
+            if cursor.fetchall()[0][0] != 1:
+                raise RuntimeError("a claim was lost")
+
+        return pg_verify
+
+    def _verify(self, user: Any, cid: Any, counter: Iterator[int]) -> Callable[[], object]:
+        """The floor of ``store-verify`` for this database."""
         if self.kind == "postgresql":
-            begin_sql, begin_params = self.begin
-            reset_sql, reset_params = self.claim_reset
-
-            def pg_verify() -> None:
-                n = next(counter)
-                cursor.execute(begin_sql, {**begin_params, **admission, "p_now": T0 + n})
-                if not cursor.fetchall()[0][0]:
-                    raise RuntimeError("an attempt was not admitted")
-                claimed = {"p_credential": cid, "p_value": n, "p_drift": 0, "p_user": user}
-                cursor.execute(reset_sql, {**reset_params, **claimed})
-                if cursor.fetchall()[0][0] != 1:
-                    raise RuntimeError("a claim was lost")
-
-            return pg_verify
+            return self._pg_verify(user, cid, counter)
+        cursor, connection = self.cursor, self.connection
+        claim_sql, claim_params = self.claim_sql
         credentials_sql, credentials_params = self.credentials
         drop_sql, drop_params = self.reset
 
-        def claimed(n: int) -> None:
-            """The end of an admission transaction (the credentials read, COMMIT), then
-            the claim and the reset in a transaction of their own."""
+        def admitted() -> None:
+            """The end of an admission transaction: the credentials read, COMMIT."""
             cursor.execute(credentials_sql, {**credentials_params, "p_user": user})
             cursor.fetchall()
             connection.commit()
+
+        def claimed(n: int) -> None:
+            """The claim and the reset in a transaction of their own."""
             cursor.execute(
                 claim_sql, {**claim_params, "p_credential": cid, "p_value": n, "p_drift": 0}
             )
@@ -640,8 +670,7 @@ class RawFloor:
         if self.kind == "mariadb":
             locked_sql, locked_params = self.locked
 
-            def mariadb_verify() -> None:
-                n = next(counter)
+            def locked_admission(n: int) -> None:
                 cursor.execute(locked_sql, {**locked_params, "p_user": user})
                 rows = cursor.fetchall()
                 count = int(rows[0][0]) + 1 if rows else 1
@@ -649,16 +678,23 @@ class RawFloor:
                 cursor.execute(
                     write_sql, {**write_params, "p_user": user, "p_count": count, "p_last": T0 + n}
                 )
-                claimed(n)
+                admitted()
+
+            def mariadb_verify() -> None:
+                n = next(counter)
+                _deadlock_retried(connection, lambda: locked_admission(n))
+                _deadlock_retried(connection, lambda: claimed(n))
 
             return mariadb_verify
         admit_sql, admit_params = self.admit
+        admission = self._admission(user)
 
         def sqlite_verify() -> None:
             n = next(counter)
             cursor.execute(admit_sql, {**admit_params, **admission, "p_now": T0 + n})
             if not cursor.fetchall():
                 raise RuntimeError("an attempt was not admitted")
+            admitted()
             claimed(n)
 
         return sqlite_verify

@@ -39,8 +39,21 @@ def test_benchmark_script_smoke(redis_url: str, postgres_url: str, mariadb_url: 
         },
     )
     assert done.returncode == 0, done.stderr
-    table, _, floor_table = done.stdout.partition("against a raw-driver floor")
+    table, _, rest = done.stdout.partition("Throughput against a raw-driver floor")
+    throughput_floors, _, floor_table = rest.partition("Per call, one process")
     rows = _rows(table, "| store")
+    # throughput next to the raw driver doing the same atomic work: every store with a
+    # floor, for the workloads that have one; the floor / store ratio is the cells'
+    floored = _rows(throughput_floors, "| store")
+    assert set(floored) == {
+        (s, w)
+        for s in ("redis", "postgresql", "mariadb", "sql-sqlite")
+        for w in ("claim", "store-verify")
+    }
+    for cells in floored.values():
+        mine, raw = (float(cell.replace(",", "")) for cell in cells[2:4])
+        assert mine > 0 and raw > 0
+        assert abs(float(cells[4].rstrip("x")) - raw / mine) < 0.02 * raw / mine + 0.01
     # per call against the raw driver running the same statements: every SQL store, each
     # operation, a positive cost on both sides and their ratio
     floors = _rows(floor_table, "| sql store")
@@ -53,15 +66,24 @@ def test_benchmark_script_smoke(redis_url: str, postgres_url: str, mariadb_url: 
         assert mine > 0 and raw > 0
         assert abs(float(cells[4].rstrip("x")) - mine / raw) < 0.02 * mine / raw + 0.01
     stores = ("redis", "postgresql", "sql-sqlite", "sqlite", "mariadb")
-    workloads = ("claim", "admit+reset", "verify", "wrong+verify", "recovery", "oob")
+    workloads = (
+        "claim",
+        "admit+reset",
+        "verify",
+        "wrong+verify",
+        "recovery",
+        "oob",
+        "store-verify",
+    )
     assert set(rows) == {(s, w) for s in stores for w in workloads}
-    # round trips per call: one per store call (verify = the admission fused with the list,
-    # then the claim fused with the reset; a wrong code is the admission alone; oob = put,
-    # then mark used)
+    # round trips per call: one per store call (verify, and store-verify without the
+    # service = the admission fused with the list, then the claim fused with the reset; a
+    # wrong code is the admission alone; oob = put, then mark used)
     for store in ("redis", "postgresql"):
         assert rows[store, "claim"][-1] == "1.00"
         assert rows[store, "admit+reset"][-1] == "2.00"
         assert rows[store, "verify"][-1] == "2.00"
+        assert rows[store, "store-verify"][-1] == "2.00"
         assert rows[store, "wrong+verify"][-1] == "3.00"
         assert rows[store, "oob"][-1] == "2.00"
     # recovery: one per consume, plus a set replacement every tenth call (one script on
@@ -73,6 +95,7 @@ def test_benchmark_script_smoke(redis_url: str, postgres_url: str, mariadb_url: 
     # credentials, commit) then the claim and the reset in one transaction
     assert rows["mariadb", "claim"][-1] == "2.00"
     assert rows["mariadb", "verify"][-1] == "7.00"
+    assert rows["mariadb", "store-verify"][-1] == "7.00"
 
 
 def _rows(text: str, header: str) -> dict[tuple[str, str], list[str]]:
