@@ -616,6 +616,30 @@ def test_decide_offers_the_security_key_first_and_can_require_it() -> None:
             Policy.from_dict(bad)
 
 
+def test_decide_knows_a_security_key_sign_in_as_the_last_check() -> None:
+    from mfa_core.policy import Action, Factor, FirstFactor, Outcome, Policy, RequestContext
+
+    env = _make(MemoryStore())
+    key = SoftwareAuthenticator()
+    assert register(env, key).accepted
+    policy = Policy(mandate_all=True, step_up_window=300.0)
+    login = RequestContext(
+        user_id="alice", first_factor=FirstFactor.PASSWORD, authenticated_at=T0 - 5
+    )
+    settings = attrs.evolve(login, action=Action.CHANGE_SECURITY_SETTINGS)
+    # registered, never used to sign in: no check to vouch for
+    assert env.service.decide(policy, settings).outcome is Outcome.CHALLENGE
+    env.clock.advance(60)
+    signed = env.service.finish_webauthn_authentication("alice", sign_in(env, key))
+    assert signed.accepted
+    decision = env.service.decide(policy, settings)
+    assert decision.allowed, decision  # the sign-in is a fresh step-up
+    env.clock.advance(400)
+    assert env.service.decide(policy, settings).outcome is Outcome.CHALLENGE  # stale now
+    assert env.service.decide(policy, login).allowed  # still this sign-in's second factor
+    assert Factor.SECURITY_KEY in env.service.decide(policy, settings).factors
+
+
 def test_the_benchmark_cases_run_and_are_real() -> None:
     import importlib.util
 

@@ -2,8 +2,8 @@
 and the factors the stores know.
 
 The policy engine is pure; this flow only supplies ``now`` (from the service's clock), the
-user's factors with their states (TOTP/HOTP/SMS/email credentials, recovery codes), the
-last successful check and the last factor reset from the service's own records
+user's factors with their states (TOTP/HOTP/SMS/email credentials, recovery codes,
+security keys), the last successful check and the last factor reset from the service's own records
 (:mod:`~mfa_core.service._history`), so a host does not have to assemble them for every
 decision.
 """
@@ -86,14 +86,19 @@ def known_flow(
             used = [r.used_at for r in records if r.used_at is not None]
             if used:
                 checks[Factor.RECOVERY_CODE] = max(used)
+    if ctx.webauthn is not None:  # security keys and passkeys: ACTIVE or DISABLED
+        keys = yield from checked(call(WebAuthnStore.webauthn_credentials, user_id))
+        factors += [EnrolledFactor(factor=Factor.SECURITY_KEY, state=key.status) for key in keys]
+        # a sign-in with a key stamps its last_used_at (with the sign count, in one
+        # compare-and-set): the latest is the last security-key check
+        used_keys = [key.last_used_at for key in keys if key.last_used_at is not None]
+        if used_keys:
+            checks[Factor.SECURITY_KEY] = max(used_keys)
     last = None
     if checks:
         factor, at = max(checks.items(), key=lambda item: item[1])
         if at <= now:
             last = SecondFactorCheck(factor=factor, at=at)
-    if ctx.webauthn is not None:  # security keys and passkeys: ACTIVE or DISABLED
-        keys = yield from checked(call(WebAuthnStore.webauthn_credentials, user_id))
-        factors += [EnrolledFactor(factor=Factor.SECURITY_KEY, state=key.status) for key in keys]
     return tuple(factors), last, history.reset
 
 
