@@ -42,11 +42,11 @@ client's connections (a counting ``redis.Connection``), for PostgreSQL every ``S
 ``Query`` message in libpq's protocol trace; SQLite runs in-process (no round trips).
 
 Prints operations per second per store, workload and process count, the ratio to Redis, and
-the round trips; then ``claim`` and ``store-verify`` of Redis, PostgreSQL, MariaDB and
-SQLStore on SQLite with 1 and 8 processes next to a raw-driver floor doing the same atomic
-work in as many processes (``raw-<store>``: the store's own scripts or statements sent by
-hand through redis-py, psycopg, PyMySQL or sqlite3, with the servers' default durability);
-then, for the SQL stores (PostgreSQL, MariaDB, SQLStore on SQLite), the cost
+the round trips; then ``claim`` and ``store-verify`` of Redis, PostgreSQL, MariaDB,
+SQLStore on SQLite and SQLiteStore with 1 and 8 processes next to a raw-driver floor doing
+the same atomic work in as many processes (``raw-<store>``: the store's own scripts or
+statements sent by hand through redis-py, psycopg, PyMySQL or sqlite3, with the servers'
+default durability); then, for the SQL stores (PostgreSQL, MariaDB, SQLStore on SQLite), the cost
 per call of ``get_failures``, ``claim`` and a verify's store work (``begin_attempt`` then
 ``claim_and_reset``) against a raw-driver floor running the store's own statements by hand
 (raw psycopg with ``synchronous_commit=off`` on both sides, raw PyMySQL, raw sqlite3), and
@@ -127,6 +127,8 @@ def build(spec: Spec, *, connection_class: type[Any] | None = None) -> Any:
         return SQLiteStore(where, timeout=30)
     if kind == "raw-redis":
         return RawRedisFloor(redis.Redis.from_url(where, socket_timeout=10), namespace)
+    if kind == "raw-sqlite":
+        return RawSQLiteFloor(where)
     if kind.startswith("raw-"):
         return ThroughputFloor((kind[4:], where, namespace))
     raise ValueError(kind)
@@ -194,7 +196,7 @@ def totp_credential(me: str) -> Credential:
 
 def prepare(store: Any, workload: str, me: str) -> Callable[[], object]:
     """Set up the rows process ``me`` works on; return one call of ``workload``."""
-    if isinstance(store, RawRedisFloor | ThroughputFloor):
+    if isinstance(store, RawRedisFloor | RawSQLiteFloor | ThroughputFloor):
         return store.workload(workload, me)
     if workload == "claim":
         credential = totp_credential(me)
@@ -705,8 +707,9 @@ class RawFloor:
 
 FLOOR_WORKLOADS = ("claim", "store-verify")
 """The workloads of the throughput table that have a raw-driver floor (``raw-<store>``)."""
-RAW_FLOORS = {"redis": "raw-redis", "postgresql": "raw-postgresql", "mariadb": "raw-mariadb"}
-RAW_FLOORS["sql-sqlite"] = "raw-sql-sqlite"
+RAW_FLOORS = {
+    kind: f"raw-{kind}" for kind in ("redis", "postgresql", "mariadb", "sql-sqlite", "sqlite")
+}
 
 
 class ThroughputFloor:
@@ -728,6 +731,61 @@ class ThroughputFloor:
     def close(self) -> None:
         self.floor.close()
         self.store.engine.dispose()
+
+
+class RawSQLiteFloor:
+    """SQLiteStore's floor: its own statements run by hand through ``sqlite3`` on one
+    connection to the store's file, with the store's durability (``synchronous=FULL``; the
+    admission's transaction at ``NORMAL``, as the store runs it): no validation, no
+    decoding, no row objects. The rows are set up through the store."""
+
+    def __init__(self, path: str) -> None:
+        import sqlite3
+
+        self.store = SQLiteStore(path, timeout=30)
+        self.connection = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self.connection.execute("PRAGMA synchronous = FULL")
+
+    def workload(self, workload: str, me: str) -> Callable[[], object]:
+        from mfa_core.stores import sqlite as raw
+
+        credential = totp_credential(me)
+        self.store.add(credential)
+        cid, run = credential.id, self.connection.execute
+        counter = iter(range(1, 2**62))
+        if workload == "claim":
+
+            def claim() -> None:
+                n = next(counter)
+                if run(raw._CLAIM, (n, 0, cid, n)).rowcount != 1:
+                    raise RuntimeError("a claim was lost")
+
+            return claim
+        if workload != "store-verify":
+            raise ValueError(workload)
+        listing = f"{raw._SELECT} WHERE user_id = ? ORDER BY created_at, rowid"
+        reset = "DELETE FROM mfa_failures WHERE user_id = ?"
+
+        def store_verify() -> None:
+            n = next(counter)
+            run("PRAGMA synchronous = NORMAL")
+            run("BEGIN IMMEDIATE")
+            row = run(raw._SELECT_FAILURES, (me,)).fetchone()
+            run(raw._STORE_FAILURES, (me, 1 if row is None else row[0] + 1, T0 + n))
+            run(listing, (me,)).fetchall()
+            run("COMMIT")
+            run("PRAGMA synchronous = FULL")
+            run("BEGIN IMMEDIATE")
+            if run(raw._CLAIM, (n, 0, cid, n)).rowcount != 1:
+                raise RuntimeError("a claim was lost")
+            run(reset, (me,))
+            run("COMMIT")
+
+        return store_verify
+
+    def close(self) -> None:
+        self.connection.close()
+        self.store.close()
 
 
 class RawRedisFloor:

@@ -47,7 +47,7 @@ def test_benchmark_script_smoke(redis_url: str, postgres_url: str, mariadb_url: 
     floored = _rows(throughput_floors, "| store")
     assert set(floored) == {
         (s, w)
-        for s in ("redis", "postgresql", "mariadb", "sql-sqlite")
+        for s in ("redis", "postgresql", "mariadb", "sql-sqlite", "sqlite")
         for w in ("claim", "store-verify")
     }
     for cells in floored.values():
