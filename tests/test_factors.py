@@ -86,6 +86,82 @@ def test_step_up_names_the_factor_and_accepts_an_sms_step_up_code(make: Make) ->
     assert not again.accepted and again.reason == VerifyReason.REPLAYED
 
 
+def test_step_up_accepts_only_the_factors_the_policy_counts_for_the_action(make: Make) -> None:
+    world = make(throttle=ThrottleConfig(max_failures=100, base_delay=0.0, max_delay=0.0))
+    cred_id, key = world.enrol_totp()
+    codes = world.service.generate_recovery_codes("alice").codes
+    settings = RequestContext(
+        user_id="alice",
+        first_factor=FirstFactor.PASSWORD,
+        authenticated_at=world.now - 600,
+        action=Action.CHANGE_SECURITY_SETTINGS,
+    )
+    # a policy that asks for a security key for the action: the decision names only that,
+    # and a step-up limited to it accepts no code at all
+    strict = Policy(
+        mandate_all=True, phishing_resistant_actions=frozenset({Action.CHANGE_SECURITY_SETTINGS})
+    )
+    decision = world.service.decide(strict, settings)
+    assert decision.factors == (Factor.SECURITY_KEY,), decision
+    app_code = totp(key, world.now)
+    refused = world.service.step_up("alice", app_code, factors=decision.factors)
+    assert not refused.accepted and refused.reason == VerifyReason.NO_CREDENTIAL
+    assert _count(world) == 1  # counted like any refusal
+    # refused before it was checked: the code is still fresh for a step-up that allows it
+    assert world.service.step_up("alice", app_code).accepted
+    world.clock.advance(60)
+    assert not world.service.step_up("alice", codes[0], factors=decision.factors).accepted
+    assert _count(world) == 1
+    # recovery codes only: the app's code matches nothing allowed; a recovery code passes
+    world.clock.advance(5)
+    only_recovery = [Factor.RECOVERY_CODE]
+    app_code = totp(key, world.now)
+    refused = world.service.step_up("alice", app_code, factors=only_recovery)
+    assert refused.reason == VerifyReason.NO_CREDENTIAL
+    world.clock.advance(60)
+    assert world.service.step_up("alice", codes[0], factors=only_recovery).accepted
+    # a policy that counts the app only: a recovery code is not an app code
+    world.clock.advance(60)
+    only_app = world.service.step_up("alice", codes[1], factors=[Factor.TOTP])
+    assert not only_app.accepted and only_app.reason == VerifyReason.MALFORMED
+    assert world.service.step_up("alice", totp(key, world.now), factors={Factor.TOTP}).accepted
+    # HOTP allowed, TOTP not: the user's TOTP credential does not count
+    world.clock.advance(60)
+    hotp_only = world.service.step_up("alice", totp(key, world.now), factors=[Factor.HOTP])
+    assert hotp_only.reason == VerifyReason.NO_CREDENTIAL
+    # an SMS step-up code where the policy does not count SMS codes
+    world.clock.advance(60)
+    challenge = world.service.send_oob_code(
+        "alice", channel="sms", destination="+15551234567", purpose="step_up"
+    )
+    by_sms = world.service.step_up(
+        "alice", world.last_code(), challenge_id=challenge, factors=[Factor.EMAIL_CODE]
+    )
+    assert not by_sms.accepted and by_sms.oob_reason == "channel_not_allowed"
+    assert world.service.step_up(
+        "alice", world.last_code(), challenge_id=challenge, factors=[Factor.SMS_CODE]
+    ).accepted
+    # disable takes the same limit
+    world.clock.advance(60)
+    key_only = decision.factors
+    with pytest.raises(StepUpRequired):
+        world.service.disable(
+            "alice", cred_id, step_up_code=totp(key, world.now), step_up_factors=key_only
+        )
+    assert world.service.list_credentials("alice")[0].state == CredentialState.ACTIVE
+    world.service.disable(
+        "alice",
+        cred_id,
+        step_up_code=totp(key, world.now),
+        step_up_factors=[Factor.TOTP],
+        keep_recovery_codes=True,
+    )
+    assert world.service.list_credentials("alice")[0].state == CredentialState.DISABLED
+    for bad in ("totp", ["totp"], 7, [None]):
+        with pytest.raises(InvalidParameter):
+            world.service.step_up("alice", codes[3], factors=bad)
+
+
 def test_one_uniform_refusal_across_factors(make: Make) -> None:
     world = make()
     _, key = world.enrol_totp()

@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from ..errors import InvalidParameter
 from ..models import CredentialKind
 from ..oob import OOBChannel, OOBPurpose
-from ..policy import Decision, Policy, RequestContext
+from ..policy import Decision, Factor, Policy, RequestContext
 from ..ports import (
     Clock,
     CodeSender,
@@ -66,7 +66,7 @@ from ..service._recovery import (
     recovery_codes_left_flow,
     verify_recovery_code_flow,
 )
-from ..service._stepup import step_up_flow
+from ..service._stepup import allowed_factors, step_up_flow
 from ..service._verify import resync_hotp_flow, throttle_status_flow, verify_flow
 from ..service._webauthn import (
     admin_reset_webauthn_flow,
@@ -249,6 +249,7 @@ class AsyncMFAService:
         by_admin: str | None = None,
         step_up_challenge_id: str | None = None,
         keep_recovery_codes: bool = False,
+        step_up_factors: Iterable[Factor] | None = None,
     ) -> None:
         """Awaitable :meth:`~mfa_core.service.MFAService.disable`."""
         return await self._run(
@@ -260,6 +261,7 @@ class AsyncMFAService:
                 by_admin=by_admin,
                 step_up_challenge_id=step_up_challenge_id,
                 keep_recovery_codes=keep_recovery_codes,
+                step_up_factors=allowed_factors(step_up_factors),
             )
         )
 
@@ -348,12 +350,25 @@ class AsyncMFAService:
         )
 
     async def step_up(
-        self, user_id: str, code: str, *, challenge_id: str | None = None
+        self,
+        user_id: str,
+        code: str,
+        *,
+        challenge_id: str | None = None,
+        factors: Iterable[Factor] | None = None,
     ) -> VerificationResult:
         """Awaitable :meth:`~mfa_core.service.MFAService.step_up`."""
         check_id(user_id, "user_id")
+        allowed = allowed_factors(factors)
         return await self._run(
-            step_up_flow(self._ctx, user_id, code, self._ctx.now(), challenge_id=challenge_id)
+            step_up_flow(
+                self._ctx,
+                user_id,
+                code,
+                self._ctx.now(),
+                challenge_id=challenge_id,
+                factors=allowed,
+            )
         )
 
     async def enrolment_uri(

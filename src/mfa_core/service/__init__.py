@@ -41,7 +41,7 @@ from typing import Any, TypeVar
 from ..errors import InvalidParameter
 from ..models import CredentialKind
 from ..oob import OOBChannel, OOBPurpose
-from ..policy import Decision, Policy, RequestContext
+from ..policy import Decision, Factor, Policy, RequestContext
 from ..ports import (
     AttemptStore,
     Clock,
@@ -82,7 +82,7 @@ from ._recovery import (
     recovery_codes_left_flow,
     verify_recovery_code_flow,
 )
-from ._stepup import step_up_flow
+from ._stepup import allowed_factors, step_up_flow
 from ._verify import resync_hotp_flow, throttle_status_flow, verify_flow
 from ._webauthn import (
     admin_reset_webauthn_flow,
@@ -363,13 +363,15 @@ class MFAService:
         by_admin: str | None = None,
         step_up_challenge_id: str | None = None,
         keep_recovery_codes: bool = False,
+        step_up_factors: Iterable[Factor] | None = None,
     ) -> None:
         """Disable a confirmed credential (it stays listed as DISABLED, never authenticates).
 
         The user must prove a second factor right now: ``step_up_code`` is checked by
         :meth:`step_up` (a TOTP/HOTP code, a recovery code, or with
         ``step_up_challenge_id`` an SMS/email ``step_up`` code; with throttling, counting
-        and replay protection) before anything changes. An administrator passes
+        and replay protection; only ``step_up_factors`` when given, as ``factors`` there)
+        before anything changes. An administrator passes
         ``by_admin=<admin id>`` instead. Emits CREDENTIAL_DISABLED. Disabling the user's
         last usable factor also deletes their recovery codes (RECOVERY_CODES_REVOKED,
         reason ``disabled``) unless ``keep_recovery_codes``.
@@ -390,6 +392,7 @@ class MFAService:
                 by_admin=by_admin,
                 step_up_challenge_id=step_up_challenge_id,
                 keep_recovery_codes=keep_recovery_codes,
+                step_up_factors=allowed_factors(step_up_factors),
             )
         )
 
@@ -619,7 +622,12 @@ class MFAService:
         )
 
     def step_up(
-        self, user_id: str, code: str, *, challenge_id: str | None = None
+        self,
+        user_id: str,
+        code: str,
+        *,
+        challenge_id: str | None = None,
+        factors: Iterable[Factor] | None = None,
     ) -> VerificationResult:
         """Check a fresh second factor before a sensitive operation (the one step-up check).
 
@@ -630,10 +638,25 @@ class MFAService:
         the user's counter, throttling, replay protection) and the result's ``factor``
         names it, for the host's ``last_check``. Never raises for a wrong code; users see
         the one uniform message.
+
+        ``factors``: accept only these (pass the ``factors`` of the challenge decision
+        :meth:`decide` gave for the action, so that the step-up takes exactly what the
+        policy counts for it: a policy that asks for a security key accepts no code here).
+        A code of another factor is refused as if it matched nothing (``no_credential`` or
+        ``malformed``; for an SMS/email challenge ``invalid_code`` with the audit reason
+        ``channel_not_allowed``), counted as an attempt like any refusal.
         """
         check_id(user_id, "user_id")
+        allowed = allowed_factors(factors)
         return self._run(
-            step_up_flow(self._ctx, user_id, code, self._ctx.now(), challenge_id=challenge_id)
+            step_up_flow(
+                self._ctx,
+                user_id,
+                code,
+                self._ctx.now(),
+                challenge_id=challenge_id,
+                factors=allowed,
+            )
         )
 
     def enrolment_uri(

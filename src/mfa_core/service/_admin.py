@@ -23,6 +23,7 @@ from ..errors import (
 )
 from ..lifecycle import LifecycleEvent, can_authenticate, effective_state, renewal_due, transition
 from ..models import Credential, CredentialState, Event, EventType
+from ..policy import Factor
 from ..ports import CredentialStore, FailureCounter, RecoveryCodeStore
 from ._context import (
     Context,
@@ -60,6 +61,7 @@ def disable_flow(
     by_admin: str | None = None,
     step_up_challenge_id: str | None = None,
     keep_recovery_codes: bool = False,
+    step_up_factors: frozenset[Factor] | None = None,
 ) -> Flow[None]:
     check_id(user_id, "user_id")
     check_id(credential_id, "credential_id")
@@ -74,7 +76,12 @@ def disable_flow(
         if step_up_code is None:
             raise StepUpRequired("disabling a credential needs a fresh second-factor code")
         checked_up = yield from step_up_flow(
-            ctx, user_id, step_up_code, now, challenge_id=step_up_challenge_id
+            ctx,
+            user_id,
+            step_up_code,
+            now,
+            challenge_id=step_up_challenge_id,
+            factors=step_up_factors,
         )
         raise_unless_accepted(checked_up)
     target = yield from apply_flow(

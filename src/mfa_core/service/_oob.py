@@ -323,6 +323,7 @@ def verify_oob_code_flow(
     code: object,
     purpose: OOBPurpose | str,
     destination: str | None = None,
+    channels: frozenset[OOBChannel] | None = None,
 ) -> Flow[OOBVerificationResult]:
     check_id(user_id, "user_id")
     kind = parse_purpose(purpose)
@@ -357,6 +358,10 @@ def verify_oob_code_flow(
         if record is None or record.user_id != user_id:
             wrong = OOBReason.WRONG_CHALLENGE
             return oob_failed(ctx, user_id, now, after, wrong, challenge_id)
+        if channels is not None and record.channel not in channels:
+            # a step-up whose policy does not count this channel's codes for the action
+            banned = OOBReason.CHANNEL_NOT_ALLOWED
+            return oob_failed(ctx, user_id, now, after, banned, challenge_id)
         if _email_login_refused(ctx, record.purpose, record.channel):
             # The channel rule holds on a verify too: an email login code stops working
             # once the user has an authenticator, whenever the challenge was started.

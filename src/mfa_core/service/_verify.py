@@ -108,13 +108,22 @@ def clock_skew(
 
 
 def verify_at_flow(
-    ctx: Context, user_id: str, code: object, now: float, *, diagnose_skew: bool = False
+    ctx: Context,
+    user_id: str,
+    code: object,
+    now: float,
+    *,
+    diagnose_skew: bool = False,
+    kinds: frozenset[CredentialKind] | None = None,
 ) -> Flow[VerificationResult]:
-    """Verify ``code`` for ``user_id`` at ``now`` (also the step-up check of ``disable``)."""
+    """Verify ``code`` for ``user_id`` at ``now`` (also the step-up check of ``disable``);
+    ``kinds``: only credentials of these kinds count (default: TOTP and HOTP)."""
     begun = yield from begin_flow(ctx, user_id, now)
     if isinstance(begun, VerificationResult):
         return begun
     after, credentials = begun
+    if kinds is not None:  # a step-up restricted by a policy: only its kinds count
+        credentials = [c for c in credentials if c.kind in kinds]
     found_usable, expired = usable_states(ctx, credentials, now)
     for credential, _ in found_usable:  # identity checks: this is the hot path
         kind = credential.kind
