@@ -802,6 +802,47 @@ def test_bad_clock_and_bad_ports_are_typed_errors(store_factory: Callable[[], An
         MFAService(store, store, sealer).verify("", "123456")
 
 
+@pytest.mark.parametrize(
+    "reading", [10**400, 2**63, 1e300, -1, float("inf"), True, "1800000000", None]
+)
+def test_a_clock_reading_beyond_the_time_rule_is_the_clocks_error(
+    store_factory: Callable[[], Any], reading: object
+) -> None:
+    """Beyond float range, past MAX_TIME (2**62), negative or not a number: the service
+    names the clock (INVALID_TIME) before any store sees the time, whatever the flow."""
+    store = store_factory()
+
+    class BadClock:
+        def now(self) -> Any:
+            return reading
+
+    service = MFAService(store, store, AESGCMSealer.generate(), clock=BadClock())
+    flows: list[Callable[[], object]] = [
+        lambda: service.verify("alice", "123456"),
+        lambda: service.begin_enrolment("alice"),
+        lambda: service.list_credentials("alice"),
+        lambda: service.admin_unlock("alice", admin_id="root"),
+        lambda: service.throttle_status("alice"),
+    ]
+    for flow in flows:
+        with pytest.raises(InvalidParameter) as caught:
+            flow()
+        assert caught.value.code == ErrorCode.INVALID_TIME
+        assert "clock" in str(caught.value)
+    assert store.list_for_user("alice") == []
+
+
+def test_the_latest_time_a_clock_may_read_is_used() -> None:
+    store = MemoryStore()
+
+    class LateClock:
+        def now(self) -> int:
+            return 2**62
+
+    service = MFAService(store, store, AESGCMSealer.generate(), clock=LateClock())
+    assert service.throttle_status("alice").allowed
+
+
 def test_default_ports(store_factory: Callable[[], Any]) -> None:
     store = store_factory()
     service = MFAService(store, store, AESGCMSealer.generate())

@@ -19,7 +19,6 @@ results and events, the same way for every factor:
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Callable, Sequence
 from typing import Final, TypeVar
 
@@ -27,8 +26,8 @@ import attrs
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from .._validate import MAX_TIME, is_time
 from .._validate import check_id as _check_text_id
-from .._validate import is_int as _is_int
 from ..errors import (
     CredentialNotFound,
     ErrorCode,
@@ -147,17 +146,13 @@ class Context:
     """The relying party's settings when a :class:`~mfa_core.ports.WebAuthnStore` is given."""
 
     def now(self) -> float:
-        """The clock's time, checked (a bad clock is an InvalidParameter, never used)."""
+        """The clock's time, checked by the validation layer's rule for a time (finite,
+        non-negative, at most ``MAX_TIME``, 2**62; an int range-checked
+        before it is converted): a bad clock is an InvalidParameter, never used."""
         now = self.clock.now()
-        if type(now) is float and now >= 0.0 and math.isfinite(now):
-            return now  # the common case, checked by the same rules as below
-        if _is_int(now):
-            if not 0 <= now <= 2**53:
-                raise InvalidParameter(
-                    "the clock returned an invalid time", code=ErrorCode.INVALID_TIME
-                )
-            return float(now)
-        if not isinstance(now, float) or not math.isfinite(now) or now < 0:
+        if type(now) is float and 0.0 <= now <= MAX_TIME:
+            return now  # the common case, checked by the same rule as below; NaN fails
+        if not is_time(now):
             raise InvalidParameter(
                 "the clock returned an invalid time", code=ErrorCode.INVALID_TIME
             )
