@@ -107,6 +107,24 @@ class TestPostgresWebAuthn(WebAuthnStoreContract):
         return SQLStore(self.engine)
 
 
+class TestMariaDBWebAuthn(WebAuthnStoreContract):
+    """On MariaDB: ids and challenge keys as byte-exact VARBINARY, the counter's
+    compare-and-set a conditional UPDATE (no RETURNING)."""
+
+    @pytest.fixture(autouse=True)
+    def _database(self, mariadb_url: str, mariadb_database: str) -> Iterator[None]:
+        from server_tools import mariadb_engine
+
+        self.engine = mariadb_engine(mariadb_url, mariadb_database, pool_size=4, max_overflow=30)
+        yield
+        self.engine.dispose()
+
+    def make_store(self) -> Any:
+        from mfa_core.stores.sql import SQLStore
+
+        return SQLStore(self.engine)
+
+
 class TestSQLAlchemySQLiteWebAuthn(WebAuthnStoreContract):
     @pytest.fixture(autouse=True)
     def _database(self, tmp_path: Path) -> Iterator[None]:
@@ -147,6 +165,28 @@ class TestAsyncPostgresWebAuthn(AsyncStoreContract, WebAuthnStoreContract):
             schema_translate_map={None: self.schema}
         )
         return Owned(engine)
+
+
+class TestAsyncMariaDBWebAuthn(AsyncStoreContract, WebAuthnStoreContract):
+    @pytest.fixture(autouse=True)
+    def _database(self, mariadb_url: str, mariadb_database: str) -> None:
+        self.url = mariadb_url
+        self.target = mariadb_database
+
+    def make_async_store(self) -> Any:
+        from server_tools import async_mariadb_url
+        from sqlalchemy.ext.asyncio import create_async_engine
+
+        from mfa_core.aio.sql import AsyncSQLStore
+
+        class Owned(AsyncSQLStore):
+            __slots__ = ()
+
+            async def close(self) -> None:
+                await self.engine.dispose()
+
+        engine = create_async_engine(async_mariadb_url(self.url), pool_size=4, max_overflow=30)
+        return Owned(engine.execution_options(schema_translate_map={None: self.target}))
 
 
 # -- the suite's teeth: stores that break a rule fail it -----------------------------------

@@ -126,6 +126,8 @@ class SQLWebAuthn:
 
         def _transaction(self, operation: str, body: Callable[[sa.Connection], _T]) -> _T: ...
 
+        _mysql: bool
+
     def add_webauthn_credential(self, credential: WebAuthnCredential) -> None:
         """One ``INSERT``; :class:`~mfa_core.errors.StoreError` if the id exists."""
         row = credential_row(check_webauthn_credential(credential))
@@ -217,7 +219,9 @@ class SQLWebAuthn:
         self, key: str, fingerprint: str, now: float
     ) -> WebAuthnChallenge | None:
         """One ``UPDATE ... WHERE used_by IS NULL RETURNING``; when it changed nothing, the
-        row as it is (used already) or ``None``."""
+        row as it is (used already) or ``None``. MySQL/MariaDB have no ``UPDATE ...
+        RETURNING``: there the conditional ``UPDATE`` and the read of the row it changed
+        are one transaction (the update's row lock keeps the row as it was written)."""
         check_consume(key, fingerprint, now)
         table = _TABLES["challenges"]
         columns = [table.c[name] for name in CHALLENGE_COLUMNS]
@@ -225,9 +229,17 @@ class SQLWebAuthn:
             table.update()
             .where(table.c.key == key, table.c.used_by.is_(None))
             .values(used_by=fingerprint)
-            .returning(*columns)
         )
-        rows = self._execute("consume_webauthn_challenge", claim, _rows)
+        if self._mysql:
+
+            def claim_then_read(connection: sa.Connection) -> Sequence[Sequence[Any]]:
+                if connection.execute(claim).rowcount != 1:
+                    return []
+                return connection.execute(sa.select(*columns).where(table.c.key == key)).all()
+
+            rows = self._transaction("consume_webauthn_challenge", claim_then_read)
+        else:
+            rows = self._execute("consume_webauthn_challenge", claim.returning(*columns), _rows)
         if rows:
             fresh = list(rows[0])
             fresh[CHALLENGE_COLUMNS.index("used_by")] = None  # as it was before this call
