@@ -34,6 +34,7 @@ from mfa_core.aio.testing import (
     AsyncFailureCounterContract,
     AsyncOOBChallengeStoreContract,
     AsyncRecoveryCodeStoreContract,
+    AsyncStoreContract,
 )
 from mfa_core.errors import InvalidParameter
 from mfa_core.models import Credential, CredentialKind, CredentialState, FailureState
@@ -47,6 +48,7 @@ from mfa_core.testing import (
     OOBChallengeStoreContract,
     RecoveryCodeStoreContract,
     StoreMaintenanceContract,
+    WebAuthnStoreContract,
 )
 from mfa_core.throttle import ThrottleConfig
 
@@ -122,6 +124,31 @@ class TestAsyncRedisClusterContract(
 
     race_threads = 16
     gather_tasks = 100
+
+    @pytest.fixture(autouse=True)
+    def _cluster(self, redis_cluster: PrivateRedisCluster) -> None:
+        self.cluster = redis_cluster
+        self.prefix = unique("mfa-test:") + ":"
+
+    def make_async_store(self) -> Any:
+        return _OwningAsyncStore(self.cluster.async_client(), prefix=self.prefix)
+
+
+class TestRedisClusterWebAuthn(WebAuthnStoreContract):
+    """Security keys on the cluster: a user's credential keys under their hash tag, the
+    credential-id index and the challenges each in their own slot."""
+
+    @pytest.fixture(autouse=True)
+    def _cluster(self, redis_cluster: PrivateRedisCluster) -> None:
+        self.cluster = redis_cluster
+        self.prefix = unique("mfa-test:") + ":"
+
+    def make_store(self) -> RedisStore:
+        return cluster_store(self.cluster, self.prefix)
+
+
+class TestAsyncRedisClusterWebAuthn(AsyncStoreContract, WebAuthnStoreContract):
+    """The same on ``redis.asyncio.cluster.RedisCluster``."""
 
     @pytest.fixture(autouse=True)
     def _cluster(self, redis_cluster: PrivateRedisCluster) -> None:
