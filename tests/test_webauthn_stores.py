@@ -92,6 +92,23 @@ def test_redis_key_layout_is_tagged_per_user(redis_url: str, redis_prefix: str) 
     store.close()
 
 
+def _owned_async_sql_store(url: str, schema: str) -> Any:
+    """An AsyncSQLStore on its own engine for ``url`` (tables in ``schema``), which its
+    close() disposes of."""
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from mfa_core.aio.sql import AsyncSQLStore
+
+    class Owned(AsyncSQLStore):
+        __slots__ = ()
+
+        async def close(self) -> None:
+            await self.engine.dispose()
+
+    engine = create_async_engine(url, pool_size=4, max_overflow=30)
+    return Owned(engine.execution_options(schema_translate_map={None: schema}))
+
+
 class TestPostgresWebAuthn(WebAuthnStoreContract):
     @pytest.fixture(autouse=True)
     def _database(self, postgres_url: str, postgres_schema: str) -> Iterator[None]:
@@ -150,21 +167,8 @@ class TestAsyncPostgresWebAuthn(AsyncStoreContract, WebAuthnStoreContract):
         self.schema = postgres_schema
 
     def make_async_store(self) -> Any:
-        from sqlalchemy.ext.asyncio import create_async_engine
-
-        from mfa_core.aio.sql import AsyncSQLStore
-
-        class Owned(AsyncSQLStore):
-            __slots__ = ()
-
-            async def close(self) -> None:
-                await self.engine.dispose()
-
         url = self.url.replace("postgresql://", "postgresql+psycopg://", 1)
-        engine = create_async_engine(url, pool_size=4, max_overflow=20).execution_options(
-            schema_translate_map={None: self.schema}
-        )
-        return Owned(engine)
+        return _owned_async_sql_store(url, self.schema)
 
 
 class TestAsyncMariaDBWebAuthn(AsyncStoreContract, WebAuthnStoreContract):
@@ -175,18 +179,8 @@ class TestAsyncMariaDBWebAuthn(AsyncStoreContract, WebAuthnStoreContract):
 
     def make_async_store(self) -> Any:
         from server_tools import async_mariadb_url
-        from sqlalchemy.ext.asyncio import create_async_engine
 
-        from mfa_core.aio.sql import AsyncSQLStore
-
-        class Owned(AsyncSQLStore):
-            __slots__ = ()
-
-            async def close(self) -> None:
-                await self.engine.dispose()
-
-        engine = create_async_engine(async_mariadb_url(self.url), pool_size=4, max_overflow=30)
-        return Owned(engine.execution_options(schema_translate_map={None: self.target}))
+        return _owned_async_sql_store(async_mariadb_url(self.url), self.target)
 
 
 # -- the suite's teeth: stores that break a rule fail it -----------------------------------
