@@ -52,6 +52,11 @@ def test_config_boundaries() -> None:
     LifecycleConfig(pending_ttl=0.001, max_age=0.001)
     LifecycleConfig(max_age=math.inf)
     LifecycleConfig(strict_expiry=True)
+    assert LifecycleConfig(max_confirmation_attempts=1).max_confirmation_attempts == 1
+    assert LifecycleConfig(max_confirmation_attempts=100).max_confirmation_attempts == 100
+
+
+_ATTEMPTS = "max_confirmation_attempts must be an integer from 1 to 100"
 
 
 @pytest.mark.parametrize(
@@ -68,6 +73,10 @@ def test_config_boundaries() -> None:
         ({"max_age": None}, "max_age must be a finite number of seconds"),
         ({"strict_expiry": 1}, "strict_expiry must be a bool"),
         ({"strict_expiry": None}, "strict_expiry must be a bool"),
+        *(
+            ({"max_confirmation_attempts": bad}, _ATTEMPTS)
+            for bad in (0, 101, True, "5", 2.0, None)
+        ),
     ],
 )
 def test_config_refusals(kwargs: dict[str, Any], message: str) -> None:
