@@ -158,10 +158,10 @@ def test_needs_rehash_refusals() -> None:
         "params must be Argon2Params",
     )
     refuses(
-        lambda: needs_rehash("x" * 513, FAST),
+        lambda: needs_rehash(PHC_FAST + "A" * 10**6, FAST),  # past the pattern's reach
         InvalidParameter,
         ErrorCode.INVALID_PARAMETER,
-        "stored recovery hash is not a valid PHC string",
+        "stored recovery hash is not an Argon2id (v=19) PHC string",
     )
     refuses(
         lambda: needs_rehash(None, FAST),  # type: ignore[arg-type]
@@ -495,3 +495,30 @@ def test_generated_codes_have_the_configured_shape() -> None:
     grouped = generate_recovery_codes("u", TAG_KEY, RecoveryConfig(count=1, argon2=FAST))
     assert len(grouped.codes[0]) == 19 and grouped.codes[0].count("-") == 3
     assert "codes hidden" in str(grouped) and grouped.codes[0] not in repr(grouped)
+
+
+# -- the verification cap and generation's redraws -------------------------------------------
+
+
+def test_hashes_of_the_defaults_verify_under_cheaper_or_wider_configurations() -> None:
+    """The cap is the configuration's parameters or the defaults, whichever cost more, per
+    parameter: a hash made with the defaults still verifies after the host configures
+    cheaper ones, or more lanes with less memory (a rehash is then due)."""
+    made = generate_recovery_codes("u", TAG_KEY, RecoveryConfig(count=1))  # the defaults
+    wide = Argon2Params(memory_kib=64, iterations=1, lanes=4, salt_bytes=8, hash_bytes=16)
+    for params in (FAST, wide):
+        checked = check_recovery_code(made.codes[0], "u", made.records, TAG_KEY, params)
+        assert checked.reason is RecoveryReason.OK and checked.rehash_due, params
+    # and a hash made with the wider one verifies under it, though it asks 4 lanes
+    record = attrs.evolve(made.records[0], phc=hash_recovery_code(made.codes[0], wide))
+    assert check_recovery_code(made.codes[0], "u", [record], TAG_KEY, wide).reason is (
+        RecoveryReason.OK
+    )
+
+
+def test_generation_draws_again_on_a_repeated_record_id(monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn = iter(["a" * 16, "a" * 16, "b" * 16, "b" * 16, "c" * 16])
+    monkeypatch.setattr(recovery.secrets, "token_hex", lambda n: next(drawn))
+    made = generate_recovery_codes("u", TAG_KEY, RecoveryConfig(count=3, argon2=FAST))
+    assert [r.id for r in made.records] == ["a" * 16, "b" * 16, "c" * 16]
+    assert len(set(made.codes)) == 3

@@ -133,7 +133,6 @@ _PHC_RE: Final = re.compile(
     r"\$([A-Za-z0-9+/]{11,128})\$([A-Za-z0-9+/]{6,128})",
     re.ASCII,
 )
-_MAX_PHC: Final = 512
 _TAG_RE: Final = re.compile(f"[0-9a-f]{{{2 * TAG_BYTES}}}", re.ASCII)
 
 # Bounds of the Argon2id parameters; stored PHC strings outside them are refused, so a
@@ -204,7 +203,7 @@ class Argon2Params:
     def fast_for_testing(cls) -> Argon2Params:
         """Return the cheapest valid parameters (m = 8 KiB, t = 1): for tests only, never
         for production, where they make stolen hashes cheap to attack."""
-        return cls(memory_kib=8, iterations=1, lanes=1, salt_bytes=8, hash_bytes=16)
+        return cls(memory_kib=8, iterations=1, salt_bytes=8, hash_bytes=16)  # one lane
 
 
 @attrs.frozen
@@ -428,21 +427,24 @@ def _hash(canonical: str, params: Argon2Params) -> str:
 
 def _b64_length(text: str) -> int:
     """Length of unpadded standard base64 ``text``, refusing non-canonical encodings."""
+    # _PHC_RE admits only the base64 alphabet: the padding and the canonical form are what
+    # is left to check (the text padded to a multiple of four encodes back to itself).
+    padded = text + "=" * (-len(text) % 4)
     try:
-        # _PHC_RE admits only the base64 alphabet: the padding and the canonical form are
-        # what is left to check.
-        raw = base64.b64decode(text + "=" * (-len(text) % 4))
+        raw = base64.b64decode(padded)
     except (binascii.Error, ValueError):
         raise InvalidParameter("stored recovery hash is not a valid PHC string") from None
-    if base64.b64encode(raw).decode().rstrip("=") != text:
+    if base64.b64encode(raw).decode() != padded:
         raise InvalidParameter("stored recovery hash is not a valid PHC string")
     return len(raw)
 
 
 def _parse_phc(phc: object) -> Argon2Params:
     """Return the parameters of an Argon2id v19 PHC string within our bounds, or raise."""
-    if type(phc) is not str or len(phc) > _MAX_PHC:
+    if type(phc) is not str:
         raise InvalidParameter("stored recovery hash is not a valid PHC string")
+    # The pattern's quantifiers are bounded (at most 311 characters match): a long string
+    # fails it after that many, so its length needs no check of its own.
     match = _PHC_RE.fullmatch(phc)
     if match is None:
         raise InvalidParameter("stored recovery hash is not an Argon2id (v=19) PHC string")
@@ -474,11 +476,12 @@ def _verify_cap(params: Argon2Params | None) -> Argon2Params:
     default = Argon2Params()
     if params is None:
         return default
-    lanes = max(params.lanes, default.lanes)
+    # Each of the two holds memory_kib >= 8 * lanes, so their larger memory covers their
+    # larger lane count: the result is valid Argon2id parameters.
     return Argon2Params(
-        memory_kib=max(params.memory_kib, default.memory_kib, 8 * lanes),
+        memory_kib=max(params.memory_kib, default.memory_kib),
         iterations=max(params.iterations, default.iterations),
-        lanes=lanes,
+        lanes=max(params.lanes, default.lanes),
     )
 
 
@@ -559,11 +562,13 @@ def select_by_tag(tag: str, records: Iterable[RecoveryRecord]) -> RecoveryRecord
     """
     if type(tag) is not str:
         raise InvalidParameter("tag must be a string")
-    wanted = tag.encode("ascii", "replace")
+    checked = _check_records(records)
+    if not tag.isascii():
+        return None  # every stored tag is lower-case hex
     unused: RecoveryRecord | None = None
     used: RecoveryRecord | None = None
-    for record in _check_records(records):
-        if hmac.compare_digest(record.tag.encode("ascii", "replace"), wanted):
+    for record in checked:
+        if hmac.compare_digest(record.tag, tag):
             if not record.used and unused is None:
                 unused = record
             elif record.used and used is None:

@@ -148,6 +148,6 @@ def find_skew(
             if not 0 <= step <= MAX_COUNTER:
                 continue
             computed += 1
-            if compare(state.code(step).encode("ascii"), candidate):
+            if compare(state.code(step).encode(), candidate):
                 return step, computed
     return None, computed
