@@ -12,12 +12,13 @@ per row one ``get`` (the idempotence check), one AES-256-GCM seal and one ``add`
 ``memory`` (:class:`~mfa_core.stores.MemoryStore`), ``sqlite``
 (:class:`~mfa_core.stores.SQLiteStore`, ``synchronous=FULL``: one fsync'd transaction per
 row), ``postgresql`` (:class:`~mfa_core.stores.sql.SQLStore`, one autocommitted statement
-per call) and ``redis`` (:class:`~mfa_core.stores.redis.RedisStore`). Recovery codes are
+per call), ``mariadb`` (the same store on MariaDB: a statement and its ``COMMIT``) and
+``redis`` (:class:`~mfa_core.stores.redis.RedisStore`). Recovery codes are
 left out: their cost is one Argon2id hash each (about 50 ms), see ``bench_recovery.py``.
 
 Prints rows imported per second per store and the ratio to the memory store. Redis keys
-live under a unique prefix and PostgreSQL tables in a unique schema, both removed at the
-end; the servers are left alone.
+live under a unique prefix, PostgreSQL tables in a unique schema and MariaDB tables in a
+unique database, all removed at the end; the servers are left alone.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ REDIS_URL = os.environ.get("MFA_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 POSTGRES_URL = os.environ.get(
     "MFA_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
-STORES = ("memory", "sqlite", "postgresql", "redis")
+MARIADB_URL = os.environ.get("MFA_TEST_MARIADB_URL", "mysql+pymysql://root@127.0.0.1:3306/test")
+STORES = ("memory", "sqlite", "postgresql", "mariadb", "redis")
 
 _DJANGO_OTP_TABLE = """
 CREATE TABLE otp_totp_totpdevice (
@@ -79,6 +81,29 @@ def write_source(path: Path, rows: int) -> None:
 
 
 @contextlib.contextmanager
+def _sql_store(url: str, name: str, kind: str, quote: str, cascade: str) -> Iterator[Any]:
+    """A SQLStore on ``url`` with its tables in a new schema (PostgreSQL) or database
+    (MariaDB) ``name``, dropped afterwards."""
+    import sqlalchemy as sa
+
+    from mfa_core.stores.sql import SQLStore, create_schema
+
+    quoted = f"{quote}{name}{quote}"
+    admin = sa.create_engine(url)
+    with admin.begin() as connection:
+        connection.execute(sa.text(f"CREATE {kind} {quoted}"))
+    engine = sa.create_engine(url).execution_options(schema_translate_map={None: name})
+    try:
+        create_schema(engine)
+        yield SQLStore(engine)
+    finally:
+        engine.dispose()
+        with admin.begin() as connection:
+            connection.execute(sa.text(f"DROP {kind} IF EXISTS {quoted}{cascade}"))
+        admin.dispose()
+
+
+@contextlib.contextmanager
 def open_store(name: str, directory: Path) -> Iterator[Any]:
     """The store ``name``, fresh, removed afterwards."""
     if name == "memory":
@@ -105,25 +130,13 @@ def open_store(name: str, directory: Path) -> Iterator[Any]:
                 client.delete(key)
             client.close()
     elif name == "postgresql":
-        import sqlalchemy as sa
-
-        from mfa_core.stores.sql import SQLStore, create_schema
-
         schema = f"mfa_bench_import_{uuid.uuid4().hex[:12]}"
-        admin = sa.create_engine(POSTGRES_URL)
-        with admin.begin() as connection:
-            connection.execute(sa.text(f'CREATE SCHEMA "{schema}"'))
-        engine = sa.create_engine(POSTGRES_URL).execution_options(
-            schema_translate_map={None: schema}
-        )
-        try:
-            create_schema(engine)
-            yield SQLStore(engine)
-        finally:
-            engine.dispose()
-            with admin.begin() as connection:
-                connection.execute(sa.text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-            admin.dispose()
+        with _sql_store(POSTGRES_URL, schema, "SCHEMA", '"', " CASCADE") as store:
+            yield store
+    elif name == "mariadb":
+        database = f"mfa_bench_import_{uuid.uuid4().hex[:12]}"
+        with _sql_store(MARIADB_URL, database, "DATABASE", "`", "") as store:
+            yield store
     else:
         raise SystemExit(f"unknown store {name!r} (known: {', '.join(STORES)})")
 

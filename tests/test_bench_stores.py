@@ -12,6 +12,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[1]
 
 pytest_plugins = ("servers",)
@@ -106,3 +108,26 @@ def _rows(text: str, header: str) -> dict[tuple[str, str], list[str]]:
         if line.startswith("| ") and not line.startswith(header)
         for cells in [[cell.strip() for cell in line.strip("|").split("|")]]
     }
+
+
+def test_import_benchmark_on_the_servers(
+    redis_url: str, postgres_url: str, mariadb_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """benchmarks/bench_import.py on the server stores (a handful of rows; timings are not
+    checked): each gets a table row with a positive rate."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "bench_import", ROOT / "benchmarks" / "bench_import.py"
+    )
+    assert spec is not None and spec.loader is not None
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    bench.REDIS_URL = redis_url
+    bench.POSTGRES_URL = postgres_url
+    bench.MARIADB_URL = mariadb_url
+    assert bench.main(["--rows", "10", "--stores", "postgresql,mariadb,redis"]) == 0
+    captured = capsys.readouterr()
+    rates = {cells[0]: cells[1] for cells in _rows(captured.out, "| store").values()}
+    assert set(rates) == {"postgresql", "mariadb", "redis"}, captured.err
+    assert all(float(rate.replace(",", "")) > 0 for rate in rates.values()), rates
