@@ -18,6 +18,7 @@ import re
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -74,8 +75,13 @@ def main() -> int:
     work = args.work or Path(tempfile.mkdtemp(prefix="mfa-core-fuzz-"))
     failed = []
     for name in names:
+        started = time.monotonic()
         clean, iterations = run_one(name, args.seconds, work, args.runs)
-        print(f"fuzz {name}: {iterations} inputs, {'0 findings' if clean else 'FINDING'}")
+        took = max(time.monotonic() - started, 1e-9)
+        print(
+            f"fuzz {name}: {iterations} inputs in {took:.0f} s ({iterations / took:,.0f}/s), "
+            + ("0 findings" if clean else "FINDING")
+        )
         if not clean:
             failed.append(name)
     print(f"fuzz: {len(names) - len(failed)} harnesses clean, {len(failed)} with findings")
