@@ -157,7 +157,7 @@ def test_step_up_accepts_only_the_factors_the_policy_counts_for_the_action(make:
         keep_recovery_codes=True,
     )
     assert world.service.list_credentials("alice")[0].state == CredentialState.DISABLED
-    for bad in ("totp", ["totp"], 7, [None]):
+    for bad in ("totp", ["totp"], 7, [None], [["totp"]], {"totp": 1}):
         with pytest.raises(InvalidParameter):
             world.service.step_up("alice", codes[3], factors=bad)
 

@@ -53,12 +53,13 @@ def allowed_factors(factors: object) -> frozenset[Factor] | None:
     but an iterable of :class:`~mfa_core.policy.Factor` is an InvalidParameter."""
     if factors is None:
         return None
+    refusal = "factors must be None or an iterable of mfa_core.policy.Factor"
     if isinstance(factors, str | bytes) or not isinstance(factors, Iterable):
-        raise InvalidParameter("factors must be None or an iterable of mfa_core.policy.Factor")
-    allowed = frozenset(factors)
-    if not all(isinstance(factor, Factor) for factor in allowed):
-        raise InvalidParameter("factors must be None or an iterable of mfa_core.policy.Factor")
-    return allowed
+        raise InvalidParameter(refusal)
+    items = tuple(factors)
+    if not all(isinstance(factor, Factor) for factor in items):
+        raise InvalidParameter(refusal)
+    return frozenset(items)
 
 
 def step_up_flow(
