@@ -558,7 +558,8 @@ def _check_records(records: object) -> tuple[RecoveryRecord, ...]:
 
 def select_by_tag(tag: str, records: Iterable[RecoveryRecord]) -> RecoveryRecord | None:
     """Return the record to verify for ``tag``: an unused one if any has that tag, else a
-    used one, else ``None``. Tags are compared in constant time; every record is looked at.
+    used one, else ``None``. Tags are compared in constant time; every record is looked at
+    (a tag that is not ASCII matches none: stored tags are lower-case hex).
     """
     if type(tag) is not str:
         raise InvalidParameter("tag must be a string")
