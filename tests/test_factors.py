@@ -202,6 +202,24 @@ def test_a_new_enrolment_replaces_the_earlier_pending_one(make: Make) -> None:
         )
 
 
+def test_an_abandoned_enrolment_leaves_no_confirmation_count_behind(make: Make) -> None:
+    from mfa_core.service._confirm import confirmation_counter
+
+    world = make()
+    first = world.service.begin_enrolment("alice")
+    wrong = wrong_code([b32decode_key(first.secret)], world.now)
+    assert not world.service.confirm_enrolment("alice", first.credential_id, wrong).accepted
+    assert _count(world, confirmation_counter(first.credential_id)) == 1
+    second = world.service.begin_enrolment("alice")  # restarted: the first is dropped
+    assert _count(world, confirmation_counter(first.credential_id)) == 0
+    world.clock.advance(5)
+    wrong = wrong_code([b32decode_key(second.secret)], world.now)
+    assert not world.service.confirm_enrolment("alice", second.credential_id, wrong).accepted
+    world.service.cancel_enrolment("alice", second.credential_id)
+    assert _count(world, confirmation_counter(second.credential_id)) == 0
+    assert _count(world) == 0  # the user's own count never moved
+
+
 def test_a_pending_renewal_is_not_replaced_by_a_new_enrolment(make: Make) -> None:
     world = make()
     cred_id, _ = world.enrol_totp()

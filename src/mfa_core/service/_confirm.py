@@ -77,8 +77,9 @@ def confirmation_failed_flow(
     return result
 
 
-def confirmation_succeeded_flow(ctx: Context, pending: Credential) -> Flow[None]:
-    """Forget the enrolment's attempt count (best effort: the key is never used again)."""
+def forget_confirmations_flow(ctx: Context, pending: Credential) -> Flow[None]:
+    """Forget the enrolment's attempt count once it is confirmed or abandoned (best effort:
+    the key is never used again, and a leftover row only takes space)."""
     try:
         yield from call(FailureCounter.reset, confirmation_counter(pending.id))
     except Exception:

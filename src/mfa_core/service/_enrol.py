@@ -31,7 +31,7 @@ from ..uri import build_uri
 from ._confirm import (
     admit_confirmation_flow,
     confirmation_failed_flow,
-    confirmation_succeeded_flow,
+    forget_confirmations_flow,
 )
 from ._context import (
     OTP_KINDS,
@@ -208,7 +208,7 @@ def confirm_enrolment_flow(
             data={"offset": match.offset, "drift": match.drift},
         )
     )
-    yield from confirmation_succeeded_flow(ctx, pending)
+    yield from forget_confirmations_flow(ctx, pending)
     if pending.replaces is not None:
         yield from supersede_flow(ctx, credentials, pending, now)
     if not had_usable:
@@ -293,7 +293,11 @@ def start_flow(
 
 
 def abandon_flow(ctx: Context, credential: Credential, now: float, reason: str) -> Flow[None]:
+    """Drop a pending enrolment (restarted, cancelled, expired) and forget its confirmation
+    attempts: a request that read it before is refused at the compare-and-set of its
+    confirmation (the credential is gone), so the count protects nothing any more."""
     yield from apply_flow(ctx, credential, LifecycleEvent.ABANDON, now)
+    yield from forget_confirmations_flow(ctx, credential)
     ctx.emit(
         Event(
             type=EventType.CREDENTIAL_REMOVED,

@@ -36,7 +36,7 @@ from ..ports import CredentialStore, OOBChallengeStore
 from ._confirm import (
     admit_confirmation_flow,
     confirmation_failed_flow,
-    confirmation_succeeded_flow,
+    forget_confirmations_flow,
 )
 from ._context import (
     Context,
@@ -256,7 +256,7 @@ def _activate_flow(
     refusal = yield from confirm_write_flow(ctx, pending, now)
     if refusal is not None:
         return refusal
-    yield from confirmation_succeeded_flow(ctx, pending)
+    yield from forget_confirmations_flow(ctx, pending)
     yield from note_flow(ctx, user_id, now, History(confirmed={pending.kind.value: now}))
     ctx.emit(
         Event(
