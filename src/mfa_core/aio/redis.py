@@ -53,6 +53,7 @@ from ..stores.redis import (
     DEFAULT_PREFIX,
     DEFAULT_REPLICA_ACK_TIMEOUT,
     DEFAULT_TIMEOUT,
+    _first_node,
     _interpret,
     _pipeline,
     _socket_timeout,
@@ -336,11 +337,7 @@ class AsyncRedisStore(AsyncRedisWebAuthn):
         await client.initialize()  # once; a no-op afterwards
         manager = client.nodes_manager
         slot = client.keyslot(call.slot_key)
-        node = manager.get_node_from_slot(slot)
-        if node.name in self._suspects:
-            others = [n for n in client.get_primaries() if n.name not in self._suspects]
-            if others:
-                node = others[slot % len(others)]
+        node = _first_node(client, slot, self._suspects)
         asking = False
         for _ in range(_MAX_REDIRECTS):
             try:

@@ -170,6 +170,19 @@ def _store_error(call: Call[Any], exc: BaseException) -> StoreError:
     return StoreError(f"the Redis store failed: {call.operation} failed ({type(exc).__name__})")
 
 
+def _first_node(client: Any, slot: int, suspects: set[str]) -> Any:
+    """The node to send a command for ``slot`` to first, on a blocking or an asyncio
+    ``RedisCluster``: the slot's primary by the client's table, unless that node failed
+    lately (in ``suspects``); then another primary, picked by the slot so that the slots
+    of a failed node spread, which redirects (MOVED) to the slot's current owner."""
+    node = client.nodes_manager.get_node_from_slot(slot)
+    if node.name in suspects:
+        others = [n for n in client.get_primaries() if n.name not in suspects]
+        if others:
+            node = others[slot % len(others)]
+    return node
+
+
 def _left(deadline: float) -> float:
     """Seconds left until ``deadline`` (a wait of zero would be a non-blocking poll)."""
     return max(deadline - time.monotonic(), 0.001)
@@ -473,11 +486,7 @@ class RedisStore(RedisWebAuthn):
         client = self._cluster
         manager = client.nodes_manager
         slot = client.keyslot(call.slot_key)
-        node = manager.get_node_from_slot(slot)
-        if node.name in self._suspects:
-            others = [n for n in client.get_primaries() if n.name not in self._suspects]
-            if others:
-                node = others[slot % len(others)]
+        node = _first_node(client, slot, self._suspects)
         asking = False
         for _ in range(_MAX_REDIRECTS):
             try:
