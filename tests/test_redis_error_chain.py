@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import logging
 import socket
-import traceback
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
-from error_chain import chain
+from error_chain import chain_text
 
 from mfa_core.errors import MFAError, StoreError, StoreUnavailable
 from mfa_core.sealing import AESGCMSealer
@@ -29,13 +28,6 @@ pytest_plugins = ("servers",)
 
 PHONE = "+1 555 010 0167"
 SECRET = b"host secret for tests, 32 bytes!"
-
-
-def _texts(error: BaseException) -> str:
-    parts = ["".join(traceback.format_exception(error))]
-    for item in chain(error):
-        parts += [str(item), repr(item), repr(item.args)]
-    return "\n".join(parts)
 
 
 def _on_a_server_that_is_gone(
@@ -149,7 +141,7 @@ def test_redis_errors_never_reach_a_code_secret_or_destination(
         "555 010",
     ]
     everything = "\n".join(
-        [*(_texts(error) for error in errors), caplog.text, *(repr(r) for r in refusals)]
+        [*(chain_text(error) for error in errors), caplog.text, *(repr(r) for r in refusals)]
     )
     for secret in secrets:
         assert secret not in everything, f"{secret!r} reached an error, its chain or the log"

@@ -11,7 +11,7 @@ import traceback
 from collections.abc import Callable
 
 import pytest
-from error_chain import chain
+from error_chain import chain_text
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -133,13 +133,6 @@ def test_cli_errors_never_echo_the_secret_or_the_code(capsys: pytest.CaptureFixt
 # -- the service's flows: out-of-band resends, bound destinations, corrupt rows ---------------
 
 
-def _texts(error: BaseException) -> str:
-    parts = ["".join(traceback.format_exception(error))]
-    for item in chain(error):
-        parts += [str(item), repr(item), repr(item.args)]
-    return "\n".join(parts)
-
-
 class _QuotingSender:
     """A gateway whose errors quote the code and the number (as real ones do)."""
 
@@ -226,7 +219,7 @@ def test_service_errors_never_reach_a_code_secret_or_destination(
         "555 010",
     ]
     everything = "\n".join(
-        [*(_texts(error) for error in errors), caplog.text, repr(events.events), repr(refused)]
+        [*(chain_text(error) for error in errors), caplog.text, repr(events.events), repr(refused)]
     )
     _assert_clean(everything, secrets)
     for error in errors:
