@@ -92,7 +92,32 @@ class _OwningAsyncStore(AsyncRedisStore):
 # -- the contract suites -------------------------------------------------------------------
 
 
+class _ClusterPrefix:
+    """Each test on the session's private cluster, under a key prefix of its own."""
+
+    @pytest.fixture(autouse=True)
+    def _cluster(self, redis_cluster: PrivateRedisCluster) -> None:
+        self.cluster = redis_cluster
+        self.prefix = unique("mfa-test:") + ":"
+
+
+class _OnCluster(_ClusterPrefix):
+    """Through a blocking store with its own cluster client."""
+
+    def make_store(self) -> RedisStore:
+        return cluster_store(self.cluster, self.prefix)
+
+
+class _OnAsyncCluster(_ClusterPrefix):
+    """Through an async store with its own cluster client (made in the test's loop); the
+    async contract's own ``make_store`` wraps it for the suite's blocking helpers."""
+
+    def make_async_store(self) -> Any:
+        return _OwningAsyncStore(self.cluster.async_client(), prefix=self.prefix)
+
+
 class TestRedisClusterContract(
+    _OnCluster,
     CredentialStoreContract,
     FailureCounterContract,
     RecoveryCodeStoreContract,
@@ -105,16 +130,9 @@ class TestRedisClusterContract(
     attempt_store = True
     race_threads = 16
 
-    @pytest.fixture(autouse=True)
-    def _cluster(self, redis_cluster: PrivateRedisCluster) -> None:
-        self.cluster = redis_cluster
-        self.prefix = unique("mfa-test:") + ":"
-
-    def make_store(self) -> RedisStore:
-        return cluster_store(self.cluster, self.prefix)
-
 
 class TestAsyncRedisClusterContract(
+    _OnAsyncCluster,
     AsyncCredentialStoreContract,
     AsyncFailureCounterContract,
     AsyncRecoveryCodeStoreContract,
@@ -125,38 +143,14 @@ class TestAsyncRedisClusterContract(
     race_threads = 16
     gather_tasks = 100
 
-    @pytest.fixture(autouse=True)
-    def _cluster(self, redis_cluster: PrivateRedisCluster) -> None:
-        self.cluster = redis_cluster
-        self.prefix = unique("mfa-test:") + ":"
 
-    def make_async_store(self) -> Any:
-        return _OwningAsyncStore(self.cluster.async_client(), prefix=self.prefix)
-
-
-class TestRedisClusterWebAuthn(WebAuthnStoreContract):
+class TestRedisClusterWebAuthn(_OnCluster, WebAuthnStoreContract):
     """Security keys on the cluster: a user's credential keys under their hash tag, the
     credential-id index and the challenges each in their own slot."""
 
-    @pytest.fixture(autouse=True)
-    def _cluster(self, redis_cluster: PrivateRedisCluster) -> None:
-        self.cluster = redis_cluster
-        self.prefix = unique("mfa-test:") + ":"
 
-    def make_store(self) -> RedisStore:
-        return cluster_store(self.cluster, self.prefix)
-
-
-class TestAsyncRedisClusterWebAuthn(AsyncStoreContract, WebAuthnStoreContract):
+class TestAsyncRedisClusterWebAuthn(_OnAsyncCluster, AsyncStoreContract, WebAuthnStoreContract):
     """The same on ``redis.asyncio.cluster.RedisCluster``."""
-
-    @pytest.fixture(autouse=True)
-    def _cluster(self, redis_cluster: PrivateRedisCluster) -> None:
-        self.cluster = redis_cluster
-        self.prefix = unique("mfa-test:") + ":"
-
-    def make_async_store(self) -> Any:
-        return _OwningAsyncStore(self.cluster.async_client(), prefix=self.prefix)
 
 
 # -- the key layout ------------------------------------------------------------------------
