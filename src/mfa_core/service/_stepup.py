@@ -46,6 +46,8 @@ __all__ = ["allowed_factors", "raise_unless_accepted", "step_up_flow"]
 
 _KIND_OF: Final = {Factor.TOTP: CredentialKind.TOTP, Factor.HOTP: CredentialKind.HOTP}
 _CHANNEL_OF: Final = {Factor.SMS_CODE: OOBChannel.SMS, Factor.EMAIL_CODE: OOBChannel.EMAIL}
+_OTP: Final = frozenset(_KIND_OF)
+_OOB: Final = frozenset(_CHANNEL_OF)
 
 
 def allowed_factors(factors: object) -> frozenset[Factor] | None:
@@ -83,14 +85,8 @@ def step_up_flow(
     recovery = factors is None or Factor.RECOVERY_CODE in factors
     if recovery and ctx.has_recovery and normalize_recovery_code(code) is not None:
         return (yield from verify_recovery_code_flow(ctx, user_id, code))
-    if factors is None:
-        return (yield from verify_at_flow(ctx, user_id, code, now))
-    kinds = frozenset(_KIND_OF[f] for f in factors & _OTP)
+    kinds = None if factors is None else frozenset(_KIND_OF[f] for f in factors & _OTP)
     return (yield from verify_at_flow(ctx, user_id, code, now, kinds=kinds))
-
-
-_OOB: Final = frozenset(_CHANNEL_OF)
-_OTP: Final = frozenset(_KIND_OF)
 
 
 def raise_unless_accepted(result: VerificationResult) -> None:
