@@ -81,7 +81,7 @@ class PrivateRedis:
             unavailable("redis-server is not installed, so no private server can be started")
         self.binary: str = binary
         self.directory = directory
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
         self.extra_args = extra_args
@@ -135,7 +135,7 @@ class PrivateRedis:
         self.process = None
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
@@ -192,7 +192,7 @@ def drop_postgres_schema(url: str, schema: str) -> None:
 def _free_cluster_port() -> int:
     """A free port whose cluster bus port (port + 10000) is free too."""
     for _ in range(100):
-        port = _free_port()
+        port = free_port()
         if port + 10000 > 65535:
             continue
         with socket.socket() as probe:
@@ -454,7 +454,7 @@ class PrivatePostgres:
         self.root = Path(tempfile.mkdtemp(prefix="mfa-test-pg-"))
         self.root.chmod(0o755)
         self.data = self.root / "data"
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"postgresql+psycopg://postgres@127.0.0.1:{self.port}/postgres"
         self.frozen: list[int] = []
 

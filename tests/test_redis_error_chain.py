@@ -12,12 +12,12 @@ traceback and the log for them.
 from __future__ import annotations
 
 import logging
-import socket
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from error_chain import chain_text
+from server_tools import free_port
 
 from mfa_core.errors import MFAError, StoreError, StoreUnavailable
 from mfa_core.sealing import AESGCMSealer
@@ -39,10 +39,8 @@ def _on_a_server_that_is_gone(
     ``expect``)."""
     from mfa_core.stores.redis import RedisStore
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    gone = RedisStore.from_url(f"redis://127.0.0.1:{port}/0", prefix="gone:", socket_timeout=0.5)
+    url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    gone = RedisStore.from_url(url, prefix="gone:", socket_timeout=0.5)
     dead = service_on(gone)
     expect(lambda: dead.send_oob_code("alice", channel="sms", destination=PHONE, purpose="login"))
     expect(lambda: dead.begin_enrolment("alice"))
