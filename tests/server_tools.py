@@ -136,6 +136,7 @@ class PrivateRedis:
 
 
 def free_port() -> int:
+    """A loopback TCP port nothing listens on now (its probe socket is closed)."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
